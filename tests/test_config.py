@@ -1,0 +1,180 @@
+"""Governed client configuration: what overrides may change, and what they may not."""
+
+from __future__ import annotations
+
+import pytest
+
+from governed_kafka import ConfigError, GovernedProducer, profiles
+from governed_kafka._config import (
+    GOVERNED_CONSUMER,
+    GOVERNED_PRODUCER,
+    consumer_config,
+    producer_config,
+)
+from governed_kafka.contracts import Catalog
+
+WEAKENING_PRODUCER_OVERRIDES = [
+    ("enable.idempotence", False),
+    ("enable.idempotence", "false"),
+    ("acks", 1),
+    ("acks", "0"),
+    ("request.required.acks", "1"),
+    ("max.in.flight.requests.per.connection", 6),
+    ("max.in.flight", 100),
+    ("partitioner", "consistent_random"),
+    ("partitioner", "murmur2"),
+    ("retries", 3),
+    ("message.send.max.retries", 0),
+    ("transactional.id", "tx-1"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), WEAKENING_PRODUCER_OVERRIDES)
+def test_weakening_producer_override_is_refused_naming_the_key(key: str, value: object) -> None:
+    """An override that weakens a governed producer setting raises ConfigError naming that key."""
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as refused:
+        producer_config(
+            bootstrap_servers="127.0.0.1:1",
+            client_id="svc",
+            profile=profiles.DURABLE,
+            overrides={key: value},  # type: ignore[dict-item]
+        )
+    assert refused.value.key == key
+    assert refused.value.value == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("acks", "all"), ("acks", -1), ("enable.idempotence", True), ("max.in.flight", 3)],
+)
+def test_override_restating_a_governed_value_is_accepted(key: str, value: object) -> None:
+    """Restating or tightening a governed setting is not a weakening and is accepted."""
+    config = producer_config(
+        bootstrap_servers="127.0.0.1:1",
+        client_id="svc",
+        profile=profiles.DURABLE,
+        overrides={key: value},  # type: ignore[dict-item]
+    )
+    assert config["acks"] == "all"
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("linger.mss", "not a librdkafka producer property"),
+        ("group.id", "pass group_id="),
+        ("auto.offset.reset", "consumer property"),
+        ("bootstrap.servers", "bootstrap_servers="),
+        ("error_cb", "hook"),
+        ("on_delivery", "DeliveryFuture"),
+        ("logger", "governed_kafka.librdkafka"),
+        ("queuing.strategy", "deprecated"),
+    ],
+)
+def test_unknown_owned_or_wrong_scope_keys_are_refused(key: str, reason: str) -> None:
+    """Unknown, library-owned, deprecated and consumer keys are refused with the reason."""
+    with pytest.raises(ConfigError, match=reason) as refused:
+        producer_config(
+            bootstrap_servers="127.0.0.1:1",
+            client_id="svc",
+            profile=profiles.DURABLE,
+            overrides={key: "x"},
+        )
+    assert refused.value.key == key
+
+
+def test_producer_config_keeps_governed_values_over_profile_and_overrides() -> None:
+    """Profile and accepted overrides are applied, and the governed keys hold their values."""
+    config = producer_config(
+        bootstrap_servers=["127.0.0.1:9092", "127.0.0.1:9093"],
+        client_id="svc",
+        profile=profiles.HIGH_THROUGHPUT,
+        overrides={"linger.ms": 7, "security.protocol": "PLAINTEXT", "client.id": "svc-2"},
+    )
+    assert config["bootstrap.servers"] == "127.0.0.1:9092,127.0.0.1:9093"
+    assert config["linger.ms"] == 7
+    assert config["compression.type"] == profiles.HIGH_THROUGHPUT.compression
+    assert config["client.id"] == "svc-2"
+    for key, value in GOVERNED_PRODUCER.items():
+        assert config[key] == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("enable.auto.commit", True),
+        ("enable.auto.offset.store", "true"),
+        ("isolation.level", "read_uncommitted"),
+        ("enable.partition.eof", True),
+        ("acks", "all"),
+    ],
+)
+def test_weakening_or_foreign_consumer_override_is_refused(key: str, value: object) -> None:
+    """A consumer refuses auto-commit, auto offset store, read_uncommitted and producer keys."""
+    with pytest.raises(ConfigError) as refused:
+        consumer_config(
+            bootstrap_servers="127.0.0.1:1",
+            client_id="svc",
+            group_id="g",
+            overrides={key: value},  # type: ignore[dict-item]
+        )
+    assert refused.value.key == key
+
+
+def test_consumer_config_is_governed() -> None:
+    """A consumer runs without auto-commit, stores offsets itself and reads committed data."""
+    config = consumer_config(
+        bootstrap_servers="127.0.0.1:1",
+        client_id="svc",
+        group_id="g",
+        overrides={"session.timeout.ms": 6000, "auto.offset.reset": "latest"},
+    )
+    for key, value in GOVERNED_CONSUMER.items():
+        assert config[key] == value
+    assert config["partition.assignment.strategy"] == "cooperative-sticky"
+    assert config["session.timeout.ms"] == 6000
+    assert config["auto.offset.reset"] == "latest"
+
+
+def test_override_values_must_be_scalars() -> None:
+    """A list or dict value is refused before librdkafka sees it."""
+    with pytest.raises(ConfigError, match="str, int, float or bool") as refused:
+        producer_config(
+            bootstrap_servers="127.0.0.1:1",
+            client_id="svc",
+            profile=profiles.DURABLE,
+            overrides={"linger.ms": [5]},  # type: ignore[dict-item]
+        )
+    assert refused.value.key == "linger.ms"
+
+
+def test_producer_construction_refuses_a_weakening_override_naming_the_key() -> None:
+    """GovernedProducer raises ConfigError at construction, before connecting anywhere."""
+    catalog = Catalog.from_dict({"topics": []})
+    with pytest.raises(ConfigError, match="acks") as refused:
+        GovernedProducer(
+            catalog, service="svc", bootstrap_servers="127.0.0.1:1", overrides={"acks": 1}
+        )
+    assert refused.value.key == "acks"
+
+
+def test_invalid_value_of_a_known_key_is_refused_by_name() -> None:
+    """librdkafka's refusal of a bad value becomes a ConfigError naming the property."""
+    catalog = Catalog.from_dict({"topics": []})
+    with pytest.raises(ConfigError, match="compression") as refused:
+        GovernedProducer(
+            catalog,
+            service="svc",
+            bootstrap_servers="127.0.0.1:1",
+            overrides={"compression.type": "brotli"},
+        )
+    assert "compression" in refused.value.key
+
+
+def test_empty_bootstrap_servers_are_refused() -> None:
+    """An empty bootstrap server list is refused with ConfigError on bootstrap.servers."""
+    with pytest.raises(ConfigError) as refused:
+        producer_config(
+            bootstrap_servers=[], client_id="svc", profile=profiles.DURABLE, overrides=None
+        )
+    assert refused.value.key == "bootstrap.servers"
