@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 from governed_kafka import Catalog
 from governed_kafka.testing import LocalBroker
 from kafka_helpers import create_topics, unique_topic, write_catalog
+
+pytest_plugins = ["pytester"]
 
 CatalogFactory = Callable[..., Catalog]
 

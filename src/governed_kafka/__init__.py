@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import errors, profiles
+from . import errors, hooks, profiles
+from .commit import CommitStrategy
+from .consumer import GovernedConsumer, Record, RunSummary
 from .contracts import Catalog, TopicContract
 from .errors import (
     BackpressureTimeout,
@@ -23,8 +25,10 @@ from .errors import (
     GovernedKafkaError,
     SerializationError,
 )
+from .lag import LagReport, PartitionLag
 from .policy import Policy, Violation
 from .producer import DeliveryFuture, GovernedProducer, RecordMetadata
+from .retry import RetryPolicy
 
 try:
     __version__ = version("governed-kafka")
@@ -36,20 +40,28 @@ __all__ = [
     "BrokerError",
     "Catalog",
     "ClosedError",
+    "CommitStrategy",
     "ConfigError",
     "ContractError",
     "DeliveryError",
     "DeliveryFuture",
     "DeserializationError",
     "GovernanceViolation",
+    "GovernedConsumer",
     "GovernedKafkaError",
     "GovernedProducer",
+    "LagReport",
+    "PartitionLag",
     "Policy",
+    "Record",
     "RecordMetadata",
+    "RetryPolicy",
+    "RunSummary",
     "SerializationError",
     "TopicContract",
     "Violation",
     "__version__",
     "errors",
+    "hooks",
     "profiles",
 ]

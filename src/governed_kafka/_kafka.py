@@ -7,6 +7,7 @@ It creates the librdkafka clients from governed configuration dicts and translat
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -95,15 +96,44 @@ def _error_callback(
     return error_cb
 
 
+def _observability(
+    full: dict[str, object],
+    on_throttle: Callable[[str, int, float], None] | None,
+    on_stats: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    if on_throttle is not None:
+
+        def throttle_cb(event: Any) -> None:
+            on_throttle(event.broker_name, event.broker_id, event.throttle_time)
+
+        full["throttle_cb"] = throttle_cb
+    if on_stats is not None:
+
+        def stats_cb(text: str) -> None:
+            try:
+                stats = json.loads(text)
+            except ValueError:
+                _log.warning("librdkafka statistics were not JSON; skipped")
+                return
+            on_stats(stats)
+
+        full["stats_cb"] = stats_cb
+
+
 def new_producer(
-    config: Mapping[str, object], *, on_fatal: Callable[[KafkaError], None] | None = None
+    config: Mapping[str, object],
+    *,
+    on_fatal: Callable[[KafkaError], None] | None = None,
+    on_throttle: Callable[[str, int, float], None] | None = None,
+    on_stats: Callable[[dict[str, Any]], None] | None = None,
 ) -> Producer:
     """Create a librdkafka producer; a refused configuration raises :class:`ConfigError`."""
-    full = {
+    full: dict[str, object] = {
         **config,
         "logger": LIBRDKAFKA_LOGGER,
         "error_cb": _error_callback("producer", on_fatal),
     }
+    _observability(full, on_throttle, on_stats)
     producer: Producer = _construct(Producer, full)
     return producer
 
@@ -112,13 +142,19 @@ def new_consumer(
     config: Mapping[str, object],
     *,
     on_fatal: Callable[[KafkaError], None] | None = None,
+    on_commit: Callable[[KafkaError | None, list[TopicPartition]], None] | None = None,
+    on_throttle: Callable[[str, int, float], None] | None = None,
+    on_stats: Callable[[dict[str, Any]], None] | None = None,
 ) -> Consumer:
     """Create a librdkafka consumer; a refused configuration raises :class:`ConfigError`."""
-    full = {
+    full: dict[str, object] = {
         **config,
         "logger": LIBRDKAFKA_LOGGER,
         "error_cb": _error_callback("consumer", on_fatal),
     }
+    if on_commit is not None:
+        full["on_commit"] = on_commit
+    _observability(full, on_throttle, on_stats)
     consumer: Consumer = _construct(Consumer, full)
     return consumer
 

@@ -37,6 +37,15 @@ from .errors import (
     GovernanceViolation,
     SerializationError,
 )
+from .hooks import (
+    BackpressureDetails,
+    DeliveryDetails,
+    DeliveryObserver,
+    HookChain,
+    SendDetails,
+    StatisticsDetails,
+    ThrottleDetails,
+)
 
 __all__ = ["DEFAULT_MAX_BLOCK_S", "DeliveryFuture", "GovernedProducer", "RecordMetadata"]
 
@@ -46,8 +55,8 @@ _log = logging.getLogger("governed_kafka.producer")
 #: ``BackpressureTimeout`` (seconds). The Java client's ``max.block.ms`` default.
 DEFAULT_MAX_BLOCK_S: Final = 60.0
 
-#: The sending thread serves delivery reports once every this many sends.
-_SERVE_EVERY: Final = 64
+#: The sending thread serves delivery reports once every 64 sends.
+_SERVE_MASK: Final = 63
 
 #: The background thread stays idle while the sending thread served reports this recently.
 _FOREGROUND_WINDOW_S: Final = 0.02
@@ -75,11 +84,38 @@ class RecordMetadata:
     latency_s: float | None = None
 
 
-# One lock for every future's rare slow paths (waiting, adding callbacks); the
-# resolution path takes it for a few instructions only.
+# One lock for every future's slow paths (waiting, adding callbacks). Resolving a
+# future never takes it: the resolver publishes the outcome, then looks for waiters;
+# a waiter registers, then looks at the outcome; one of the two always sees the other.
 _FUTURE_LOCK = threading.Lock()
 
 _PENDING, _DELIVERED, _FAILED = 0, 1, 2
+
+
+class _Waiters:
+    """Who waits on a future: created only when someone does."""
+
+    __slots__ = ("callbacks", "event")
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[DeliveryFuture], object]] = []
+        self.event: threading.Event | None = None
+
+    def fire(self, future: DeliveryFuture) -> None:
+        event = self.event
+        if event is not None:
+            event.set()
+        callbacks = self.callbacks
+        while callbacks:
+            try:
+                callback = callbacks.pop(0)  # atomic: each callback runs exactly once
+            except IndexError:
+                return
+            future._observed = True
+            try:
+                callback(future)
+            except Exception:
+                _log.exception("a DeliveryFuture done-callback raised; the delivery stands")
 
 
 class DeliveryFuture:
@@ -92,41 +128,33 @@ class DeliveryFuture:
     they should be quick and must not block.
     """
 
-    __slots__ = ("_callbacks", "_error", "_event", "_message", "_observed", "_state", "_status")
+    # _message, _error and _observed are set only when there is something to say.
+    __slots__ = ("_error", "_message", "_observed", "_state", "_status", "_waiters")
 
     def __init__(self, state: _ProducerState) -> None:
         self._state = state
         self._status = _PENDING
-        self._message: _kafka.Message | None = None
-        self._error: DeliveryError | None = None
-        self._callbacks: list[Callable[[DeliveryFuture], object]] | None = None
-        self._event: threading.Event | None = None
-        self._observed = False
+        self._waiters: _Waiters | None = None
 
-    def _resolve(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
-        # Called by librdkafka's delivery report, on the thread that polled.
+    def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        """librdkafka's delivery report for this record (runs on the thread that polled)."""
         self._message = msg
-        if err is not None:
+        if err is None:
+            self._status = _DELIVERED
+        else:
             self._error = _kafka.delivery_error(err, msg)
-        with _FUTURE_LOCK:
-            self._status = _DELIVERED if err is None else _FAILED
-            event = self._event
-            callbacks = self._callbacks
-            self._callbacks = None
-        if event is not None:
-            event.set()
-        if callbacks:
-            self._observed = True
-            for callback in callbacks:
-                self._run(callback)
-        elif err is not None and not self._observed:
+            self._status = _FAILED
             self._state.note_failure(self)
+        waiters = self._waiters
+        if waiters is not None:
+            waiters.fire(self)
 
-    def _run(self, callback: Callable[[DeliveryFuture], object]) -> None:
-        try:
-            callback(self)
-        except Exception:
-            _log.exception("a DeliveryFuture done-callback raised; the delivery itself stands")
+    def _register(self) -> _Waiters:
+        with _FUTURE_LOCK:
+            waiters = self._waiters
+            if waiters is None:
+                waiters = self._waiters = _Waiters()
+            return waiters
 
     def done(self) -> bool:
         """Whether the delivery report arrived (delivered or failed)."""
@@ -147,12 +175,13 @@ class DeliveryFuture:
     def _wait(self, timeout: float | None) -> None:
         if self._status != _PENDING:
             return
+        waiters = self._register()
         with _FUTURE_LOCK:
-            if self._status != _PENDING:
-                return
-            if self._event is None:
-                self._event = threading.Event()
-            event = self._event
+            if waiters.event is None:
+                waiters.event = threading.Event()
+            event = waiters.event
+        if self._status != _PENDING:
+            return
         self._state.wake()
         if not event.wait(timeout):
             msg = f"no delivery report within {timeout} s; the record is still on its way"
@@ -167,10 +196,9 @@ class DeliveryFuture:
         """
         self._wait(timeout)
         self._observed = True
-        if self._error is not None:
+        if self._status == _FAILED:
             raise self._error
         msg = self._message
-        assert msg is not None
         timestamp_type, timestamp = msg.timestamp()
         return RecordMetadata(
             topic=msg.topic() or "",
@@ -184,22 +212,56 @@ class DeliveryFuture:
         """Wait for the delivery report; return its error, or ``None`` if delivered."""
         self._wait(timeout)
         self._observed = True
-        return self._error
+        return self._error if self._status == _FAILED else None
 
     def add_done_callback(self, fn: Callable[[DeliveryFuture], object]) -> None:
         """Call ``fn(future)`` once the delivery report arrives (at once if it has)."""
-        with _FUTURE_LOCK:
-            if self._status == _PENDING:
-                if self._callbacks is None:
-                    self._callbacks = []
-                self._callbacks.append(fn)
-                return
-        self._observed = True
-        self._run(fn)
+        waiters = self._register()
+        waiters.callbacks.append(fn)
+        if self._status != _PENDING:
+            waiters.fire(self)  # the report may have come first; fire() runs each once
 
     def __repr__(self) -> str:
         status = {_PENDING: "pending", _DELIVERED: "delivered", _FAILED: "failed"}[self._status]
         return f"<DeliveryFuture {status}>"
+
+
+class _ObservedDelivery:
+    """A delivery callback that resolves the future, then tells the hooks."""
+
+    __slots__ = ("client_id", "future", "hooks", "observers")
+
+    def __init__(
+        self,
+        future: DeliveryFuture,
+        observers: list[DeliveryObserver] | None,
+        hooks: HookChain,
+        client_id: str,
+    ) -> None:
+        self.future = future
+        self.observers = observers
+        self.hooks = hooks
+        self.client_id = client_id
+
+    def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        future = self.future
+        future(err, msg)
+        partition = msg.partition()
+        offset = msg.offset()
+        raw_key: object = msg.key()
+        details = DeliveryDetails(
+            topic=msg.topic() or "",
+            partition=partition if partition is not None and partition >= 0 else None,
+            offset=offset if err is None else None,
+            key=raw_key.encode() if isinstance(raw_key, str) else cast("bytes | None", raw_key),
+            latency_s=msg.latency(),
+            error=future._error if err is not None else None,
+            client_id=self.client_id,
+        )
+        if self.observers:
+            self.hooks.observe(self.observers, details)
+        if self.hooks.delivery:
+            self.hooks.emit("on_delivery", details)
 
 
 class _ProducerState:
@@ -223,7 +285,7 @@ class _ProducerState:
         self.failure_count += 1
 
     def unobserved_failures(self) -> list[DeliveryError]:
-        return [f._error for f in self.failures if not f._observed and f._error is not None]
+        return [f._error for f in self.failures if not getattr(f, "_observed", False)]
 
 
 def _serve_in_background(client: _kafka.Producer, state: _ProducerState) -> None:
@@ -357,6 +419,8 @@ class GovernedProducer:
     :param bootstrap_servers: ``"host:port,host:port"`` or a list of them.
     :param profile: batching, linger, compression and queue sizes
         (:mod:`governed_kafka.profiles`); never durability.
+    :param hooks: observers of sends, deliveries, backpressure, throttling
+        (:mod:`governed_kafka.hooks`).
     :param overrides: further librdkafka settings (TLS, SASL, timeouts, ...). Unknown
         keys, consumer keys, keys the library owns and anything that weakens a governed
         setting raise :class:`~governed_kafka.errors.ConfigError` naming the key.
@@ -370,6 +434,7 @@ class GovernedProducer:
         service: str,
         bootstrap_servers: str | list[str] | tuple[str, ...],
         profile: profiles.Profile = profiles.DURABLE,
+        hooks: Sequence[object] = (),
         overrides: Overrides | None = None,
         max_block_s: float = DEFAULT_MAX_BLOCK_S,
     ) -> None:
@@ -395,8 +460,16 @@ class GovernedProducer:
         self._routes: dict[str, _Route] = {
             contract.name: _Route(contract) for contract in catalog.produced_by(service)
         }
+        self.client_id = str(self._config["client.id"])
+        self._hooks = HookChain(hooks)
+        self._observing = self._hooks.send or self._hooks.delivery
         self._state = _ProducerState()
-        self._client = _kafka.new_producer(self._config, on_fatal=self._on_fatal)
+        self._client = _kafka.new_producer(
+            self._config,
+            on_fatal=self._on_fatal,
+            on_throttle=self._on_throttle if self._hooks.throttle else None,
+            on_stats=self._on_stats if self._hooks.statistics else None,
+        )
         self._produce = self._client.produce
         self._sends = 0
         self._closed = False
@@ -412,6 +485,23 @@ class GovernedProducer:
 
     def _on_fatal(self, err: _kafka.KafkaError) -> None:
         self._state.fatal = err
+
+    def _on_throttle(self, broker: str, broker_id: int, throttle_time_s: float) -> None:
+        self._hooks.emit(
+            "on_throttle",
+            ThrottleDetails(
+                broker=broker,
+                broker_id=broker_id,
+                throttle_time_s=throttle_time_s,
+                client_id=self.client_id,
+            ),
+        )
+
+    def _on_stats(self, stats: dict[str, Any]) -> None:
+        self._hooks.emit(
+            "on_statistics",
+            StatisticsDetails(client_id=self.client_id, role="producer", stats=stats),
+        )
 
     @property
     def config(self) -> dict[str, str | int | float | bool]:
@@ -439,21 +529,52 @@ class GovernedProducer:
         route = self._routes.get(topic)
         if route is None:
             raise self._refusal(topic)
-        key_bytes = route.key(key)
-        value_bytes = route.value(value)
+        if type(key) is not bytes or route.key_forbidden:
+            key = route.key(key)
+        if type(value) is not bytes:
+            value = route.value(value)
         header_list = None if headers is None else _headers(topic, headers)
         future = DeliveryFuture(self._state)
+        callback: Callable[[Any, Any], None] = future
+        if self._observing:
+            callback, header_list = self._observe(route, key, value, header_list, future)
         try:
-            self._produce(topic, value_bytes, key_bytes, -1, future._resolve, None, 0, header_list)
+            self._produce(topic, value, key, -1, callback, None, 0, header_list)
         except BufferError:
-            self._produce_when_room(topic, value_bytes, key_bytes, future, header_list)
+            self._produce_when_room(topic, value, key, callback, header_list)
         except _kafka.KafkaException as exc:
-            raise self._produce_error(exc, topic, key_bytes) from exc
+            raise self._produce_error(exc, topic, key) from exc
         sends = self._sends = self._sends + 1
-        if not sends % _SERVE_EVERY:
+        if not sends & _SERVE_MASK:
             self._client.poll(0)
             self._state.last_foreground_serve = time.monotonic()
         return future
+
+    def _observe(
+        self,
+        route: _Route,
+        key: bytes | None,
+        value: bytes | None,
+        header_list: _HeaderList | None,
+        future: DeliveryFuture,
+    ) -> tuple[Callable[[Any, Any], None], _HeaderList | None]:
+        """Run the send hooks; return the delivery callback and the headers to send."""
+        observers = None
+        if self._hooks.send:
+            header_list = header_list if header_list is not None else []
+            details = SendDetails(
+                topic=route.topic,
+                key=key,
+                value_size=0 if value is None else len(value),
+                headers=header_list,
+                client_id=self.client_id,
+            )
+            observers = self._hooks.observers(details)
+        if observers or self._hooks.delivery:
+            return _ObservedDelivery(future, observers, self._hooks, self.client_id), (
+                header_list or None
+            )
+        return future, header_list or None
 
     def send_and_wait(
         self,
@@ -485,11 +606,21 @@ class GovernedProducer:
         topic: str,
         value: bytes | None,
         key: bytes | None,
-        future: DeliveryFuture,
+        callback: Callable[[Any, Any], None],
         headers: _HeaderList | None,
     ) -> None:
         """The local queue is full: serve delivery reports until there is room, or time out."""
         started = time.monotonic()
+        if self._hooks.backpressure:
+            self._hooks.emit(
+                "on_backpressure",
+                BackpressureDetails(
+                    kind="queue-full",
+                    in_flight=len(self._client),
+                    limit=self.profile.queue_max_messages,
+                    topic=topic,
+                ),
+            )
         retrying = _t.Retrying(
             retry=_t.retry_if_exception_type(BufferError),
             stop=_t.stop_after_delay(self.max_block_s),
@@ -500,7 +631,7 @@ class GovernedProducer:
         try:
             for attempt in retrying:
                 with attempt:
-                    self._produce(topic, value, key, -1, future._resolve, None, 0, headers)
+                    self._produce(topic, value, key, -1, callback, None, 0, headers)
         except _t.RetryError:
             waited = time.monotonic() - started
             msg = (

@@ -1,0 +1,135 @@
+"""The small harness every benchmark script shares.
+
+Benchmarks compare governed_kafka with the raw client *in the same run*, on the same
+broker and the same payloads, and print ratios; the absolute figures depend on the
+machine, the ratios much less. Each variant runs ``repeats`` times, interleaved with
+the others so that drift (thermal, the broker's own memory growth) hits every variant
+alike; the figure reported is the median, with the spread (min..max) beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from governed_kafka.testing import LocalBroker
+
+
+def environment() -> dict[str, object]:
+    """What the figures were measured on: machine, Python and library versions."""
+    import confluent_kafka
+
+    versions = {}
+    for package in ("governed-kafka", "confluent-kafka", "fastavro", "opentelemetry-api"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    versions["librdkafka"] = confluent_kafka.libversion()[0]
+    return {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        **versions,
+    }
+
+
+def print_environment() -> None:
+    env = environment()
+    print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
+
+
+@contextmanager
+def broker(bootstrap_servers: str | None) -> Iterator[str]:
+    """Yield bootstrap servers: the given ones, or a LocalBroker started for the run."""
+    if bootstrap_servers:
+        yield bootstrap_servers
+        return
+    with LocalBroker() as local:
+        print(f"broker: embedded LocalBroker at {local.bootstrap_servers}", file=sys.stderr)
+        yield local.bootstrap_servers
+
+
+def arguments(
+    description: str, *, repeats: int = 5, messages: int = 100_000
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--bootstrap-servers", help="use this cluster instead of a LocalBroker")
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed runs per variant")
+    parser.add_argument("--messages", type=int, default=messages, help="records per run")
+    parser.add_argument("--json", dest="json_path", help="also write the results here")
+    return parser
+
+
+def compare(
+    variants: Mapping[str, Callable[[], float]],
+    *,
+    repeats: int,
+    warmup: int = 1,
+) -> dict[str, list[float]]:
+    """Run every variant ``warmup`` times untimed, then ``repeats`` times interleaved.
+
+    Each variant returns a rate (higher is better). Returns the rates per variant.
+    """
+    for _ in range(warmup):
+        for run in variants.values():
+            run()
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            rates[name].append(run())
+    return rates
+
+
+def report(
+    rates: Mapping[str, list[float]],
+    *,
+    baseline: str,
+    unit: str,
+    target: tuple[str, float] | None = None,
+    json_path: str | None = None,
+) -> dict[str, object]:
+    """Print a table of medians, spreads and ratios to ``baseline``; return it as data."""
+    base = statistics.median(rates[baseline])
+    rows = []
+    width = max(len(n) for n in rates)
+    print(f"{'variant':<{width}}  {'median':>12}  {'min..max':>23}  ratio")
+    for name, values in rates.items():
+        med = statistics.median(values)
+        ratio = med / base
+        rows.append(
+            {
+                "variant": name,
+                "median": med,
+                "min": min(values),
+                "max": max(values),
+                "ratio": ratio,
+                "runs": values,
+            }
+        )
+        spread = f"{min(values):,.0f}..{max(values):,.0f}"
+        print(f"{name:<{width}}  {med:>12,.0f}  {spread:>23}  {ratio:.2f}x  {unit}")
+    result: dict[str, object] = {
+        "unit": unit,
+        "baseline": baseline,
+        "rows": rows,
+        "environment": environment(),
+    }
+    if target is not None:
+        name, minimum = target
+        ratio = statistics.median(rates[name]) / base
+        verdict = "meets" if ratio >= minimum else "MISSES"
+        print(f"target: {name} >= {minimum:.2f}x {baseline}: {ratio:.2f}x ({verdict})")
+        result["target"] = {"variant": name, "minimum": minimum, "ratio": ratio}
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+    return result

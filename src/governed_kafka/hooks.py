@@ -1,0 +1,459 @@
+"""Hooks: see every send, delivery, record, commit, rebalance, pause, retry and dead letter.
+
+A hook is any object with some of the ``on_*`` methods of :class:`Hook`; subclass
+:class:`Hook` to inherit no-op defaults for the rest. Each method takes one frozen
+details record. Pass hooks to a producer or consumer with ``hooks=[...]``; they run
+in order, on the thread where the event happens.
+
+Events with a duration let the hook return something that spans it:
+
+- ``on_send`` may return a callable; it is called with the :class:`DeliveryDetails`
+  of that record when its delivery report arrives (a producer span ends there);
+- ``on_process`` and ``on_process_batch`` may return a context manager, entered
+  around the handler call (a consumer span, a timer).
+
+A hook that raises never breaks delivery, processing or commits: the error is logged
+once per hook and event (with its traceback), later ones are counted silently, and the
+hook keeps being called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    from .consumer import Record
+    from .errors import DeliveryError
+
+__all__ = [
+    "BackpressureDetails",
+    "BatchDetails",
+    "CommitDetails",
+    "ConsumeDetails",
+    "DeadLetterDetails",
+    "DeliveryDetails",
+    "DeliveryObserver",
+    "Hook",
+    "HookProtocol",
+    "ProcessDetails",
+    "RebalanceDetails",
+    "RetryDetails",
+    "SendDetails",
+    "SkewDetails",
+    "SlowHandlerDetails",
+    "StatisticsDetails",
+    "ThrottleDetails",
+]
+
+_log = logging.getLogger("governed_kafka.hooks")
+
+Headers = list[tuple[str, "str | bytes | None"]]
+
+
+# ---------------------------------------------------------------- details records
+
+
+@attrs.frozen
+class SendDetails:
+    """A record about to be queued by a producer.
+
+    ``headers`` is the record's header list: a hook may append to it (trace context)
+    and the record is sent with what it holds when the hooks return.
+    """
+
+    topic: str
+    key: bytes | None
+    value_size: int
+    headers: Headers
+    client_id: str
+    event_type: str | None = None
+
+
+@attrs.frozen
+class DeliveryDetails:
+    """The outcome of one send: where it landed, or why it did not."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+    #: Seconds from send to the broker's answer, as librdkafka measured it.
+    latency_s: float | None
+    error: DeliveryError | None
+    client_id: str
+
+
+@attrs.frozen
+class ConsumeDetails:
+    """A non-empty batch of records came back from a poll."""
+
+    group_id: str
+    count: int
+    #: Records per ``(topic, partition)`` in the batch.
+    partitions: tuple[tuple[str, int, int], ...]
+
+
+@attrs.frozen
+class ProcessDetails:
+    """A handler is about to process one record (attempt 1, 2, ...)."""
+
+    group_id: str
+    record: Record
+    attempt: int
+
+
+@attrs.frozen
+class BatchDetails:
+    """A batch handler is about to process several records."""
+
+    group_id: str
+    records: tuple[Record, ...]
+
+
+@attrs.frozen
+class CommitDetails:
+    """A commit of processed offsets was made (or failed)."""
+
+    group_id: str
+    #: ``(topic, partition, offset)`` committed; offset is the next record to read.
+    offsets: tuple[tuple[str, int, int], ...]
+    #: ``"routine"`` (the strategy), ``"manual"``, ``"revoke"`` or ``"close"``.
+    reason: str
+    synchronous: bool
+    #: Seconds the commit took (synchronous commits; 0 for asynchronous ones).
+    duration_s: float
+    error: Exception | None = None
+
+
+@attrs.frozen
+class RebalanceDetails:
+    """Partitions were assigned, revoked, or lost (session expired: nothing committed)."""
+
+    group_id: str
+    kind: Literal["assign", "revoke", "lost"]
+    partitions: tuple[tuple[str, int], ...]
+
+
+@attrs.frozen
+class BackpressureDetails:
+    """The client slowed its intake.
+
+    Consumers pause their partitions above ``max_in_flight`` unprocessed records
+    (``"pause"``) and resume below the low watermark (``"resume"``); producers report a
+    full local queue (``"queue-full"``) before they block.
+    """
+
+    kind: Literal["pause", "resume", "queue-full"]
+    in_flight: int
+    limit: int
+    partitions: tuple[tuple[str, int], ...] = ()
+    topic: str | None = None
+
+
+@attrs.frozen
+class RetryDetails:
+    """A handler failed and the record will be tried again after ``wait_s``."""
+
+    group_id: str
+    record: Record
+    attempt: int
+    error: BaseException
+    wait_s: float
+
+
+@attrs.frozen
+class DeadLetterDetails:
+    """A record was published to its dead-letter topic and counts as processed."""
+
+    group_id: str
+    record: Record | None
+    topic: str
+    partition: int
+    offset: int
+    dead_letter_topic: str
+    error: BaseException
+    attempts: int
+
+
+@attrs.frozen
+class ThrottleDetails:
+    """A broker throttled this client (quota exceeded)."""
+
+    broker: str
+    broker_id: int
+    throttle_time_s: float
+    client_id: str
+
+
+@attrs.frozen
+class SkewDetails:
+    """One partition took more than its share of a producer's recent sends."""
+
+    topic: str
+    partition: int
+    #: Fraction of the topic's sends in the window that went to ``partition``.
+    share: float
+    #: Heaviest keys of the window, heaviest first: ``(key, approximate count)``.
+    heavy_keys: tuple[tuple[bytes | None, int], ...]
+    window_sends: int
+    partitions: int
+
+
+@attrs.frozen
+class SlowHandlerDetails:
+    """The consumer has not polled for a large part of ``max.poll.interval.ms``.
+
+    Past that interval the group evicts the member and rebalances its partitions.
+    """
+
+    group_id: str
+    elapsed_s: float
+    max_poll_interval_s: float
+    record: Record | None
+
+
+@attrs.frozen
+class StatisticsDetails:
+    """librdkafka's statistics (``statistics.interval.ms``), parsed from its JSON."""
+
+    client_id: str
+    role: Literal["producer", "consumer"]
+    stats: dict[str, Any]
+
+
+DeliveryObserver = Callable[[DeliveryDetails], object]
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+@runtime_checkable
+class HookProtocol(Protocol):
+    """What the clients call; every method is optional on a concrete hook."""
+
+    def on_send(self, details: SendDetails) -> DeliveryObserver | None: ...
+    def on_delivery(self, details: DeliveryDetails) -> None: ...
+    def on_consume(self, details: ConsumeDetails) -> None: ...
+    def on_process(
+        self, details: ProcessDetails
+    ) -> contextlib.AbstractContextManager[Any] | None: ...
+    def on_process_batch(
+        self, details: BatchDetails
+    ) -> contextlib.AbstractContextManager[Any] | None: ...
+    def on_commit(self, details: CommitDetails) -> None: ...
+    def on_rebalance(self, details: RebalanceDetails) -> None: ...
+    def on_backpressure(self, details: BackpressureDetails) -> None: ...
+    def on_retry(self, details: RetryDetails) -> None: ...
+    def on_dead_letter(self, details: DeadLetterDetails) -> None: ...
+    def on_throttle(self, details: ThrottleDetails) -> None: ...
+    def on_skew(self, details: SkewDetails) -> None: ...
+    def on_slow_handler(self, details: SlowHandlerDetails) -> None: ...
+    def on_statistics(self, details: StatisticsDetails) -> None: ...
+
+
+class Hook:
+    """Base class with a no-op for every event: override the ones you need."""
+
+    def on_send(self, details: SendDetails) -> DeliveryObserver | None:
+        """A record is about to be queued; may add headers; may return a delivery observer."""
+        return None
+
+    def on_delivery(self, details: DeliveryDetails) -> None:
+        """A delivery report arrived (success or failure)."""
+
+    def on_consume(self, details: ConsumeDetails) -> None:
+        """A poll returned records."""
+
+    def on_process(self, details: ProcessDetails) -> contextlib.AbstractContextManager[Any] | None:
+        """A record is about to be handled; may return a context manager around the handler."""
+        return None
+
+    def on_process_batch(
+        self, details: BatchDetails
+    ) -> contextlib.AbstractContextManager[Any] | None:
+        """A batch is about to be handled; may return a context manager around the handler."""
+        return None
+
+    def on_commit(self, details: CommitDetails) -> None:
+        """Offsets were committed (or the commit failed)."""
+
+    def on_rebalance(self, details: RebalanceDetails) -> None:
+        """Partitions were assigned, revoked or lost."""
+
+    def on_backpressure(self, details: BackpressureDetails) -> None:
+        """Intake paused, resumed, or the producer queue filled up."""
+
+    def on_retry(self, details: RetryDetails) -> None:
+        """A failed record will be retried."""
+
+    def on_dead_letter(self, details: DeadLetterDetails) -> None:
+        """A record went to its dead-letter topic."""
+
+    def on_throttle(self, details: ThrottleDetails) -> None:
+        """A broker throttled the client."""
+
+    def on_skew(self, details: SkewDetails) -> None:
+        """A partition took more than its share of the sends."""
+
+    def on_slow_handler(self, details: SlowHandlerDetails) -> None:
+        """The consumer is close to being evicted for not polling."""
+
+    def on_statistics(self, details: StatisticsDetails) -> None:
+        """librdkafka emitted statistics."""
+
+
+_EVENTS = (
+    "on_send",
+    "on_delivery",
+    "on_consume",
+    "on_process",
+    "on_process_batch",
+    "on_commit",
+    "on_rebalance",
+    "on_backpressure",
+    "on_retry",
+    "on_dead_letter",
+    "on_throttle",
+    "on_skew",
+    "on_slow_handler",
+    "on_statistics",
+)
+
+
+def _implements(hook: object, event: str) -> bool:
+    method = getattr(type(hook), event, None)
+    if method is None:
+        return False
+    return method is not getattr(Hook, event)  # an inherited no-op is not worth calling
+
+
+class HookChain:
+    """The hooks of one client, sorted by event; events nobody listens to cost nothing."""
+
+    def __init__(self, hooks: Sequence[object]) -> None:
+        for hook in hooks:
+            if not any(hasattr(hook, event) for event in _EVENTS):
+                msg = f"{hook!r} is not a hook: it has none of the on_* methods of hooks.Hook"
+                raise TypeError(msg)
+        self.hooks = tuple(hooks)
+        self._listeners: dict[str, tuple[Callable[[Any], Any], ...]] = {
+            event: tuple(getattr(h, event) for h in self.hooks if _implements(h, event))
+            for event in _EVENTS
+        }
+        self._failures: dict[tuple[int, str], int] = {}
+        for event, listeners in self._listeners.items():
+            setattr(self, event[3:], bool(listeners))
+
+    # Set in __init__: whether anyone listens to each event.
+    send: bool
+    delivery: bool
+    consume: bool
+    process: bool
+    process_batch: bool
+    commit: bool
+    rebalance: bool
+    backpressure: bool
+    retry: bool
+    dead_letter: bool
+    throttle: bool
+    skew: bool
+    slow_handler: bool
+    statistics: bool
+
+    def __bool__(self) -> bool:
+        return any(self._listeners.values())
+
+    def _failed(self, listener: Callable[[Any], Any], event: str) -> None:
+        owner = getattr(listener, "__self__", listener)
+        key = (id(owner), event)
+        count = self._failures.get(key, 0) + 1
+        self._failures[key] = count
+        if count == 1:
+            _log.exception(
+                "hook %r raised in %s; the client carries on and will not log this again "
+                "(later failures are counted: hook_failures())",
+                owner,
+                event,
+            )
+
+    def hook_failures(self) -> int:
+        """How many times hooks raised, in all."""
+        return sum(self._failures.values())
+
+    def emit(self, event: str, details: object) -> None:
+        """Call every listener of ``event`` with ``details``; errors are contained."""
+        for listener in self._listeners[event]:
+            try:
+                listener(details)
+            except Exception:
+                self._failed(listener, event)
+
+    def observers(self, details: SendDetails) -> list[DeliveryObserver] | None:
+        """Run ``on_send``; return the delivery observers the hooks handed back."""
+        found: list[DeliveryObserver] | None = None
+        for listener in self._listeners["on_send"]:
+            try:
+                observer = listener(details)
+            except Exception:
+                self._failed(listener, "on_send")
+                continue
+            if observer is not None:
+                if found is None:
+                    found = []
+                found.append(observer)
+        return found
+
+    def observe(self, observers: list[DeliveryObserver], details: DeliveryDetails) -> None:
+        for observer in observers:
+            try:
+                observer(details)
+            except Exception:
+                self._failed(observer, "on_send observer")
+
+    def around(self, event: str, details: object) -> contextlib.ExitStack:
+        """Enter the context managers ``event``'s listeners return; exit them together."""
+        stack = contextlib.ExitStack()
+        for listener in self._listeners[event]:
+            try:
+                manager = listener(details)
+                if manager is not None:
+                    stack.enter_context(_Contained(manager, self, listener, event))
+            except Exception:
+                self._failed(listener, event)
+        return stack
+
+
+class _Contained(contextlib.AbstractContextManager[Any]):
+    """A hook's context manager whose own errors never reach the handler's caller."""
+
+    def __init__(
+        self,
+        manager: contextlib.AbstractContextManager[Any],
+        chain: HookChain,
+        listener: Callable[[Any], Any],
+        event: str,
+    ) -> None:
+        self.manager = manager
+        self.chain = chain
+        self.listener = listener
+        self.event = event
+
+    def __enter__(self) -> Any:
+        try:
+            return self.manager.__enter__()
+        except Exception:
+            self.chain._failed(self.listener, self.event)
+            self.manager = contextlib.nullcontext()
+            return None
+
+    def __exit__(self, *exc_info: Any) -> Literal[False]:
+        try:
+            self.manager.__exit__(*exc_info)
+        except Exception:
+            self.chain._failed(self.listener, self.event)
+        return False  # never swallow the handler's own error
