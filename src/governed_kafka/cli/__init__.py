@@ -1,0 +1,11 @@
+"""``governed-kafka``: lint, plan and apply contracts, read lag, benchmark, demo.
+
+Each command lives in its own private module and registers itself on :data:`main`.
+Human output uses tables and progress bars (rich); ``--json`` gives machine output.
+"""
+
+from __future__ import annotations
+
+from ._common import main
+
+__all__ = ["main"]
