@@ -484,7 +484,8 @@ class GovernedConsumer:
 
         A failing handler is retried per the retry policy; a record that still fails is
         dead-lettered and counts as handled. Processed offsets are committed per the
-        commit strategy, and synchronously before returning.
+        commit strategy, and synchronously before returning (except with
+        ``CommitStrategy.manual()``, where the application commits).
         """
         return self._run(
             handler, batch=False, max_records=max_records, timeout=timeout, max_batch=DEFAULT_BATCH
@@ -531,8 +532,10 @@ class GovernedConsumer:
                 stats=stats,
             )
         finally:
-            # Whatever ended the loop, what was processed is committed before returning.
-            self._commit(reason="close" if self._stopping else "routine", synchronous=True)
+            # Whatever ended the loop, what was processed is committed before returning,
+            # unless the application commits for itself (manual).
+            if self._stopping or self.commit_strategy.kind != "manual":
+                self._commit(reason="close" if self._stopping else "routine", synchronous=True)
         summary = stats.summary(time.monotonic() - started)
         if self._stopping:
             self.close()

@@ -99,11 +99,8 @@ class RetryPolicy:
 
         retrying = _t.Retrying(
             stop=_t.stop_after_attempt(self.attempts),
-            wait=_t.wait_exponential_jitter(
-                initial=self.initial_backoff_s,
-                max=self.max_backoff_s,
-                jitter=self.jitter_s,
-            ),
+            wait=_t.wait_exponential(multiplier=self.initial_backoff_s, max=self.max_backoff_s)
+            + _t.wait_random(0, self.jitter_s),
             retry=_t.retry_if_exception(self.retryable),
             before_sleep=before_sleep,
             reraise=True,
