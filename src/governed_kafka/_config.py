@@ -209,7 +209,7 @@ def _check(
             raise ConfigError(msg, key=key, value=value)
         if key not in own_keys:
             if key in other_keys:
-                other = "consumer" if scope == "producer" else "producer"
+                other = {"producer": "consumer", "consumer": "producer"}.get(scope, "client")
                 msg = f"override {key!r} is refused: it is a {other} property, ignored by a {scope}"
             else:
                 msg = f"override {key!r} is refused: not a librdkafka {scope} property"
@@ -248,6 +248,17 @@ def check_consumer_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
         own_keys=_CONSUMER_SCOPE,
         other_keys=PRODUCER_KEYS - _CONSUMER_SCOPE,
         rules=_CONSUMER_RULES,
+    )
+
+
+def check_admin_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
+    """Return ``overrides`` if an admin client may take them (global properties only)."""
+    return _check(
+        overrides,
+        scope="admin",
+        own_keys=GLOBAL_KEYS,
+        other_keys=(PRODUCER_KEYS | CONSUMER_KEYS) - GLOBAL_KEYS,
+        rules=(),
     )
 
 

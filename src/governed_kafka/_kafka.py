@@ -205,3 +205,55 @@ def broker_error(exc: BaseException, operation: str) -> BrokerError:
             fatal=err.fatal(),
         )
     return BrokerError(f"{operation} failed: {exc}", operation=operation)
+
+
+# ------------------------------------------------------------------ group offsets
+
+
+def group_committed(
+    admin: AdminClient, group_id: str, *, timeout: float
+) -> dict[tuple[str, int], int]:
+    """Offsets the group committed, by ``(topic, partition)`` (OffsetFetch)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    request = [ConsumerGroupTopicPartitions(group_id)]
+    try:
+        futures = admin.list_consumer_group_offsets(request, request_timeout=timeout)
+        result = futures[group_id].result(timeout)
+    except KafkaException as exc:
+        raise broker_error(exc, f"fetch committed offsets of group {group_id!r}") from exc
+    except TimeoutError as exc:
+        raise unreachable(f"fetch committed offsets of group {group_id!r}", timeout) from exc
+    return {
+        (tp.topic, tp.partition): tp.offset
+        for tp in result.topic_partitions or []
+        if tp.offset is not None and tp.offset >= 0
+    }
+
+
+def latest_offsets(
+    admin: AdminClient, partitions: list[tuple[str, int]], *, timeout: float
+) -> dict[tuple[str, int], int]:
+    """The log end offset of each partition (ListOffsets, latest)."""
+    from confluent_kafka.admin._listoffsets import OffsetSpec
+
+    if not partitions:
+        return {}
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    request = {TopicPartition(t, p): latest for t, p in partitions}
+    try:
+        futures = admin.list_offsets(request, request_timeout=timeout)
+        return {(tp.topic, tp.partition): f.result(timeout).offset for tp, f in futures.items()}
+    except KafkaException as exc:
+        raise broker_error(exc, "list latest offsets") from exc
+    except TimeoutError as exc:
+        raise unreachable("list latest offsets", timeout) from exc
+
+
+def unreachable(operation: str, timeout: float) -> BrokerError:
+    """The cluster did not answer ``operation`` within ``timeout`` seconds."""
+    message = (
+        f"{operation} failed: no answer from the cluster within {timeout:g} s "
+        "(are the bootstrap servers right and reachable?)"
+    )
+    return BrokerError(message, operation=operation, code="_TIMED_OUT", retriable=True)

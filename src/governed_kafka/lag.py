@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import attrs
 
-__all__ = ["LagReport", "PartitionLag"]
+__all__ = ["LagReport", "PartitionLag", "group_lag"]
 
 
 def _behind(end: int | None, at: int | None) -> int | None:
@@ -111,3 +111,38 @@ class LagReport:
             "processing_lag": self.processing_lag,
             "replay_exposure": self.replay_exposure,
         }
+
+
+def group_lag(
+    bootstrap_servers: str | list[str] | tuple[str, ...],
+    group_id: str,
+    *,
+    overrides: Mapping[str, str | int | float | bool] | None = None,
+    timeout: float = 10.0,
+) -> LagReport:
+    """Lag of any consumer group, read from the cluster (committed offsets and log ends).
+
+    ``processed`` is unknown from outside the group's processes and stays ``None``.
+    Partitions the group never committed on are not listed. ``overrides`` carries
+    connection settings (TLS, SASL) for the admin client.
+    """
+    from . import _config, _kafka
+
+    config: dict[str, object] = {"bootstrap.servers": _config.bootstrap(bootstrap_servers)}
+    config.update(_config.check_admin_overrides(overrides))
+    admin = _kafka.new_admin(config)
+    committed = _kafka.group_committed(admin, group_id, timeout=timeout)
+    ends = _kafka.latest_offsets(admin, sorted(committed), timeout=timeout)
+    return LagReport(
+        group_id,
+        tuple(
+            PartitionLag(
+                topic=topic,
+                partition=partition,
+                high_watermark=ends.get((topic, partition)),
+                committed=offset,
+                processed=None,
+            )
+            for (topic, partition), offset in sorted(committed.items())
+        ),
+    )
