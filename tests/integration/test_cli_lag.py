@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from test_consumer import FAST, _contracts
 
 from conftest import CatalogFactory
 from governed_kafka import CommitStrategy, GovernedConsumer, GovernedProducer, profiles
 from governed_kafka.cli import main
 from governed_kafka.testing import LocalBroker
-from test_consumer import FAST, _contracts
 
 
 def test_lag_command_reports_committed_and_log_end(
