@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 from governed_kafka import profiles
-from governed_kafka._config import GOVERNED_PRODUCER
+from governed_kafka._config import GOVERNED_CONSUMER, GOVERNED_PRODUCER
 
 
 @pytest.mark.parametrize("profile", list(profiles.PROFILES.values()), ids=list(profiles.PROFILES))
@@ -15,11 +15,23 @@ def test_profile_emits_only_tuning_keys(profile: profiles.Profile) -> None:
     config = profile.to_librdkafka()
     assert set(config) == profiles.PROFILE_KEYS
     assert not set(config) & set(GOVERNED_PRODUCER)
+    consumer = profile.to_librdkafka("consumer")
+    assert set(consumer) == profiles.CONSUMER_PROFILE_KEYS
+    assert not set(consumer) & set(GOVERNED_CONSUMER)
 
 
 @pytest.mark.parametrize(
     "governed",
-    ["acks", "enable_idempotence", "partitioner", "max_in_flight", "retries", "overrides"],
+    [
+        "acks",
+        "enable_idempotence",
+        "partitioner",
+        "max_in_flight",
+        "retries",
+        "overrides",
+        "enable_auto_commit",
+        "isolation_level",
+    ],
 )
 def test_profile_has_no_field_for_a_governed_setting(governed: str) -> None:
     """Building a profile with a governed setting fails: the class has no such field."""
@@ -38,6 +50,8 @@ def test_profile_fields_are_exactly_the_tuning_knobs() -> None:
         "compression",
         "queue_max_messages",
         "queue_max_kbytes",
+        "fetch_wait_max_ms",
+        "fetch_min_bytes",
     }
 
 

@@ -313,6 +313,7 @@ def consumer_config(
     client_id: str,
     group_id: str,
     overrides: Overrides | None,
+    profile: Profile | None = None,
 ) -> dict[str, Scalar]:
     """Build a governed consumer's librdkafka configuration."""
     config: dict[str, Scalar] = {
@@ -322,6 +323,8 @@ def consumer_config(
         "auto.offset.reset": AUTO_OFFSET_RESET,
         "partition.assignment.strategy": ASSIGNMENT_STRATEGY,
     }
+    if profile is not None:
+        config.update(profile.to_librdkafka("consumer"))
     config.update(check_consumer_overrides(overrides))
     config.update(GOVERNED_CONSUMER)
     return config

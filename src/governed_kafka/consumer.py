@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import attrs
 
-from . import _config, _kafka
+from . import _config, _kafka, profiles
 from ._config import Overrides
 from ._librdkafka_keys import GLOBAL_KEYS
 from .commit import CommitStrategy, PartitionOffsets
@@ -165,6 +165,7 @@ class GovernedConsumer:
     :param max_in_flight: unprocessed records above which partitions are paused.
     :param resume_below: unprocessed records below which they resume
         (default: half of ``max_in_flight``).
+    :param profile: fetch batching (:mod:`governed_kafka.profiles`); never commit rules.
     """
 
     def __init__(
@@ -181,6 +182,7 @@ class GovernedConsumer:
         overrides: Overrides | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         resume_below: int | None = None,
+        profile: profiles.Profile = profiles.DURABLE,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -211,6 +213,7 @@ class GovernedConsumer:
             client_id=service,
             group_id=group_id,
             overrides=self._overrides,
+            profile=profile,
         )
         self._bootstrap_servers = bootstrap_servers
         self._max_poll_interval_s = (

@@ -59,7 +59,7 @@ DEFAULT_MAX_BLOCK_S: Final = 60.0
 _SERVE_MASK: Final = 63
 
 #: The background thread stays idle while the sending thread served reports this recently.
-_FOREGROUND_WINDOW_S: Final = 0.02
+_FOREGROUND_WINDOW_S: Final = 0.002
 
 #: Longest single wait of the background thread inside librdkafka's poll.
 _POLL_SLICE_S: Final = 0.05

@@ -1,9 +1,10 @@
-"""Named producer profiles: throughput and latency trade-offs that never touch durability.
+"""Named client profiles: throughput and latency trade-offs that never touch durability.
 
-A :class:`Profile` can express batching, linger, compression and local queue sizes,
-and nothing else: it has no field for ``acks``, idempotence, in-flight requests,
-the partitioner or retries, so no profile can weaken them. The governed values are
-added by the producer after the profile (see :mod:`governed_kafka._config`).
+A :class:`Profile` can express batching, linger, compression and local queue sizes of
+producers and the fetch batching of consumers, and nothing else: it has no field for
+``acks``, idempotence, in-flight requests, the partitioner, retries or commits, so no
+profile can weaken them. The governed values are laid over the profile by the clients
+(see :mod:`governed_kafka._config`).
 
 ``DURABLE`` is the default. Every profile delivers with the same guarantee
 (``acks=all``, idempotent, Java-compatible keyed partitioning); they differ in how long
@@ -22,10 +23,12 @@ import attrs
 
 __all__ = [
     "BALANCED",
+    "CONSUMER_PROFILE_KEYS",
     "DURABLE",
     "HIGH_THROUGHPUT",
     "LOW_LATENCY",
     "PROFILES",
+    "PROFILE_KEYS",
     "Compression",
     "Profile",
     "by_name",
@@ -35,7 +38,7 @@ Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 _COMPRESSIONS: frozenset[str] = frozenset({"none", "gzip", "snappy", "lz4", "zstd"})
 
-#: The librdkafka keys a profile may set. Nothing outside this set can come from a profile.
+#: The librdkafka keys a profile may set on a producer. Nothing else can come from a profile.
 PROFILE_KEYS: frozenset[str] = frozenset(
     {
         "linger.ms",
@@ -46,6 +49,9 @@ PROFILE_KEYS: frozenset[str] = frozenset(
         "queue.buffering.max.kbytes",
     }
 )
+
+#: The librdkafka keys a profile may set on a consumer.
+CONSUMER_PROFILE_KEYS: frozenset[str] = frozenset({"fetch.wait.max.ms", "fetch.min.bytes"})
 
 
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -88,9 +94,24 @@ class Profile:
     queue_max_messages: int = attrs.field(validator=_positive)
     #: Bytes accepted but not yet delivered, at most (``queue.buffering.max.kbytes``, in KiB).
     queue_max_kbytes: int = attrs.field(validator=_positive)
+    #: Longest a consumer's fetch waits at the broker for data (``fetch.wait.max.ms``).
+    fetch_wait_max_ms: int = attrs.field(default=100, validator=_positive)
+    #: Bytes a fetch waits for before the broker answers (``fetch.min.bytes``).
+    fetch_min_bytes: int = attrs.field(default=1, validator=_positive)
 
-    def to_librdkafka(self) -> dict[str, str | int | float]:
-        """Return the profile as librdkafka configuration (keys from ``PROFILE_KEYS`` only)."""
+    def to_librdkafka(
+        self, role: Literal["producer", "consumer"] = "producer"
+    ) -> dict[str, str | int | float]:
+        """Return the profile as librdkafka configuration for a producer or a consumer.
+
+        Producer keys come from ``PROFILE_KEYS``, consumer keys from
+        ``CONSUMER_PROFILE_KEYS``, and from nowhere else.
+        """
+        if role == "consumer":
+            return {
+                "fetch.wait.max.ms": self.fetch_wait_max_ms,
+                "fetch.min.bytes": self.fetch_min_bytes,
+            }
         return {
             "linger.ms": self.linger_ms,
             "batch.size": self.batch_size,
@@ -134,9 +155,12 @@ HIGH_THROUGHPUT = Profile(
     compression="lz4",
     queue_max_messages=1_000_000,
     queue_max_kbytes=1_048_576,
+    fetch_wait_max_ms=500,
+    fetch_min_bytes=65_536,
 )
 
-#: No linger and no compression: each record leaves as soon as the connection is free.
+#: No linger and no compression: each record leaves as soon as the connection is free,
+#: and consumers fetch without waiting for more data.
 LOW_LATENCY = Profile(
     name="low-latency",
     linger_ms=0,
@@ -145,6 +169,7 @@ LOW_LATENCY = Profile(
     compression="none",
     queue_max_messages=100_000,
     queue_max_kbytes=65_536,
+    fetch_wait_max_ms=10,
 )
 
 #: Every named profile, by name.

@@ -1,0 +1,203 @@
+"""``governed-kafka bench``: compare profiles (and the raw client) on a real broker."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .. import profiles
+from .._stats import Figure
+from ..bench import BenchReport, BenchSettings, plot, run_bench
+from ._common import clean_errors, console, err_console, fail, main
+
+#: Session timeout for benchmark consumers on the embedded broker: its group joins take
+#: about half of it, and nothing else shares that broker.
+_EMBEDDED_SESSION_TIMEOUT_MS = 2000
+
+
+def _rate(value: Figure) -> str:
+    def short(x: float) -> str:
+        return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.0f}k" if x >= 1e4 else f"{x:,.0f}"
+
+    return f"{short(value.median)} [dim]{short(value.low)}-{short(value.high)}[/]"
+
+
+def _ms(value: Figure) -> str:
+    return f"{value.median:.1f} [dim]{value.low:.1f}-{value.high:.1f}[/]"
+
+
+def render(report: BenchReport) -> list[Table]:
+    """Two tables (throughput, latency): one row per variant, medians with min-max."""
+    settings = report.settings
+    throughput = Table(
+        title=(
+            f"throughput: {settings.messages:,} records x {settings.value_size} B, "
+            f"{settings.keys:,} keys, {settings.partitions} partitions "
+            f"(median of {settings.repeats}, dim: min-max)"
+        ),
+        title_justify="left",
+    )
+    throughput.add_column("variant")
+    throughput.add_column("produce rec/s", justify="right")
+    throughput.add_column("produce MB/s", justify="right")
+    throughput.add_column("consume rec/s", justify="right")
+    latency = Table(
+        title=f"latency at a steady {settings.latency_rate:,} records/s, in ms",
+        title_justify="left",
+        caption=f"broker: {report.broker}",
+    )
+    latency.add_column("variant")
+    for label in ("delivery p50", "p95", "p99", "end-to-end p50", "p99"):
+        latency.add_column(label, justify="right")
+    for row in report.rows:
+        throughput.add_row(
+            row.name,
+            _rate(row.produce_msgs_per_s),
+            _ms(row.produce_mb_per_s),
+            _rate(row.consume_msgs_per_s),
+        )
+        latency.add_row(
+            row.name,
+            _ms(row.delivery_p50_ms),
+            _ms(row.delivery_p95_ms),
+            _ms(row.delivery_p99_ms),
+            _ms(row.e2e_p50_ms),
+            _ms(row.e2e_p99_ms),
+        )
+    return [throughput, latency]
+
+
+@contextlib.contextmanager
+def _broker(bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
+    if bootstrap_servers:
+        yield bootstrap_servers, bootstrap_servers
+        return
+    from ..testing import BrokerNotFoundError, LocalBroker
+
+    try:
+        broker = LocalBroker().start()
+    except BrokerNotFoundError as exc:
+        fail(f"no --bootstrap-servers given and {exc}")
+    err_console.print(
+        f"no --bootstrap-servers given: started the embedded broker at {broker.bootstrap_servers} "
+        "(Tansu, memory only, on this machine)"
+    )
+    try:
+        yield broker.bootstrap_servers, f"embedded Tansu at {broker.bootstrap_servers}"
+    finally:
+        broker.stop()
+
+
+@main.command()
+@click.option("--bootstrap-servers", help="Cluster to measure; default: start the embedded broker.")
+@click.option(
+    "--profiles",
+    "profile_names",
+    default=",".join(profiles.PROFILES),
+    show_default=True,
+    help="Comma-separated profiles to compare.",
+)
+@click.option("--messages", default=20_000, show_default=True, help="Records per produce run.")
+@click.option("--value-size", default=100, show_default=True, help="Bytes per value.")
+@click.option("--keys", default=1_000, show_default=True, help="Distinct keys (cardinality).")
+@click.option("--partitions", default=6, show_default=True, help="Partitions of each test topic.")
+@click.option(
+    "--format",
+    "value_format",
+    type=click.Choice(["bytes"]),
+    default="bytes",
+    show_default=True,
+    help="Value encoding.",
+)
+@click.option("--repeats", default=3, show_default=True, help="Measured runs per variant.")
+@click.option(
+    "--latency-rate", default=2_000, show_default=True, help="Records/s while measuring latency."
+)
+@click.option(
+    "--latency-messages", default=2_000, show_default=True, help="Records per latency run."
+)
+@click.option("--no-raw", is_flag=True, help="Skip the raw confluent-kafka baseline row.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON."
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    help="Save a PNG plot (needs the [plot] extra).",
+)
+@clean_errors
+def bench(  # noqa: PLR0917 - one parameter per command-line option
+    bootstrap_servers: str | None,
+    profile_names: str,
+    messages: int,
+    value_size: int,
+    keys: int,
+    partitions: int,
+    value_format: str,
+    repeats: int,
+    latency_rate: int,
+    latency_messages: int,
+    no_raw: bool,
+    json_path: str | None,
+    plot_path: str | None,
+) -> None:
+    """Measure throughput and latency of each profile against the raw client, same run."""
+    try:
+        chosen = tuple(profiles.by_name(n) for n in profile_names.split(",") if n.strip())
+    except ValueError as exc:
+        fail(str(exc))
+    if plot_path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            fail('--plot needs matplotlib: pip install "governed-kafka[plot]"')
+    with _broker(bootstrap_servers) as (servers, label):
+        consumer_overrides = (
+            () if bootstrap_servers else (("session.timeout.ms", _EMBEDDED_SESSION_TIMEOUT_MS),)
+        )
+        try:
+            settings = BenchSettings(
+                messages=messages,
+                value_size=value_size,
+                keys=keys,
+                partitions=partitions,
+                value_format=value_format,  # type: ignore[arg-type]
+                repeats=repeats,
+                latency_rate=latency_rate,
+                latency_messages=latency_messages,
+                profiles=chosen,
+                raw_baseline=not no_raw,
+                consumer_overrides=consumer_overrides,
+            )
+        except ValueError as exc:
+            fail(str(exc))
+        with Progress(
+            TextColumn("{task.description:<32}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("warming up", total=settings.steps)
+            report = run_bench(
+                servers,
+                settings,
+                broker=label,
+                progress=lambda text, steps: bar.update(task, advance=steps, description=text),
+            )
+    for table in render(report):
+        console.print(table)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        err_console.print(f"wrote {json_path}")
+    if plot_path:
+        plot(report, plot_path)
+        err_console.print(f"wrote {plot_path}")
