@@ -67,7 +67,7 @@ try:
     # the wrapper's per-call schema re-parse and file object: a fifth of the encoding
     # time of a small record, which is what a checked encode can afford to spend on
     # the check. The wrapper is the fallback if a fastavro release moves it.
-    from fastavro._write import write_data as _write_data
+    from fastavro._write import write_data as _write_data  # type: ignore[attr-defined,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the installed fastavro
     _write_data = None
 
