@@ -23,10 +23,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 __all__ = [
+    "PRIMITIVES",
     "Explainer",
     "Problem",
     "branch_name",
     "compile_check",
+    "compile_tagger",
     "describe",
     "explain",
     "kind_of",
@@ -42,7 +44,8 @@ INT_MAX: Final = 2**31 - 1
 LONG_MIN: Final = -(2**63)
 LONG_MAX: Final = 2**63 - 1
 
-_PRIMITIVES: Final = frozenset(
+#: Avro's primitive type names.
+PRIMITIVES: Final = frozenset(
     {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 )
 
@@ -92,7 +95,7 @@ def kind_of(schema: Schema, names: Mapping[str, dict[str, Any]]) -> tuple[str, d
     if isinstance(schema, list):
         return "union", {}
     if isinstance(schema, str):
-        if schema in _PRIMITIVES:
+        if schema in PRIMITIVES:
             return schema, {}
         node = names[schema]
         return node["type"], node
@@ -416,3 +419,77 @@ def explain(
     """The first thing wrong with ``value`` as ``schema``: ``(field path, message)``, or None."""
     explainer = Explainer(named_types(schema) if names is None else names)
     return explainer.first(schema, value, "")
+
+
+# --------------------------------------------------------------------------- union branches
+
+Tagger = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def compile_tagger(schema: Schema, names: Mapping[str, dict[str, Any]]) -> Tagger | None:
+    """A function that names the branch of every ambiguous union in a checked value.
+
+    fastavro picks a union branch by its own, looser validation: ``b""`` fits an
+    ``array`` there (bytes are a sequence), so in ``["null", {"type": "array", ...},
+    "bytes"]`` it writes an empty array. Wherever a union has two or more non-null
+    branches, the value is rewritten into fastavro's ``(branch name, value)`` notation
+    with the branch the strict check chose, so the branch written is the branch meant.
+    Returns ``None`` when the schema has no such union (the common case: nothing to do).
+    """
+    records: dict[str, Tagger | None] = {}
+
+    def build(node: Schema) -> Tagger | None:
+        kind, definition = kind_of(node, names)
+        if kind == "union":
+            return union(node)
+        if kind == "record":
+            return record(definition)
+        if kind == "array":
+            items = build(definition["items"])
+            return None if items is None else (lambda v: [items(x) for x in v])
+        if kind == "map":
+            values = build(definition["values"])
+            return None if values is None else (lambda v: {k: values(x) for k, x in v.items()})
+        return None
+
+    def union(node: list[Any]) -> Tagger | None:
+        branches = [
+            (branch_name(b, names), compile_check(b, names), build(b) or _identity) for b in node
+        ]
+        ambiguous = sum(kind_of(b, names)[0] != "null" for b in node) > 1
+        if not ambiguous and all(t is _identity for _, _, t in branches):
+            return None
+
+        def tag(value: Any) -> Any:
+            for name, check, inner in branches:
+                if check(value):
+                    return (name, inner(value)) if ambiguous else inner(value)
+            return value
+
+        return tag
+
+    def record(definition: dict[str, Any]) -> Tagger | None:
+        name = definition["name"]
+        if name in records:  # recursive reference: resolve when called
+            return lambda v: (records[name] or _identity)(v)  # noqa: PLW0108 - not built yet
+        records[name] = None
+        fields = [(f["name"], build(f["type"])) for f in definition["fields"]]
+        taggers = [(n, t) for n, t in fields if t is not None]
+        if not taggers:
+            return None
+
+        def tag(value: Any) -> Any:
+            out = dict(value)
+            for field, inner in taggers:
+                if field in out:
+                    out[field] = inner(out[field])
+            return out
+
+        records[name] = tag
+        return tag
+
+    return build(schema)

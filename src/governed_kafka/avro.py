@@ -133,14 +133,16 @@ def parse_schema(
     topic: str | None = None,
     key: str | None = None,
 ) -> AvroSchema:
-    """Parse an Avro schema given as JSON text or as its decoded JSON.
+    """Parse an Avro schema given as JSON text, as its decoded JSON, or as a primitive name.
 
     A schema that does not parse raises :class:`~governed_kafka.errors.ContractError`
     naming ``source`` (the file), and ``topic`` and ``key`` when given.
     """
     where = source or "<schema>"
     try:
-        raw: Any = json.loads(schema) if isinstance(schema, str) else schema
+        raw: Any = schema
+        if isinstance(schema, str) and schema.strip() not in _avro_validate.PRIMITIVES:
+            raw = json.loads(schema)  # JSON text; a bare primitive name is its own schema
         parsed = fastavro.parse_schema(raw)
         canonical = to_parsing_canonical_form(parsed)
     except Exception as exc:  # json, fastavro and KeyError/TypeError on odd shapes
@@ -198,6 +200,10 @@ def _header(schema_id: int) -> bytes:
     return bytes((MAGIC_BYTE,)) + schema_id.to_bytes(4, "big")
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _field_path(role: Role, path: str) -> str:
     if role == "value":
         return path or "value"
@@ -222,6 +228,7 @@ class AvroWriter:
         "_header",
         "_named",
         "_parsed",
+        "_tag",
         "role",
         "schema",
         "schema_id",
@@ -240,19 +247,23 @@ class AvroWriter:
         self._named: dict[str, Any] = {}
         fastavro.parse_schema(schema.parsed, self._named)
         self._check = _avro_validate.compile_check(schema.parsed, schema.names)
+        self._tag = _avro_validate.compile_tagger(schema.parsed, schema.names)
         self._explainer = _avro_validate.Explainer(schema.names)
         self._event_type = (
             schema.event_types[0] if not schema.is_union and schema.event_types else None
         )
         # A top-level union: which branch a value is decides its event type, and the
         # branch is handed to fastavro explicitly so that it writes that very branch.
-        self._branches: tuple[tuple[str, Any, Callable[[object], bool]], ...] = ()
+        self._branches: tuple[
+            tuple[str, Any, Callable[[object], bool], Callable[[Any], Any]], ...
+        ] = ()
         if schema.is_union:
             self._branches = tuple(
                 (
                     _avro_validate.branch_name(branch, schema.names),
                     branch,
                     _avro_validate.compile_check(branch, schema.names),
+                    _avro_validate.compile_tagger(branch, schema.names) or _same,
                 )
                 for branch in schema.parsed
             )
@@ -263,6 +274,8 @@ class AvroWriter:
             return self._encode_union(value)[0]
         if not self._check(value):
             raise self._refusal(value)
+        if self._tag is not None:
+            value = self._tag(value)
         try:
             return _encode(self._header, self._parsed, self._named, value)
         except Exception as exc:
@@ -274,6 +287,8 @@ class AvroWriter:
             return self._encode_union(value)
         if not self._check(value):
             raise self._refusal(value)
+        if self._tag is not None:
+            value = self._tag(value)
         try:
             data = _encode(self._header, self._parsed, self._named, value)
         except Exception as exc:
@@ -281,11 +296,12 @@ class AvroWriter:
         return data, self._event_type
 
     def _encode_union(self, value: object) -> tuple[bytes, str | None]:
-        name = next((n for n, _, check in self._branches if check(value)), None)
-        if name is None:
+        branch = next((b for b in self._branches if b[2](value)), None)
+        if branch is None:
             raise self._refusal(value)
+        name, _, _, tag = branch
         try:
-            data = _encode(self._header, self._parsed, self._named, (name, value))
+            data = _encode(self._header, self._parsed, self._named, (name, tag(value)))
         except Exception as exc:
             raise self._encoding_failed(value, exc) from exc
         return data, name if name in self.schema.event_types else None
@@ -317,7 +333,7 @@ class AvroWriter:
         """The event type ``value`` would be sent as, or ``None`` if it has none."""
         if not self._branches:
             return self._event_type
-        for name, _branch, check in self._branches:
+        for name, _branch, check, _tag in self._branches:
             if check(value):
                 return name if name in self.schema.event_types else None
         return None
