@@ -194,11 +194,11 @@ def test_an_event_type_the_contract_does_not_allow_sends_nothing(
             'event_types = ["payments.OrderCancelled"]',
         )
     )
-    with GovernedProducer(
+    producer = GovernedProducer(
         catalog, service="checkout", bootstrap_servers=kafka_broker.bootstrap_servers
-    ) as producer:
-        with pytest.raises(GovernanceViolation) as caught:
-            producer.send(topic_name, _order(), key="o-0")
+    )
+    with producer, pytest.raises(GovernanceViolation) as caught:
+        producer.send(topic_name, _order(), key="o-0")
     assert caught.value.rule == "event-type.not-allowed"
     assert caught.value.value == "payments.OrderCreated"
     assert read_all(kafka_broker.bootstrap_servers, topic_name) == []
@@ -207,7 +207,7 @@ def test_an_event_type_the_contract_does_not_allow_sends_nothing(
 def test_governed_mode_refuses_an_unregistered_schema_unless_auto_register(
     kafka_broker: LocalBroker, provisioned: CatalogFactory, tmp_path: Path, topic_name: str
 ) -> None:
-    """Against a Confluent registry that lacks the schema, construction fails; opting in registers it."""
+    """A registry without the schema stops the producer; auto_register=True registers it."""
     _schemas(tmp_path / "schemas")
     catalog = provisioned(_topic(topic_name, '"schemas/order_created.v1.avsc"'))
     registry = ConfluentSchemaRegistry({"url": f"mock://{uuid.uuid4().hex}"})
