@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import errors, hooks, profiles
+from . import avro, compatibility, errors, hooks, profiles, registry
 from .commit import CommitStrategy
 from .consumer import GovernedConsumer, Record, RunSummary
 from .contracts import Catalog, TopicContract
@@ -23,11 +23,13 @@ from .errors import (
     DeserializationError,
     GovernanceViolation,
     GovernedKafkaError,
+    RegistryError,
     SerializationError,
 )
 from .lag import LagReport, PartitionLag
 from .policy import Policy, Violation
 from .producer import DeliveryFuture, GovernedProducer, RecordMetadata
+from .registry import ConfluentSchemaRegistry, LocalSchemaRegistry, SchemaRegistry
 from .retry import RetryPolicy
 
 try:
@@ -42,6 +44,7 @@ __all__ = [
     "ClosedError",
     "CommitStrategy",
     "ConfigError",
+    "ConfluentSchemaRegistry",
     "ContractError",
     "DeliveryError",
     "DeliveryFuture",
@@ -51,17 +54,23 @@ __all__ = [
     "GovernedKafkaError",
     "GovernedProducer",
     "LagReport",
+    "LocalSchemaRegistry",
     "PartitionLag",
     "Policy",
     "Record",
     "RecordMetadata",
+    "RegistryError",
     "RetryPolicy",
     "RunSummary",
+    "SchemaRegistry",
     "SerializationError",
     "TopicContract",
     "Violation",
     "__version__",
+    "avro",
+    "compatibility",
     "errors",
     "hooks",
     "profiles",
+    "registry",
 ]

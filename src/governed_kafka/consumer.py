@@ -29,6 +29,7 @@ import attrs
 from . import _config, _kafka, profiles
 from ._config import Overrides
 from ._librdkafka_keys import GLOBAL_KEYS
+from .avro import EVENT_TYPE_HEADER, AvroReader, load_schema
 from .commit import CommitStrategy, PartitionOffsets
 from .contracts import Catalog, TopicContract
 from .errors import (
@@ -52,6 +53,7 @@ from .hooks import (
     ThrottleDetails,
 )
 from .lag import LagReport, PartitionLag
+from .registry import LocalSchemaRegistry, SchemaRegistry
 from .retry import RetriesExhausted, RetryPolicy
 
 __all__ = ["DEAD_LETTER_HEADERS", "GovernedConsumer", "Record", "RunSummary"]
@@ -135,10 +137,16 @@ class _Topic:
 
     __slots__ = ("contract", "decode", "name")
 
-    def __init__(self, contract: TopicContract) -> None:
+    def __init__(self, contract: TopicContract, registry: SchemaRegistry | None) -> None:
         self.contract = contract
         self.name = contract.name
         self.decode: Callable[[_kafka.Message], tuple[Any, str | None]] = _raw_value
+        current = contract.current_value_schema
+        if current is not None and registry is not None:
+            reader_schema = load_schema(current, topic=contract.name, key="value_schema")
+            self.decode = _AvroValue(
+                AvroReader(registry, topic=contract.name, reader_schema=reader_schema)
+            )
 
     def __repr__(self) -> str:
         return f"<_Topic {self.name}>"
@@ -146,6 +154,32 @@ class _Topic:
 
 def _raw_value(msg: _kafka.Message) -> tuple[Any, str | None]:
     return msg.value(), None
+
+
+class _AvroValue:
+    """Decode a schema topic's value; the event type comes from its header when present."""
+
+    __slots__ = ("reader",)
+
+    def __init__(self, reader: AvroReader) -> None:
+        self.reader = reader
+
+    def __call__(self, msg: _kafka.Message) -> tuple[Any, str | None]:
+        data = msg.value()
+        if data is None:
+            return None, None  # a tombstone
+        event_type = None
+        headers: list[tuple[str, bytes | None]] | None = msg.headers()  # type: ignore[assignment]
+        if headers:
+            for name, raw in headers:
+                if name == EVENT_TYPE_HEADER and raw is not None:
+                    event_type = raw.decode("utf-8", "replace")
+        return self.reader.decode_event(
+            data,
+            partition=msg.partition(),
+            offset=msg.offset(),
+            event_type=event_type,
+        )
 
 
 class GovernedConsumer:
@@ -166,6 +200,11 @@ class GovernedConsumer:
     :param resume_below: unprocessed records below which they resume
         (default: half of ``max_in_flight``).
     :param profile: fetch batching (:mod:`governed_kafka.profiles`); never commit rules.
+    :param registry: where writer schemas are found by the id in each value
+        (:mod:`governed_kafka.registry`); by default a
+        :class:`~governed_kafka.registry.LocalSchemaRegistry` built from the catalog.
+        Values of schema topics are decoded and resolved to the contract's current
+        schema; bytes that do not decode go to the dead-letter topic.
     """
 
     def __init__(
@@ -183,6 +222,7 @@ class GovernedConsumer:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         resume_below: int | None = None,
         profile: profiles.Profile = profiles.DURABLE,
+        registry: SchemaRegistry | None = None,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -205,7 +245,7 @@ class GovernedConsumer:
         self.max_in_flight = max_in_flight
         self.resume_below = resume_below if resume_below is not None else max_in_flight // 2
         self._hooks = HookChain(hooks)
-        self._topics = {name: _Topic(self._contract_for(name)) for name in names}
+        self._topics = self._resolve_topics(names, registry)
         self._check_dead_letter_rights()
         self._overrides = dict(overrides or {})
         self._config = _config.consumer_config(
@@ -258,6 +298,16 @@ class GovernedConsumer:
         self._watchdog.start()
 
     # ------------------------------------------------------------ construction
+
+    def _resolve_topics(
+        self, names: Sequence[str], registry: SchemaRegistry | None
+    ) -> dict[str, _Topic]:
+        contracts = [self._contract_for(name) for name in names]
+        if registry is None and any(c.value_schema or c.key_schema for c in contracts):
+            registry = LocalSchemaRegistry.from_catalog(self.catalog)
+        #: Where writer schemas are found by id (``None`` when no topic has a schema).
+        self.registry = registry
+        return {c.name: _Topic(c, registry) for c in contracts}
 
     def _contract_for(self, name: str) -> TopicContract:
         contract = self.catalog.topic(name)  # no contract: GovernanceViolation
@@ -938,6 +988,7 @@ class GovernedConsumer:
                 service=self.service,
                 bootstrap_servers=self._bootstrap_servers,
                 overrides=shared,
+                registry=self.registry,
             )
         return self._dead_letter_producer
 

@@ -17,6 +17,8 @@
     │                                   the local queue stayed full past the deadline
     ├── BrokerError                     the cluster refused or failed an operation (admin,
     │                                   commit, metadata): operation, error code
+    ├── RegistryError                   the schema registry refused or failed an operation:
+    │                                   operation, subject, HTTP status, registry error code
     └── ClosedError (RuntimeError)      the client was used after ``close()``
 
 Foreign exceptions (``confluent_kafka.KafkaException``, ``fastavro`` errors, TOML
@@ -43,6 +45,7 @@ __all__ = [
     "DeserializationError",
     "GovernanceViolation",
     "GovernedKafkaError",
+    "RegistryError",
     "SerializationError",
 ]
 
@@ -232,6 +235,29 @@ class BrokerError(GovernedKafkaError):
         self.code = code
         self.retriable = retriable
         self.fatal = fatal
+
+
+class RegistryError(GovernedKafkaError):
+    """The schema registry refused or failed an operation (lookup, register, fetch).
+
+    ``status`` is the HTTP status and ``code`` the registry's own error code, when the
+    registry answered; both are ``None`` when it could not be reached.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        subject: str | None = None,
+        status: int | None = None,
+        code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.subject = subject
+        self.status = status
+        self.code = code
 
 
 class ClosedError(GovernedKafkaError, RuntimeError):

@@ -15,24 +15,29 @@ the sender for at most ``max_block_s`` (backpressure) and then raises
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 import attrs
 import tenacity as _t
 
 from . import _config, _kafka, profiles
 from ._config import Overrides
+from .avro import EVENT_TYPE_HEADER, AvroWriter, load_schema
+from .compatibility import TIMESTAMP_UNITS, check_versions, mode_of, timestamp_field_problem
 from .contracts import Catalog, TopicContract
 from .errors import (
     BackpressureTimeout,
     ClosedError,
+    ContractError,
     DeliveryError,
     GovernanceViolation,
     SerializationError,
@@ -46,6 +51,8 @@ from .hooks import (
     StatisticsDetails,
     ThrottleDetails,
 )
+from .policy import Compatibility
+from .registry import LocalSchemaRegistry, SchemaRegistry, subject_name
 
 __all__ = ["DEFAULT_MAX_BLOCK_S", "DeliveryFuture", "GovernedProducer", "RecordMetadata"]
 
@@ -311,14 +318,16 @@ def _stop_background(state: _ProducerState, thread: threading.Thread) -> None:
 class _Route:
     """A topic this producer may write to, with its contract's checks made ready."""
 
-    __slots__ = ("compacted", "contract", "key_forbidden", "key_required", "topic")
+    __slots__ = ("codec", "compacted", "contract", "key_forbidden", "key_required", "topic")
 
-    def __init__(self, contract: TopicContract) -> None:
+    def __init__(self, contract: TopicContract, codec: _AvroCodec | None = None) -> None:
         self.contract = contract
         self.topic = contract.name
         self.compacted = contract.is_compacted
         self.key_required = contract.key == "required" or self.compacted
         self.key_forbidden = contract.key == "forbidden"
+        #: How values (and keys) are checked and encoded; ``None`` for raw-bytes topics.
+        self.codec = codec
 
     def key(self, key: object) -> bytes | None:
         if key is None:
@@ -380,6 +389,189 @@ class _Route:
         raise SerializationError(msg, topic=self.topic, field=None, value=value)
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_ONE_MS = datetime.timedelta(milliseconds=1)
+
+
+class _AvroCodec:
+    """A schema topic's checks: value (and key) writers, allowed event types, event time."""
+
+    __slots__ = (
+        "allowed",
+        "event_headers",
+        "key_writer",
+        "timestamp_default",
+        "timestamp_field",
+        "timestamp_scale",
+        "topic",
+        "value_writer",
+    )
+
+    def __init__(
+        self,
+        contract: TopicContract,
+        *,
+        value_writer: AvroWriter | None,
+        key_writer: AvroWriter | None,
+    ) -> None:
+        self.topic = contract.name
+        self.value_writer = value_writer
+        self.key_writer = key_writer
+        self.allowed = frozenset(contract.event_types) if contract.event_types else None
+        self.event_headers: dict[str, bytes] = {}
+        self.timestamp_field = None if value_writer is None else contract.timestamp_field
+        self.timestamp_scale = 1.0
+        self.timestamp_default: object = None
+        if value_writer is None:
+            return
+        schema = value_writer.schema
+        self.event_headers = {name: name.encode() for name in schema.event_types}
+        if self.timestamp_field is not None:
+            record = schema.record(schema.event_types[0])
+            field = next(f for f in record["fields"] if f["name"] == self.timestamp_field)
+            logical = field["type"].get("logicalType") if isinstance(field["type"], dict) else None
+            self.timestamp_scale = TIMESTAMP_UNITS[logical]
+            self.timestamp_default = field.get("default")
+
+    def key(self, route: _Route, key: object) -> bytes | None:
+        if key is None or self.key_writer is None:
+            return route.key(key)
+        if route.key_forbidden:
+            route.key(key)  # raises
+        return self.key_writer.encode(key)
+
+    def value(self, value: object) -> tuple[bytes, str | None, int]:
+        """Check and encode ``value``; return its bytes, event type and timestamp (0: now)."""
+        assert self.value_writer is not None
+        data, event_type = self.value_writer.encode_event(value)
+        allowed = self.allowed
+        if allowed is not None and event_type not in allowed:
+            listed = ", ".join(sorted(allowed))
+            msg = (
+                f"topic {self.topic!r} does not allow event type {event_type!r} "
+                f"(contract event_types: {listed}); nothing was sent"
+            )
+            raise GovernanceViolation(
+                msg,
+                rule="event-type.not-allowed",
+                topic=self.topic,
+                field="event_types",
+                value=event_type,
+            )
+        if self.timestamp_field is None:
+            return data, event_type, 0
+        return data, event_type, self._timestamp(value)
+
+    def _timestamp(self, value: object) -> int:
+        field = self.timestamp_field
+        assert field is not None
+        raw = cast("dict[str, object]", value).get(field, self.timestamp_default)
+        if isinstance(raw, datetime.datetime):
+            aware = raw if raw.tzinfo is not None else raw.replace(tzinfo=datetime.timezone.utc)
+            millis = (aware - _EPOCH) // _ONE_MS
+        else:
+            millis = int(cast(int, raw) * self.timestamp_scale)
+        if millis <= 0:
+            msg = (
+                f"topic {self.topic!r}: event time {field!r} = {raw!r} is not after "
+                "1970-01-01T00:00:00Z, so it cannot be a Kafka record timestamp; nothing was sent"
+            )
+            raise SerializationError(msg, topic=self.topic, field=field, value=raw)
+        return millis
+
+
+def _writer(
+    contract: TopicContract,
+    *,
+    role: Literal["value", "key"],
+    path: Path,
+    versions: tuple[Path, ...],
+    registry: SchemaRegistry,
+    policy_mode: Compatibility,
+    auto_register: bool,
+) -> AvroWriter:
+    """Resolve a topic's current schema at construction: check it, find (or register) its id."""
+    key = f"{role}_schema"
+    current = load_schema(path, topic=contract.name, key=key)
+    for earlier in versions[:-1]:
+        load_schema(earlier, topic=contract.name, key=key)  # every listed version must parse
+    subject = subject_name(contract.name, role)
+    registered = registry.versions(subject)
+    # Versions registered after the current one (a newer deploy) are not its to judge.
+    if current in registered:
+        registered = registered[: registered.index(current)]
+    problems = check_versions(current, registered, policy_mode)
+    if problems:
+        shown = "\n  ".join(str(p) for p in problems)
+        first = problems[0]
+        msg = (
+            f"topic {contract.name!r}: schema {current} is not {policy_mode} compatible with "
+            f"the registered versions of subject {subject!r}; the producer was not started:\n  "
+            f"{shown}"
+        )
+        raise GovernanceViolation(
+            msg,
+            rule="schema.compatibility",
+            topic=contract.name,
+            field=first.field or key,
+            value=policy_mode,
+        )
+    schema_id = registry.lookup(subject, current)
+    if schema_id is None:
+        if not auto_register:
+            msg = (
+                f"topic {contract.name!r}: schema {current} is not registered under subject "
+                f"{subject!r} in {registry!r}; register it first (governed-kafka apply), or "
+                "opt in with GovernedProducer(..., auto_register=True)"
+            )
+            raise GovernanceViolation(
+                msg, rule="schema.not-registered", topic=contract.name, field=key, value=subject
+            )
+        schema_id = registry.register(subject, current)
+    return AvroWriter(current, schema_id, topic=contract.name, role=role)
+
+
+def _codec(
+    contract: TopicContract,
+    *,
+    registry: SchemaRegistry,
+    mode: Compatibility,
+    auto_register: bool,
+    catalog_path: Path,
+) -> _AvroCodec | None:
+    """The checks of a schema topic, or ``None`` for a raw-bytes topic."""
+    current = contract.current_value_schema
+    if current is None and contract.key_schema is None:
+        return None
+    common: dict[str, Any] = {
+        "registry": registry,
+        "policy_mode": mode,
+        "auto_register": auto_register,
+    }
+    value_writer = None
+    if current is not None:
+        value_writer = _writer(
+            contract, role="value", path=current, versions=contract.value_schema, **common
+        )
+    key_writer = None
+    if contract.key_schema is not None:
+        key_writer = _writer(
+            contract,
+            role="key",
+            path=contract.key_schema,
+            versions=(contract.key_schema,),
+            **common,
+        )
+    if contract.timestamp_field is not None and value_writer is not None:
+        problem = timestamp_field_problem(value_writer.schema, contract.timestamp_field)
+        if problem is not None:
+            msg = f"{catalog_path}: topic {contract.name!r}: key 'timestamp_field': {problem}"
+            raise ContractError(
+                msg, path=str(catalog_path), topic=contract.name, key="timestamp_field"
+            )
+    return _AvroCodec(contract, value_writer=value_writer, key_writer=key_writer)
+
+
 def _headers(topic: str, headers: Headers | None) -> _HeaderList | None:
     if headers is None:
         return None
@@ -425,6 +617,14 @@ class GovernedProducer:
         keys, consumer keys, keys the library owns and anything that weakens a governed
         setting raise :class:`~governed_kafka.errors.ConfigError` naming the key.
     :param max_block_s: how long ``send()`` may wait for room in a full local queue.
+    :param registry: where schema ids come from (:mod:`governed_kafka.registry`); by
+        default a :class:`~governed_kafka.registry.LocalSchemaRegistry` built from the
+        catalog. Every schema topic's current schema is looked up and checked against
+        the registered versions under the topic's compatibility mode here, at
+        construction: an incompatible or unregistered schema raises
+        :class:`~governed_kafka.errors.GovernanceViolation` before anything is sent.
+    :param auto_register: register a current schema the registry does not have instead
+        of refusing it. Off by default: registration is a deployment step (``apply``).
     """
 
     def __init__(
@@ -437,6 +637,8 @@ class GovernedProducer:
         hooks: Sequence[object] = (),
         overrides: Overrides | None = None,
         max_block_s: float = DEFAULT_MAX_BLOCK_S,
+        registry: SchemaRegistry | None = None,
+        auto_register: bool = False,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -457,9 +659,24 @@ class GovernedProducer:
             profile=profile,
             overrides=overrides,
         )
-        self._routes: dict[str, _Route] = {
-            contract.name: _Route(contract) for contract in catalog.produced_by(service)
-        }
+        produced = catalog.produced_by(service)
+        if registry is None and any(c.value_schema or c.key_schema for c in produced):
+            registry = LocalSchemaRegistry.from_catalog(catalog)
+        #: Where schema ids come from (``None`` when no topic of this producer has a schema).
+        self.registry = registry
+        self.auto_register = auto_register
+        self._routes: dict[str, _Route] = {}
+        for contract in produced:
+            codec = None
+            if registry is not None:
+                codec = _codec(
+                    contract,
+                    registry=registry,
+                    mode=mode_of(contract, catalog.policy),
+                    auto_register=auto_register,
+                    catalog_path=catalog.path,
+                )
+            self._routes[contract.name] = _Route(contract, codec)
         self.client_id = str(self._config["client.id"])
         self._hooks = HookChain(hooks)
         self._observing = self._hooks.send or self._hooks.delivery
@@ -529,19 +746,29 @@ class GovernedProducer:
         route = self._routes.get(topic)
         if route is None:
             raise self._refusal(topic)
-        if type(key) is not bytes or route.key_forbidden:
-            key = route.key(key)
-        if type(value) is not bytes:
-            value = route.value(value)
-        header_list = None if headers is None else _headers(topic, headers)
+        codec = route.codec
+        timestamp = 0
+        event_type = None
+        if codec is None:
+            if type(key) is not bytes or route.key_forbidden:
+                key = route.key(key)
+            if type(value) is not bytes:
+                value = route.value(value)
+            header_list = None if headers is None else _headers(topic, headers)
+        else:
+            key, value, event_type, timestamp, header_list = self._encode(
+                route, codec, key, value, headers
+            )
         future = DeliveryFuture(self._state)
         callback: Callable[[Any, Any], None] = future
         if self._observing:
-            callback, header_list = self._observe(route, key, value, header_list, future)
+            callback, header_list = self._observe(
+                route, key, value, header_list, future, event_type=event_type
+            )
         try:
-            self._produce(topic, value, key, -1, callback, None, 0, header_list)
+            self._produce(topic, value, key, -1, callback, None, timestamp, header_list)
         except BufferError:
-            self._produce_when_room(topic, value, key, callback, header_list)
+            self._produce_when_room(topic, value, key, callback, header_list, timestamp=timestamp)
         except _kafka.KafkaException as exc:
             raise self._produce_error(exc, topic, key) from exc
         sends = self._sends = self._sends + 1
@@ -550,6 +777,34 @@ class GovernedProducer:
             self._state.last_foreground_serve = time.monotonic()
         return future
 
+    def _encode(
+        self,
+        route: _Route,
+        codec: _AvroCodec,
+        key: object,
+        value: object,
+        headers: Headers | None,
+    ) -> tuple[bytes | None, bytes | None, str | None, int, _HeaderList | None]:
+        """Check and encode a schema topic's record: key, value, event type, time, headers."""
+        topic = route.topic
+        encoded_key = codec.key(route, key)
+        header_list = None if headers is None else _headers(topic, headers)
+        if header_list and any(name == EVENT_TYPE_HEADER for name, _ in header_list):
+            msg = (
+                f"header {EVENT_TYPE_HEADER!r} for topic {topic!r} is set by the producer "
+                "from the value's schema; do not pass it"
+            )
+            raise SerializationError(
+                msg, topic=topic, field=f"headers.{EVENT_TYPE_HEADER}", value=headers
+            )
+        if value is None or codec.value_writer is None:
+            return encoded_key, route.value(value), None, 0, header_list
+        data, event_type, timestamp = codec.value(value)
+        if event_type is not None:
+            header = (EVENT_TYPE_HEADER, codec.event_headers[event_type])
+            header_list = [*header_list, header] if header_list else [header]
+        return encoded_key, data, event_type, timestamp, header_list
+
     def _observe(
         self,
         route: _Route,
@@ -557,6 +812,8 @@ class GovernedProducer:
         value: bytes | None,
         header_list: _HeaderList | None,
         future: DeliveryFuture,
+        *,
+        event_type: str | None,
     ) -> tuple[Callable[[Any, Any], None], _HeaderList | None]:
         """Run the send hooks; return the delivery callback and the headers to send."""
         observers = None
@@ -568,6 +825,7 @@ class GovernedProducer:
                 value_size=0 if value is None else len(value),
                 headers=header_list,
                 client_id=self.client_id,
+                event_type=event_type,
             )
             observers = self._hooks.observers(details)
         if observers or self._hooks.delivery:
@@ -608,6 +866,8 @@ class GovernedProducer:
         key: bytes | None,
         callback: Callable[[Any, Any], None],
         headers: _HeaderList | None,
+        *,
+        timestamp: int = 0,
     ) -> None:
         """The local queue is full: serve delivery reports until there is room, or time out."""
         started = time.monotonic()
@@ -631,7 +891,7 @@ class GovernedProducer:
         try:
             for attempt in retrying:
                 with attempt:
-                    self._produce(topic, value, key, -1, callback, None, 0, headers)
+                    self._produce(topic, value, key, -1, callback, None, timestamp, headers)
         except _t.RetryError:
             waited = time.monotonic() - started
             msg = (
