@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import attrs
 
-from . import _config, _kafka
+from . import _config, _kafka, cluster
 from ._config import Overrides
 from ._librdkafka_keys import GLOBAL_KEYS
 from .commit import CommitStrategy, PartitionOffsets
@@ -165,6 +165,14 @@ class GovernedConsumer:
     :param max_in_flight: unprocessed records above which partitions are paused.
     :param resume_below: unprocessed records below which they resume
         (default: half of ``max_in_flight``).
+    :param verify_topics: check at construction, before joining the group, that every
+        topic read (and each one's dead-letter topic) exists on the cluster and matches
+        its contract; a mismatch raises :class:`~governed_kafka.errors.GovernanceViolation`
+        (``topic.missing``, ``topic.drift``). ``None`` follows :attr:`Catalog.verify_topics
+        <governed_kafka.contracts.Catalog.verify_topics>`.
+
+    ``group_id`` must match the policy's ``group_id_pattern`` when it sets one
+    (rule ``consumer.group-id-pattern``).
     """
 
     def __init__(
@@ -181,6 +189,7 @@ class GovernedConsumer:
         overrides: Overrides | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         resume_below: int | None = None,
+        verify_topics: bool | None = None,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -203,6 +212,7 @@ class GovernedConsumer:
         self.max_in_flight = max_in_flight
         self.resume_below = resume_below if resume_below is not None else max_in_flight // 2
         self._hooks = HookChain(hooks)
+        self._check_group_id()
         self._topics = {name: _Topic(self._contract_for(name)) for name in names}
         self._check_dead_letter_rights()
         self._overrides = dict(overrides or {})
@@ -225,6 +235,8 @@ class GovernedConsumer:
                 "max.poll.interval.ms"
             )
             raise ConfigError(msg, key="max.poll.interval.ms", value=self._max_poll_interval_s)
+
+        self._verify_live_topics(verify_topics)
 
         self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
         self._buffer: deque[Record] = deque()
@@ -255,6 +267,30 @@ class GovernedConsumer:
         self._watchdog.start()
 
     # ------------------------------------------------------------ construction
+
+    def _check_group_id(self) -> None:
+        policy = self.catalog.policy
+        if policy.group_id_matches(self.group_id, service=self.service):
+            return
+        msg = (
+            f"group_id {self.group_id!r} of service {self.service!r} does not match the "
+            f"policy's group_id_pattern {policy.group_id_pattern!r}"
+        )
+        raise GovernanceViolation(
+            msg, rule="consumer.group-id-pattern", field="group_id", value=self.group_id
+        )
+
+    def _verify_live_topics(self, verify_topics: bool | None) -> None:
+        """The runtime gate: every topic read, and its dead-letter topic, matches its contract."""
+        if not (self.catalog.verify_topics if verify_topics is None else verify_topics):
+            return
+        used = list(self._topics)
+        for topic in self._topics.values():
+            dlq = topic.contract.dead_letter_topic
+            if dlq is not None and dlq not in used:
+                used.append(dlq)
+        live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+        live.verify(self.catalog, used)
 
     def _contract_for(self, name: str) -> TopicContract:
         contract = self.catalog.topic(name)  # no contract: GovernanceViolation
@@ -935,6 +971,7 @@ class GovernedConsumer:
                 service=self.service,
                 bootstrap_servers=self._bootstrap_servers,
                 overrides=shared,
+                verify_topics=False,  # the consumer checked its dead-letter topics already
             )
         return self._dead_letter_producer
 

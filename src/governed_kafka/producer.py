@@ -27,7 +27,7 @@ from typing import Any, Final, cast
 import attrs
 import tenacity as _t
 
-from . import _config, _kafka, profiles
+from . import _config, _kafka, cluster, profiles
 from ._config import Overrides
 from .contracts import Catalog, TopicContract
 from .errors import (
@@ -425,6 +425,13 @@ class GovernedProducer:
         keys, consumer keys, keys the library owns and anything that weakens a governed
         setting raise :class:`~governed_kafka.errors.ConfigError` naming the key.
     :param max_block_s: how long ``send()`` may wait for room in a full local queue.
+    :param verify_topics: check at construction, before any traffic, that every topic this
+        service may produce to exists on the cluster and matches its contract
+        (partitions, cleanup policy, min ISR); a mismatch raises
+        :class:`~governed_kafka.errors.GovernanceViolation` (``topic.missing``,
+        ``topic.drift``). ``None`` follows :attr:`Catalog.verify_topics
+        <governed_kafka.contracts.Catalog.verify_topics>`: on, except in the ``local``
+        environment, unless the policy says otherwise.
     """
 
     def __init__(
@@ -437,6 +444,7 @@ class GovernedProducer:
         hooks: Sequence[object] = (),
         overrides: Overrides | None = None,
         max_block_s: float = DEFAULT_MAX_BLOCK_S,
+        verify_topics: bool | None = None,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -461,6 +469,9 @@ class GovernedProducer:
             contract.name: _Route(contract) for contract in catalog.produced_by(service)
         }
         self.client_id = str(self._config["client.id"])
+        if self._routes and (catalog.verify_topics if verify_topics is None else verify_topics):
+            live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+            live.verify(catalog, self._routes)
         self._hooks = HookChain(hooks)
         self._observing = self._hooks.send or self._hooks.delivery
         self._state = _ProducerState()
