@@ -124,7 +124,7 @@ def check_name(contract: TopicContract, policy: Policy) -> list[Violation]:
         return []
     message = (
         f"name {contract.name!r} does not match the policy's topic_name_pattern "
-        f"{policy.topic_name_pattern!r}"
+        f"'{policy.topic_name_pattern}'"
     )
     return [_violation("topic.name-pattern", contract, "name", message)]
 
