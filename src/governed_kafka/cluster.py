@@ -365,7 +365,11 @@ class Cluster:
 
     def describe(self, names: Iterable[str]) -> dict[str, TopicState]:
         """The live state of each named topic that exists; absent topics are left out."""
-        listed = self._topics()
+        return self._describe(names, self._topics())
+
+    def _describe(
+        self, names: Iterable[str], listed: Mapping[str, tuple[int, int]]
+    ) -> dict[str, TopicState]:
         present = [n for n in dict.fromkeys(names) if n in listed]
         configs = self._admin.topic_configs(present)
         return {
@@ -384,7 +388,7 @@ class Cluster:
         """Compare every contract with the cluster; change nothing."""
         contracts = _unique(catalog)
         listed = self._topics()
-        live = self.describe(c.name for c in contracts)
+        live = self._describe((c.name for c in contracts), listed)
         changes: list[TopicChange] = []
         in_sync: list[str] = []
         for contract in contracts:
