@@ -213,7 +213,11 @@ def _check(
                 other = {"producer": "consumer", "consumer": "producer"}.get(
                     scope, "producer or consumer"
                 )
-                msg = f"override {key!r} is refused: it is a {other} property, ignored by a {scope}"
+                article = "an" if scope[0] in "aeiou" else "a"
+                msg = (
+                    f"override {key!r} is refused: it is a {other} property, "
+                    f"ignored by {article} {scope}"
+                )
             else:
                 msg = f"override {key!r} is refused: not a librdkafka {scope} property"
             raise ConfigError(msg, key=key, value=value)
