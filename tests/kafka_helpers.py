@@ -9,7 +9,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 
 def unique_topic(prefix: str = "test") -> str:
@@ -23,6 +29,44 @@ def create_topics(bootstrap: str, topics: Iterable[tuple[str, int, dict[str, str
     new = [NewTopic(n, num_partitions=p, replication_factor=1, config=c) for n, p, c in topics]
     for future in admin.create_topics(new, operation_timeout=10).values():
         future.result(10)
+
+
+def create_topic(
+    bootstrap: str, name: str, *, partitions: int = 1, rf: int = 1, **configs: str
+) -> None:
+    """Create one topic with the raw admin client; config names use ``_`` for ``.``."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    config = {k.replace("_", "."): v for k, v in configs.items()}
+    new = NewTopic(name, num_partitions=partitions, replication_factor=rf, config=config)
+    admin.create_topics([new], operation_timeout=10)[name].result(10)
+
+
+def topic_names(bootstrap: str) -> set[str]:
+    """Every topic on the cluster (listing all topics never auto-creates one)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return set(admin.list_topics(timeout=10).topics)
+
+
+def describe_topic(bootstrap: str, topic: str) -> tuple[int, int, dict[str, str]]:
+    """``(partitions, replication factor, configs)`` of ``topic``, read with DescribeConfigs."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    metadata = admin.list_topics(timeout=10).topics[topic]
+    replicas = {len(p.replicas) for p in metadata.partitions.values()}
+    assert len(replicas) == 1, replicas
+    resource = ConfigResource("topic", topic)
+    entries = admin.describe_configs([resource], request_timeout=10)[resource].result(10)
+    configs = {k: e.value for k, e in entries.items() if e.value is not None}
+    return len(metadata.partitions), replicas.pop(), configs
+
+
+def set_topic_configs(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
+    """Change topic configs behind the library's back (IncrementalAlterConfigs)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    entries = [
+        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in configs.items()
+    ]
+    resource = ConfigResource("topic", topic, incremental_configs=entries)
+    admin.incremental_alter_configs([resource], request_timeout=10)[resource].result(10)
 
 
 def partition_count(bootstrap: str, topic: str) -> int:

@@ -283,3 +283,65 @@ def test_services_find_their_topics(full: Path) -> None:
     catalog = Catalog.load(full)
     assert [t.name for t in catalog.produced_by("billing")] == ["payments.order.created.v1.dlq"]
     assert [t.name for t in catalog.consumed_by("billing")] == ["payments.order.created.v1"]
+
+
+def test_tenancy_and_gate_policy_keys_load(tmp_path: Path) -> None:
+    """require_tenant_prefix, group_id_pattern and verify_topics load into the Policy."""
+    path = write_catalog(
+        tmp_path,
+        """
+        [policy]
+        require_tenant_prefix = true
+        group_id_pattern = '^{service}(\\.[a-z0-9-]+)?$'
+        verify_topics = false
+        """,
+    )
+    policy = Catalog.load(path).policy
+    assert policy.require_tenant_prefix is True
+    assert policy.group_id_pattern == "^{service}(\\.[a-z0-9-]+)?$"
+    assert policy.verify_topics is False
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "fragment"),
+    [
+        ('require_tenant_prefix = "yes"', "require_tenant_prefix", "expected true or false"),
+        ("group_id_pattern = '({service}'", "group_id_pattern", "regular expression"),
+        ("verify_topics = 1", "verify_topics", "expected true or false"),
+    ],
+)
+def test_malformed_new_policy_keys_are_refused(
+    tmp_path: Path, line: str, key: str, fragment: str
+) -> None:
+    """A malformed tenancy or gate policy value is refused, naming the key."""
+    path = write_catalog(tmp_path, f"[policy]\n{line}\n")
+    with pytest.raises(ContractError, match=fragment) as refused:
+        Catalog.load(path)
+    assert refused.value.key == key
+
+
+def test_group_id_pattern_stands_in_the_service_name() -> None:
+    """{service} in group_id_pattern matches the consumer's own service name, escaped."""
+    policy = Policy(group_id_pattern=r"^{service}\.[a-z]+$")
+    assert policy.group_id_matches("billing.invoices", service="billing")
+    assert not policy.group_id_matches("analytics.invoices", service="billing")
+    assert not policy.group_id_matches("aXb.invoices", service="a.b")
+
+
+def test_verify_topics_defaults_on_except_in_local(full: Path) -> None:
+    """Without a policy key, clients verify live topics except in the environment named local."""
+    assert Catalog.load(full).verify_topics is True
+    assert Catalog.load(full, environment="prod").verify_topics is True
+    assert Catalog.load(full, environment="local").verify_topics is False
+
+
+def test_policy_verify_topics_wins_over_the_environment_default(tmp_path: Path) -> None:
+    """verify_topics set in [environments.local] turns the gate on there."""
+    path = write_catalog(
+        tmp_path,
+        """
+        [environments.local]
+        verify_topics = true
+        """,
+    )
+    assert Catalog.load(path, environment="local").verify_topics is True

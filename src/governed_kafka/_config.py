@@ -35,6 +35,7 @@ __all__ = [
     "MAX_IN_FLIGHT",
     "PARTITIONER",
     "Overrides",
+    "admin_config",
     "consumer_config",
     "producer_config",
 ]
@@ -209,8 +210,14 @@ def _check(
             raise ConfigError(msg, key=key, value=value)
         if key not in own_keys:
             if key in other_keys:
-                other = {"producer": "consumer", "consumer": "producer"}.get(scope, "client")
-                msg = f"override {key!r} is refused: it is a {other} property, ignored by a {scope}"
+                other = {"producer": "consumer", "consumer": "producer"}.get(
+                    scope, "producer or consumer"
+                )
+                article = "an" if scope[0] in "aeiou" else "a"
+                msg = (
+                    f"override {key!r} is refused: it is a {other} property, "
+                    f"ignored by {article} {scope}"
+                )
             else:
                 msg = f"override {key!r} is refused: not a librdkafka {scope} property"
             raise ConfigError(msg, key=key, value=value)
@@ -252,14 +259,26 @@ def check_consumer_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
 
 
 def check_admin_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
-    """Return ``overrides`` if an admin client may take them (global properties only)."""
+    """Return ``overrides`` if an admin client may take them, else raise :class:`ConfigError`.
+
+    An admin client takes the global properties only: connection, security, logging.
+    """
     return _check(
         overrides,
-        scope="admin",
+        scope="admin client",
         own_keys=GLOBAL_KEYS,
         other_keys=(PRODUCER_KEYS | CONSUMER_KEYS) - GLOBAL_KEYS,
         rules=(),
     )
+
+
+def shared_connection(config: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    """The part of a producer's or consumer's configuration an admin client can reuse.
+
+    Connection, security and logging settings carry over; batching, commit and
+    delivery settings do not.
+    """
+    return {k: v for k, v in config.items() if k in GLOBAL_KEYS}
 
 
 def bootstrap(servers: str | list[str] | tuple[str, ...]) -> str:
@@ -304,6 +323,21 @@ def producer_config(
     config.update(profile.to_librdkafka())
     config.update(check_producer_overrides(overrides))
     config.update(GOVERNED_PRODUCER)
+    return config
+
+
+def admin_config(
+    *,
+    bootstrap_servers: str | list[str] | tuple[str, ...],
+    client_id: str,
+    overrides: Overrides | None,
+) -> dict[str, Scalar]:
+    """Build an admin client's librdkafka configuration."""
+    config: dict[str, Scalar] = {
+        "bootstrap.servers": bootstrap(bootstrap_servers),
+        "client.id": client_id,
+    }
+    config.update(check_admin_overrides(overrides))
     return config
 
 

@@ -7,10 +7,11 @@ It creates the librdkafka clients from governed configuration dicts and translat
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import confluent_kafka
@@ -23,12 +24,13 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._config import ConfigResource
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.cimpl import NewPartitions, NewTopic
 
 from .errors import BrokerError, ConfigError, DeliveryError
 
 __all__ = [
+    "Admin",
     "AdminClient",
     "ConfigResource",
     "Consumer",
@@ -257,3 +259,130 @@ def unreachable(operation: str, timeout: float) -> BrokerError:
         "(are the bootstrap servers right and reachable?)"
     )
     return BrokerError(message, operation=operation, code="_TIMED_OUT", retriable=True)
+
+
+#: Error names meaning the cluster could not be reached at all.
+UNREACHABLE = frozenset({"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "_RESOLVE"})
+
+#: Error name of a request the broker does not implement.
+UNSUPPORTED = "_UNSUPPORTED_FEATURE"
+
+#: Topic errors in metadata that still mean "the topic exists".
+_EXISTS_WITH_ERROR = {KafkaError.LEADER_NOT_AVAILABLE}
+
+
+def _wait(future: Any, timeout: float, operation: str) -> Any:
+    """The result of an admin future, waiting at most ``timeout`` seconds."""
+    try:
+        return future.result(timeout)
+    except (concurrent.futures.TimeoutError, TimeoutError):
+        msg = f"{operation} failed: _TIMED_OUT: no answer within {timeout:.0f} s"
+        raise BrokerError(msg, operation=operation, code="_TIMED_OUT", retriable=True) from None
+
+
+class Admin:
+    """The admin requests topic governance makes, with plain values in and out.
+
+    Every call waits at most ``timeout`` seconds and raises :class:`BrokerError` when the
+    cluster fails or refuses it; confluent types never leave this class.
+    """
+
+    def __init__(self, config: Mapping[str, object], *, timeout: float) -> None:
+        self._client = new_admin(config)
+        self.timeout = timeout
+
+    def topics(self) -> dict[str, tuple[int, int]]:
+        """Every topic on the cluster: ``{name: (partitions, replication factor)}``.
+
+        Asks for all topics, never for one by name: some brokers create a topic that a
+        Metadata request names, which would turn a look into a change.
+        """
+        try:
+            metadata = self._client.list_topics(timeout=self.timeout)
+        except KafkaException as exc:
+            raise broker_error(exc, "list topics") from exc
+        found: dict[str, tuple[int, int]] = {}
+        for name, topic in metadata.topics.items():
+            if topic.error is not None and topic.error.code() not in _EXISTS_WITH_ERROR:
+                continue
+            replicas = [len(p.replicas) for p in topic.partitions.values()]
+            found[name] = (len(topic.partitions), min(replicas, default=0))
+        return found
+
+    def topic_configs(self, names: list[str]) -> dict[str, dict[str, str]]:
+        """The configs the broker reports for each topic (DescribeConfigs)."""
+        if not names:
+            return {}
+        resources = [ConfigResource("topic", name) for name in names]
+        operation = "describe topic configs"
+        try:
+            futures = self._client.describe_configs(resources, request_timeout=self.timeout)
+            result: dict[str, dict[str, str]] = {}
+            for resource, future in futures.items():
+                entries = _wait(future, self.timeout + 1, operation)
+                result[resource.name] = {
+                    key: entry.value for key, entry in entries.items() if entry.value is not None
+                }
+        except KafkaException as exc:
+            raise broker_error(exc, operation) from exc
+        return result
+
+    def create_topics(
+        self, specs: Sequence[tuple[str, int, int, Mapping[str, str]]]
+    ) -> dict[str, BrokerError | None]:
+        """Create ``(name, partitions, replication factor, configs)`` topics.
+
+        Returns, per topic, ``None`` when it was created or the error that refused it.
+        """
+        if not specs:
+            return {}
+        new = [
+            NewTopic(name, num_partitions=partitions, replication_factor=rf, config=dict(configs))
+            for name, partitions, rf, configs in specs
+        ]
+        futures = self._client.create_topics(
+            new, operation_timeout=self.timeout, request_timeout=self.timeout
+        )
+        outcome: dict[str, BrokerError | None] = {}
+        for name, future in futures.items():
+            operation = f"create topic {name!r}"
+            try:
+                _wait(future, self.timeout + 1, operation)
+            except KafkaException as exc:
+                outcome[name] = broker_error(exc, operation)
+            except BrokerError as exc:
+                outcome[name] = exc
+            else:
+                outcome[name] = None
+        return outcome
+
+    def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        """Set ``configs`` on topic ``name`` (IncrementalAlterConfigs), leaving the others."""
+        entries = [
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            for key, value in configs.items()
+        ]
+        resource = ConfigResource("topic", name, incremental_configs=entries)
+        operation = f"alter configs of topic {name!r}"
+        try:
+            futures = self._client.incremental_alter_configs(
+                [resource], request_timeout=self.timeout
+            )
+            for future in futures.values():
+                _wait(future, self.timeout + 1, operation)
+        except KafkaException as exc:
+            raise broker_error(exc, operation) from exc
+
+    def add_partitions(self, name: str, total: int) -> None:
+        """Grow topic ``name`` to ``total`` partitions (CreatePartitions)."""
+        operation = f"add partitions to topic {name!r}"
+        try:
+            futures = self._client.create_partitions(
+                [NewPartitions(name, total)],
+                operation_timeout=self.timeout,
+                request_timeout=self.timeout,
+            )
+            for future in futures.values():
+                _wait(future, self.timeout + 1, operation)
+        except KafkaException as exc:
+            raise broker_error(exc, operation) from exc

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import attrs
 
-from . import _config, _kafka, profiles
+from . import _config, _kafka, cluster, profiles
 from ._config import Overrides
 from ._librdkafka_keys import GLOBAL_KEYS
 from .avro import EVENT_TYPE_HEADER, AvroReader, load_schema
@@ -205,6 +205,14 @@ class GovernedConsumer:
         :class:`~governed_kafka.registry.LocalSchemaRegistry` built from the catalog.
         Values of schema topics are decoded and resolved to the contract's current
         schema; bytes that do not decode go to the dead-letter topic.
+    :param verify_topics: check at construction, before joining the group, that every
+        topic read (and each one's dead-letter topic) exists on the cluster and matches
+        its contract; a mismatch raises :class:`~governed_kafka.errors.GovernanceViolation`
+        (``topic.missing``, ``topic.drift``). ``None`` follows :attr:`Catalog.verify_topics
+        <governed_kafka.contracts.Catalog.verify_topics>`.
+
+    ``group_id`` must match the policy's ``group_id_pattern`` when it sets one
+    (rule ``consumer.group-id-pattern``).
     """
 
     def __init__(
@@ -223,6 +231,7 @@ class GovernedConsumer:
         resume_below: int | None = None,
         profile: profiles.Profile = profiles.DURABLE,
         registry: SchemaRegistry | None = None,
+        verify_topics: bool | None = None,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -245,6 +254,7 @@ class GovernedConsumer:
         self.max_in_flight = max_in_flight
         self.resume_below = resume_below if resume_below is not None else max_in_flight // 2
         self._hooks = HookChain(hooks)
+        self._check_group_id()
         self._topics = self._resolve_topics(names, registry)
         self._check_dead_letter_rights()
         self._overrides = dict(overrides or {})
@@ -268,6 +278,8 @@ class GovernedConsumer:
                 "max.poll.interval.ms"
             )
             raise ConfigError(msg, key="max.poll.interval.ms", value=self._max_poll_interval_s)
+
+        self._verify_live_topics(verify_topics)
 
         self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
         self._buffer: deque[Record] = deque()
@@ -308,6 +320,30 @@ class GovernedConsumer:
         #: Where writer schemas are found by id (``None`` when no topic has a schema).
         self.registry = registry
         return {c.name: _Topic(c, registry) for c in contracts}
+
+    def _check_group_id(self) -> None:
+        policy = self.catalog.policy
+        if policy.group_id_matches(self.group_id, service=self.service):
+            return
+        msg = (
+            f"group_id {self.group_id!r} of service {self.service!r} does not match the "
+            f"policy's group_id_pattern {policy.group_id_pattern!r}"
+        )
+        raise GovernanceViolation(
+            msg, rule="consumer.group-id-pattern", field="group_id", value=self.group_id
+        )
+
+    def _verify_live_topics(self, verify_topics: bool | None) -> None:
+        """The runtime gate: every topic read, and its dead-letter topic, matches its contract."""
+        if not (self.catalog.verify_topics if verify_topics is None else verify_topics):
+            return
+        used = list(self._topics)
+        for topic in self._topics.values():
+            dlq = topic.contract.dead_letter_topic
+            if dlq is not None and dlq not in used:
+                used.append(dlq)
+        live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+        live.verify(self.catalog, used)
 
     def _contract_for(self, name: str) -> TopicContract:
         contract = self.catalog.topic(name)  # no contract: GovernanceViolation
@@ -989,6 +1025,7 @@ class GovernedConsumer:
                 bootstrap_servers=self._bootstrap_servers,
                 overrides=shared,
                 registry=self.registry,
+                verify_topics=False,  # the consumer checked its dead-letter topics already
             )
         return self._dead_letter_producer
 

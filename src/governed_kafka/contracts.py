@@ -20,19 +20,29 @@ from typing import Any, Literal
 import attrs
 
 from .errors import ContractError, ContractProblem, GovernanceViolation
-from .policy import COMPATIBILITY_MODES, Compatibility, Policy
+from .policy import COMPATIBILITY_MODES, SERVICE_PLACEHOLDER, Compatibility, Policy, Violation
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["CLEANUP_POLICIES", "KEY_RULES", "Catalog", "KeyRule", "TopicContract"]
+__all__ = [
+    "CLEANUP_POLICIES",
+    "KEY_RULES",
+    "LOCAL_ENVIRONMENT",
+    "Catalog",
+    "KeyRule",
+    "TopicContract",
+]
 
 KeyRule = Literal["required", "optional", "forbidden"]
 
 #: Allowed values of a contract's ``key``.
 KEY_RULES: tuple[KeyRule, ...] = ("required", "optional", "forbidden")
+
+#: The environment whose clients skip the live-topic check unless the policy asks for it.
+LOCAL_ENVIRONMENT = "local"
 
 #: Valid ``cleanup_policy`` values (Kafka's ``cleanup.policy``).
 CLEANUP_POLICIES: tuple[str, ...] = ("delete", "compact", "compact,delete")
@@ -160,6 +170,27 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.topics)
 
+    def lint(self) -> list[Violation]:
+        """Check every contract against the policy, offline; return what breaks a rule.
+
+        The rules, with their stable ids, are listed in :mod:`governed_kafka.lint` and in
+        ``docs/governance.md``. An empty list means the catalog is clean.
+        """
+        from .lint import lint  # the rules import this module
+
+        return lint(self)
+
+    @property
+    def verify_topics(self) -> bool:
+        """Whether clients on this catalog check their live topics at construction by default.
+
+        The policy's ``verify_topics`` when it sets one; otherwise on, except for the
+        environment named ``local`` (:data:`LOCAL_ENVIRONMENT`).
+        """
+        if self.policy.verify_topics is not None:
+            return self.policy.verify_topics
+        return self.environment != LOCAL_ENVIRONMENT
+
     def produced_by(self, service: str) -> tuple[TopicContract, ...]:
         """Contracts that list ``service`` among their producers."""
         return tuple(t for t in self._by_name.values() if service in t.producers)
@@ -235,6 +266,16 @@ def _regex(value: object) -> str:
     return pattern
 
 
+def _group_id_pattern(value: object) -> str:
+    pattern = _str(value)
+    try:
+        re.compile(pattern.replace(SERVICE_PLACEHOLDER, "service"))
+    except re.error as exc:
+        msg = f"not a valid regular expression: {exc}"
+        raise _Bad(msg) from None
+    return pattern
+
+
 def _cleanup_policy(value: object) -> str:
     # Membership in CLEANUP_POLICIES is a lint rule; here only the shape is checked,
     # and the two spellings of the combined policy are made one.
@@ -278,6 +319,9 @@ _POLICY_FIELDS: dict[str, Callable[[object], object]] = {
     "require_retention": _bool,
     "require_schema": _bool,
     "default_compatibility": _choice(*COMPATIBILITY_MODES),
+    "require_tenant_prefix": _bool,
+    "group_id_pattern": _group_id_pattern,
+    "verify_topics": _bool,
 }
 
 _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {

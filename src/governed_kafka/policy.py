@@ -11,7 +11,16 @@ from typing import Literal
 
 import attrs
 
-__all__ = ["COMPATIBILITY_MODES", "Compatibility", "Policy", "Severity", "Violation"]
+__all__ = [
+    "COMPATIBILITY_MODES",
+    "DURABLE_MIN_INSYNC_REPLICAS",
+    "DURABLE_REPLICATION_FACTOR",
+    "SERVICE_PLACEHOLDER",
+    "Compatibility",
+    "Policy",
+    "Severity",
+    "Violation",
+]
 
 Compatibility = Literal[
     "NONE",
@@ -40,6 +49,9 @@ DURABLE_REPLICATION_FACTOR = 3
 #: min.insync.replicas below which acks=all is acknowledged by a single replica.
 DURABLE_MIN_INSYNC_REPLICAS = 2
 
+#: Stands for the consumer's service name inside ``group_id_pattern``.
+SERVICE_PLACEHOLDER = "{service}"
+
 
 @attrs.frozen(kw_only=True)
 class Policy:
@@ -65,12 +77,35 @@ class Policy:
     require_schema: bool = False
     #: Compatibility mode of topics that do not declare one.
     default_compatibility: Compatibility = "BACKWARD"
+    #: Every topic must declare a ``tenant`` and start with ``"<tenant>."``.
+    require_tenant_prefix: bool = False
+    #: Regular expression every consumer ``group_id`` must match in full, or ``None`` for
+    #: any group. ``{service}`` stands for the consumer's service name.
+    group_id_pattern: str | None = None
+    #: Whether producers and consumers check the live topics against their contracts at
+    #: construction; ``None`` means yes, except in the environment named ``local``.
+    verify_topics: bool | None = None
 
     def name_matches(self, topic: str) -> bool:
         """Return whether ``topic`` satisfies ``topic_name_pattern``."""
         if self.topic_name_pattern is None:
             return True
         return re.fullmatch(self.topic_name_pattern, topic) is not None
+
+    def group_id_matches(self, group_id: str, *, service: str) -> bool:
+        """Return whether ``group_id`` satisfies ``group_id_pattern`` for ``service``."""
+        if self.group_id_pattern is None:
+            return True
+        pattern = self.group_id_pattern.replace(SERVICE_PLACEHOLDER, re.escape(service))
+        return re.fullmatch(pattern, group_id) is not None
+
+    @property
+    def demands_durability(self) -> bool:
+        """Whether the minimums are high enough for ``acks=all`` to survive a broker loss."""
+        return (
+            self.min_replication_factor >= DURABLE_REPLICATION_FACTOR
+            and self.min_insync_replicas >= DURABLE_MIN_INSYNC_REPLICAS
+        )
 
 
 Severity = Literal["error", "warning"]

@@ -29,7 +29,7 @@ from typing import Any, Final, Literal, cast
 import attrs
 import tenacity as _t
 
-from . import _config, _kafka, profiles
+from . import _config, _kafka, cluster, profiles
 from ._config import Overrides
 from .avro import EVENT_TYPE_HEADER, AvroWriter, load_schema
 from .compatibility import TIMESTAMP_UNITS, check_versions, mode_of, timestamp_field_problem
@@ -69,7 +69,7 @@ _SERVE_MASK: Final = 63
 _FOREGROUND_WINDOW_S: Final = 0.002
 
 #: Longest single wait of the background thread inside librdkafka's poll.
-_POLL_SLICE_S: Final = 0.05
+_POLL_SLICE_S: Final = 0.01
 
 #: How many failed deliveries nobody looked at are kept for ``close()`` to report.
 _MAX_KEPT_FAILURES: Final = 1000
@@ -625,6 +625,13 @@ class GovernedProducer:
         :class:`~governed_kafka.errors.GovernanceViolation` before anything is sent.
     :param auto_register: register a current schema the registry does not have instead
         of refusing it. Off by default: registration is a deployment step (``apply``).
+    :param verify_topics: check at construction, before any traffic, that every topic this
+        service may produce to exists on the cluster and matches its contract
+        (partitions, cleanup policy, min ISR); a mismatch raises
+        :class:`~governed_kafka.errors.GovernanceViolation` (``topic.missing``,
+        ``topic.drift``). ``None`` follows :attr:`Catalog.verify_topics
+        <governed_kafka.contracts.Catalog.verify_topics>`: on, except in the ``local``
+        environment, unless the policy says otherwise.
     """
 
     def __init__(
@@ -639,6 +646,7 @@ class GovernedProducer:
         max_block_s: float = DEFAULT_MAX_BLOCK_S,
         registry: SchemaRegistry | None = None,
         auto_register: bool = False,
+        verify_topics: bool | None = None,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -678,6 +686,9 @@ class GovernedProducer:
                 )
             self._routes[contract.name] = _Route(contract, codec)
         self.client_id = str(self._config["client.id"])
+        if self._routes and (catalog.verify_topics if verify_topics is None else verify_topics):
+            live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+            live.verify(catalog, self._routes)
         self._hooks = HookChain(hooks)
         self._observing = self._hooks.send or self._hooks.delivery
         self._state = _ProducerState()

@@ -1,0 +1,324 @@
+"""``lint``, ``plan`` and ``apply``: contracts checked offline and held against a cluster.
+
+Exit codes (DESIGN.md): ``lint`` 0 clean, 1 violations; ``plan`` 0 in sync, 2 changes
+pending, 1 violations or errors; ``apply`` 0 ok, 1 refused or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import click
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from .._kafka import LIBRDKAFKA_LOGGER
+from ..cluster import DEFAULT_TIMEOUT_S, ApplyResult, Cluster, Plan, TopicChange
+from ..contracts import Catalog
+from ..lint import RULES
+from ..policy import Violation
+from ._common import clean_errors, console, emit_json, main
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+#: Width of the rule column: the longest rule id.
+_RULE_WIDTH = max(len(rule) for rule in RULES)
+
+
+def _contracts_file(fn: F) -> F:
+    fn = click.option(
+        "--env",
+        "environment",
+        metavar="E",
+        default=None,
+        help="Environment whose overrides apply (an [environments.E] table of the file).",
+    )(fn)
+    fn = click.option("--json", "as_json", is_flag=True, help="Machine output on stdout.")(fn)
+    return click.argument("file", type=click.Path(dir_okay=False, path_type=str))(fn)
+
+
+def _cluster_options(fn: F) -> F:
+    fn = click.option(
+        "--bootstrap-servers",
+        "-b",
+        required=True,
+        metavar="B",
+        help="host:port[,host:port...] of the cluster.",
+    )(fn)
+    fn = click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_TIMEOUT_S,
+        show_default=True,
+        help="Longest wait for any one admin request, in seconds.",
+    )(fn)
+    return click.option(
+        "-X",
+        "client_config",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="librdkafka setting for the admin client (TLS, SASL ...); repeatable.",
+    )(fn)
+
+
+def _client_config(pairs: Sequence[str]) -> dict[str, str]:
+    config = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            msg = f"expected KEY=VALUE, got {pair!r}"
+            raise click.BadParameter(msg, param_hint="-X")
+        config[key.strip()] = value
+    return config
+
+
+def _quiet_client_logs() -> None:
+    """librdkafka's connection chatter stays out of the output; errors are reported once."""
+    if not LIBRDKAFKA_LOGGER.handlers:
+        LIBRDKAFKA_LOGGER.addHandler(logging.NullHandler())
+
+
+def _cluster(bootstrap_servers: str, timeout: float, client_config: Sequence[str]) -> Cluster:
+    _quiet_client_logs()
+    return Cluster(bootstrap_servers, overrides=_client_config(client_config), timeout=timeout)
+
+
+def _by_topic(items: Iterable[T], topic: Callable[[T], str | None]) -> dict[str, list[T]]:
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(topic(item) or "(catalog)", []).append(item)
+    return groups
+
+
+def _section(title: str, columns: Sequence[tuple[str, dict[str, Any]]]) -> Table:
+    """One topic's table: a bold title, light borders, fixed-width label columns."""
+    table = Table(
+        title=Text(title, style="bold"), title_justify="left", box=box.SIMPLE_HEAD, expand=True
+    )
+    for header, options in columns:
+        table.add_column(header, **options)
+    return table
+
+
+_SEVERITY: dict[str, tuple[str, str]] = {"error": ("error", "red"), "warning": ("warn", "yellow")}
+
+
+def _print_violations(violations: Sequence[Violation]) -> None:
+    columns: list[tuple[str, dict[str, Any]]] = [
+        ("", {"width": 5, "no_wrap": True}),
+        ("rule", {"width": _RULE_WIDTH, "no_wrap": True}),
+        ("message", {"ratio": 1}),
+    ]
+    for topic, found in _by_topic(violations, lambda v: v.topic).items():
+        table = _section(topic, columns)
+        for v in found:
+            label, colour = _SEVERITY[v.severity]
+            table.add_row(Text(label, style=colour), Text(v.rule), Text(v.message))
+        console.print(table)
+
+
+_UNMANAGED = " (on the cluster, in no contract; left alone): "
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# --------------------------------------------------------------------------- lint
+
+
+@main.command()
+@_contracts_file
+@clean_errors
+def lint(*, file: str, environment: str | None, as_json: bool) -> None:
+    """Check FILE offline against its policy: names, owners, retention, replication, DLQs.
+
+    Exits 0 when no rule is broken (warnings allowed), 1 on any error.
+    """
+    catalog = Catalog.load(file, environment=environment)
+    violations = catalog.lint()
+    errors = [v for v in violations if v.severity == "error"]
+    if as_json:
+        emit_json(
+            {
+                "file": str(catalog.path),
+                "environment": catalog.environment,
+                "topics": len(catalog),
+                "errors": len(errors),
+                "warnings": len(violations) - len(errors),
+                "violations": [attrs.asdict(v) for v in violations],
+            }
+        )
+    else:
+        where = f"{catalog.path}" + (f" (env {catalog.environment})" if catalog.environment else "")
+        _print_violations(violations)
+        warnings = len(violations) - len(errors)
+        if errors:
+            console.print(
+                f"[bold red]{_count(len(errors), 'error')}[/], {_count(warnings, 'warning')} "
+                f"in {_count(len(catalog), 'topic')}"
+            )
+        else:
+            console.print(
+                f"[bold green]clean:[/] {_count(len(catalog), 'topic')}, "
+                f"{_count(warnings, 'warning')} ({where})"
+            )
+    sys.exit(1 if errors else 0)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _table(title: str, *headers: str) -> Table:
+    table = Table(title=Text(title, style="bold"), title_justify="left", box=box.SIMPLE_HEAD)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def _what(change: TopicChange) -> str:
+    return change.field if change.kind == "config" and change.field else change.kind
+
+
+def _print_changes(plan: Plan) -> None:
+    creates = [c for c in plan.changes if c.kind == "create"]
+    if creates:
+        table = _table("missing topics", "topic", "partitions, RF", "configs", "apply")
+        for change in creates:
+            configs = "\n".join(f"{k}={v}" for k, v in change.configs)
+            table.add_row(
+                Text(change.topic),
+                Text(str(change.wanted)),
+                Text(configs),
+                Text("will create", style="green"),
+            )
+        console.print(table)
+    drift = [c for c in plan.changes if c.kind != "create"]
+    if drift:
+        table = _table("drift", "topic", "what", "live", "contract", "apply")
+        for change in drift:
+            if change.safe:
+                verdict = Text("will fix", style="green")
+            else:
+                verdict = Text.assemble(("refused: ", "red"), str(change.refused))
+            table.add_row(
+                Text(change.topic),
+                Text(_what(change)),
+                Text(change.live or "(not set)"),
+                Text(str(change.wanted)),
+                verdict,
+            )
+        console.print(table)
+
+
+def _print_plan(plan: Plan) -> None:
+    if plan.violations:
+        console.print("[bold red]the contracts fail lint:[/]")
+        _print_violations(plan.violations)
+    _print_changes(plan)
+    if plan.unmanaged:
+        console.print(Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(plan.unmanaged)))
+    creates = sum(1 for c in plan.changes if c.kind == "create")
+    refused = sum(1 for c in plan.changes if not c.safe)
+    changes = len(plan.changes) - creates - refused
+    console.print(
+        f"plan: {creates} to create, {changes} to change, {refused} refused, "
+        f"{len(plan.in_sync)} in sync, {len(plan.unmanaged)} unmanaged"
+        + (f", {_count(len(plan.violations), 'lint error')}" if plan.violations else "")
+    )
+
+
+@main.command()
+@_contracts_file
+@_cluster_options
+@clean_errors
+def plan(
+    *,
+    file: str,
+    environment: str | None,
+    as_json: bool,
+    bootstrap_servers: str,
+    timeout: float,
+    client_config: tuple[str, ...],
+) -> None:
+    """Compare FILE with the live cluster; change nothing.
+
+    Lists missing topics, partition and replication differences, config drift and
+    unmanaged topics. Exits 0 in sync, 2 when changes are pending, 1 when the contracts
+    fail lint or a change would be refused.
+    """
+    catalog = Catalog.load(file, environment=environment)
+    result = _cluster(bootstrap_servers, timeout, client_config).plan(catalog)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _print_plan(result)
+    sys.exit(result.exit_code)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def _print_applied(result: ApplyResult) -> None:
+    if result.plan.violations:
+        console.print("[bold red]the contracts fail lint; nothing was changed:[/]")
+        _print_violations(result.plan.violations)
+    if result.results:
+        colours = {"applied": "green", "refused": "red", "failed": "red", "skipped": "yellow"}
+        table = _table("apply", "topic", "what", "outcome", "message")
+        for item in result.results:
+            table.add_row(
+                Text(item.change.topic),
+                Text(_what(item.change)),
+                Text(item.outcome, style=colours[item.outcome]),
+                Text(item.message),
+            )
+        console.print(table)
+    if result.plan.unmanaged:
+        console.print(
+            Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(result.plan.unmanaged))
+        )
+    applied = sum(1 for r in result.results if r.outcome == "applied")
+    if result.ok:
+        console.print(
+            f"[bold green]ok:[/] {_count(applied, 'change')} applied, "
+            f"{len(result.plan.in_sync)} already in sync"
+        )
+    else:
+        console.print(
+            f"[bold red]not ok:[/] {applied} of {_count(len(result.results), 'change')} applied"
+        )
+
+
+@main.command()
+@_contracts_file
+@_cluster_options
+@clean_errors
+def apply(
+    *,
+    file: str,
+    environment: str | None,
+    as_json: bool,
+    bootstrap_servers: str,
+    timeout: float,
+    client_config: tuple[str, ...],
+) -> None:
+    """Make the cluster match FILE: create missing topics, fix safe drift.
+
+    Refuses unsafe changes (partition decrease, replication-factor change, cleanup-policy
+    change on a live topic) and changes nothing while the contracts fail lint. Topics no
+    contract owns are left alone. Exits 0 when everything was applied, else 1.
+    """
+    catalog = Catalog.load(file, environment=environment)
+    result = _cluster(bootstrap_servers, timeout, client_config).apply(catalog)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _print_applied(result)
+    sys.exit(result.exit_code)

@@ -1,0 +1,603 @@
+"""Contracts against a live cluster: ``plan``, ``apply``, and the runtime gate.
+
+:class:`Cluster` looks at a cluster through the admin client (Metadata and
+DescribeConfigs) and compares every topic with its contract:
+
+* :meth:`Cluster.plan` lists what differs, as :class:`TopicChange` objects: topics to
+  create, partition counts, replication factors and topic configs that drifted. Topics
+  on the cluster that no contract owns are reported, never touched (internal topics,
+  whose names start with ``__``, are ignored).
+* :meth:`Cluster.apply` makes the safe changes (creates missing topics with their
+  governed configs, sets drifted configs with IncrementalAlterConfigs, adds partitions)
+  and refuses the unsafe ones with the reason: a partition decrease, a replication-factor
+  change, a cleanup-policy change on a live topic. A broker that lacks the request a
+  change needs is named as such.
+* :meth:`Cluster.verify` is the runtime gate of :class:`~governed_kafka.GovernedProducer`
+  and :class:`~governed_kafka.GovernedConsumer`: it raises
+  :class:`~governed_kafka.errors.GovernanceViolation` when a topic a client will use is
+  missing or does not match its contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final, Literal
+
+import attrs
+
+from . import _config, _kafka
+from ._config import Overrides, Scalar
+from .contracts import Catalog, TopicContract
+from .errors import BrokerError, GovernanceViolation
+from .policy import Violation
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "INTERNAL_PREFIX",
+    "KAFKA_TOPIC_DEFAULTS",
+    "ApplyResult",
+    "ChangeKind",
+    "ChangeResult",
+    "Cluster",
+    "Outcome",
+    "Plan",
+    "PlanStatus",
+    "TopicChange",
+    "TopicState",
+]
+
+#: Longest wait for any one admin request (seconds), so an unreachable cluster is
+#: reported instead of waited on.
+DEFAULT_TIMEOUT_S: Final = 10.0
+
+#: Topics whose names start with this belong to the cluster itself (offsets,
+#: transactions ...): never reported as unmanaged.
+INTERNAL_PREFIX: Final = "__"
+
+#: Kafka's documented defaults of the configs the gate and ``plan`` compare, used when a
+#: broker does not report a config at all (some report only configs set explicitly).
+KAFKA_TOPIC_DEFAULTS: Final[Mapping[str, str]] = {
+    "cleanup.policy": "delete",
+    "min.insync.replicas": "1",
+    "retention.ms": "604800000",
+    "retention.bytes": "-1",
+}
+
+ChangeKind = Literal["create", "partitions", "replication-factor", "config"]
+PlanStatus = Literal["in-sync", "pending", "refused"]
+Outcome = Literal["applied", "refused", "failed", "skipped"]
+
+
+@attrs.frozen(kw_only=True)
+class TopicState:
+    """A topic as the cluster reports it."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    #: Topic configs the broker reported, as ``(name, value)`` pairs sorted by name.
+    configs: tuple[tuple[str, str], ...] = ()
+
+    def config(self, key: str) -> str | None:
+        """The value of topic config ``key``: reported, else Kafka's default, else ``None``."""
+        reported = dict(self.configs).get(key)
+        return reported if reported is not None else KAFKA_TOPIC_DEFAULTS.get(key)
+
+
+@attrs.frozen(kw_only=True)
+class TopicChange:
+    """One difference between a contract and the live topic.
+
+    ``field`` is the contract field (``"partitions"``, ``"replication_factor"``) or the
+    broker's config name (``"retention.ms"``); ``live`` and ``wanted`` are the values as
+    text (``live`` is ``None`` when the topic or config is absent). ``refused`` says why
+    ``apply`` will not make the change; ``None`` means it will.
+    """
+
+    topic: str
+    kind: ChangeKind
+    field: str | None = None
+    live: str | None = None
+    wanted: str | None = None
+    refused: str | None = None
+    #: For a ``create``: the topic configs it will be created with.
+    configs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def safe(self) -> bool:
+        """Whether ``apply`` makes this change."""
+        return self.refused is None
+
+    def describe(self) -> str:
+        """One sentence saying what differs."""
+        if self.kind == "create":
+            return f"missing: create with {self.wanted}"
+        live = "(not set)" if self.live is None else self.live
+        return f"{self.field}: live {live}, contract {self.wanted}"
+
+    def to_dict(self) -> dict[str, object]:
+        """The change as plain data, for JSON."""
+        data = attrs.asdict(self)
+        data["configs"] = dict(self.configs)
+        data["safe"] = self.safe
+        return data
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """What ``apply`` would do to make the cluster match the contracts."""
+
+    environment: str | None
+    changes: tuple[TopicChange, ...]
+    #: Contract topics that exist and match.
+    in_sync: tuple[str, ...]
+    #: Topics on the cluster that no contract owns (reported, never touched).
+    unmanaged: tuple[str, ...]
+    #: Lint errors of the contracts themselves; ``apply`` changes nothing while there are any.
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def status(self) -> PlanStatus:
+        """``refused`` (lint errors or unsafe changes), ``pending`` (changes) or ``in-sync``."""
+        if self.violations or any(not c.safe for c in self.changes):
+            return "refused"
+        return "pending" if self.changes else "in-sync"
+
+    @property
+    def exit_code(self) -> int:
+        """The ``plan`` command's exit code: 0 in sync, 2 changes pending, 1 refused."""
+        return {"in-sync": 0, "pending": 2, "refused": 1}[self.status]
+
+    def to_dict(self) -> dict[str, object]:
+        """The plan as plain data, for JSON."""
+        return {
+            "environment": self.environment,
+            "status": self.status,
+            "changes": [c.to_dict() for c in self.changes],
+            "in_sync": list(self.in_sync),
+            "unmanaged": list(self.unmanaged),
+            "violations": [attrs.asdict(v) for v in self.violations],
+        }
+
+
+@attrs.frozen(kw_only=True)
+class ChangeResult:
+    """What ``apply`` did with one change."""
+
+    change: TopicChange
+    #: ``applied``; ``refused`` (unsafe); ``failed`` (the broker refused or lacks the
+    #: request); ``skipped`` (the contracts fail lint, so nothing was changed).
+    outcome: Outcome
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        """The result as plain data, for JSON."""
+        return {"change": self.change.to_dict(), "outcome": self.outcome, "message": self.message}
+
+
+@attrs.frozen(kw_only=True)
+class ApplyResult:
+    """Every change of a plan and what became of it."""
+
+    plan: Plan
+    results: tuple[ChangeResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every change was applied and the contracts are clean."""
+        return not self.plan.violations and all(r.outcome == "applied" for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """The ``apply`` command's exit code: 0 ok, 1 anything refused or failed."""
+        return 0 if self.ok else 1
+
+    def to_dict(self) -> dict[str, object]:
+        """The result as plain data, for JSON."""
+        return {
+            "ok": self.ok,
+            "results": [r.to_dict() for r in self.results],
+            "unmanaged": list(self.plan.unmanaged),
+            "violations": [attrs.asdict(v) for v in self.plan.violations],
+        }
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def _normal(key: str, value: str) -> str:
+    value = value.strip()
+    if key == "cleanup.policy":
+        return ",".join(sorted(p.strip() for p in value.split(",")))
+    return value
+
+
+def _config_change(contract: TopicContract, key: str, wanted: str, live: str | None) -> TopicChange:
+    refused = None
+    if key == "cleanup.policy":
+        refused = (
+            f"changing cleanup.policy of a live topic from {live!r} to {wanted!r} changes what "
+            "its data means (compaction keeps only the latest record per key; deletion drops "
+            "records by age or size): create a new topic version instead"
+        )
+    return TopicChange(
+        topic=contract.name, kind="config", field=key, live=live, wanted=wanted, refused=refused
+    )
+
+
+def _differences(contract: TopicContract, state: TopicState) -> list[TopicChange]:
+    """Every way ``state`` differs from ``contract``."""
+    changes = []
+    name = contract.name
+    if state.partitions > contract.partitions:
+        changes.append(
+            TopicChange(
+                topic=name,
+                kind="partitions",
+                field="partitions",
+                live=str(state.partitions),
+                wanted=str(contract.partitions),
+                refused=(
+                    f"Kafka cannot remove partitions: the topic has {state.partitions}; "
+                    "to shrink it, create a new topic version and migrate"
+                ),
+            )
+        )
+    elif state.partitions < contract.partitions:
+        changes.append(
+            TopicChange(
+                topic=name,
+                kind="partitions",
+                field="partitions",
+                live=str(state.partitions),
+                wanted=str(contract.partitions),
+            )
+        )
+    if state.replication_factor != contract.replication_factor:
+        changes.append(
+            TopicChange(
+                topic=name,
+                kind="replication-factor",
+                field="replication_factor",
+                live=str(state.replication_factor),
+                wanted=str(contract.replication_factor),
+                refused=(
+                    "changing the replication factor moves replicas between brokers (a "
+                    "partition reassignment), which apply does not do; reassign with the "
+                    "cluster's own tooling"
+                ),
+            )
+        )
+    for key, wanted in sorted(contract.topic_configs().items()):
+        live = state.config(key)
+        if live is None or _normal(key, live) != _normal(key, wanted):
+            changes.append(_config_change(contract, key, wanted, live))
+    return changes
+
+
+def _create(contract: TopicContract) -> TopicChange:
+    return TopicChange(
+        topic=contract.name,
+        kind="create",
+        wanted=(
+            f"{contract.partitions} partition{'s' if contract.partitions != 1 else ''}, "
+            f"replication factor {contract.replication_factor}"
+        ),
+        configs=tuple(sorted(contract.topic_configs().items())),
+    )
+
+
+def _unique(catalog: Catalog) -> list[TopicContract]:
+    """Contracts by name, first one winning (duplicates are a lint error)."""
+    seen: dict[str, TopicContract] = {}
+    for contract in catalog.topics:
+        seen.setdefault(contract.name, contract)
+    return list(seen.values())
+
+
+def _why_unsupported(error: BrokerError, request: str, kip: str, what: str) -> str:
+    if error.code == _kafka.UNSUPPORTED:
+        return (
+            f"the broker does not support {request} ({kip}), so {what} cannot be done "
+            "through the admin API; do it with the cluster's own tooling"
+        )
+    return str(error)
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+class Cluster:
+    """A live cluster seen through the admin client.
+
+    :param bootstrap_servers: ``"host:port,host:port"`` or a list of them.
+    :param overrides: librdkafka settings for the admin client (TLS, SASL, ...); only
+        global properties are accepted.
+    :param timeout: longest wait for any one admin request, in seconds.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str] | tuple[str, ...],
+        *,
+        overrides: Overrides | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        client_id: str = "governed-kafka-admin",
+    ) -> None:
+        config = _config.admin_config(
+            bootstrap_servers=bootstrap_servers, client_id=client_id, overrides=overrides
+        )
+        self._init(config, timeout)
+
+    def _init(self, config: Mapping[str, Scalar], timeout: float) -> None:
+        if timeout <= 0:
+            msg = f"timeout must be > 0 seconds, got {timeout!r}"
+            raise ValueError(msg)
+        self.bootstrap_servers = str(config["bootstrap.servers"])
+        self.timeout = timeout
+        self._admin = _kafka.Admin(config, timeout=timeout)
+
+    @classmethod
+    def _from_client_config(cls, config: Mapping[str, Scalar], timeout: float) -> Cluster:
+        """A cluster seen with the connection settings of a producer or consumer."""
+        cluster = cls.__new__(cls)
+        cluster._init(_config.shared_connection(config), timeout)
+        return cluster
+
+    # ------------------------------------------------------------------ looking
+
+    def _topics(self) -> dict[str, tuple[int, int]]:
+        try:
+            return self._admin.topics()
+        except BrokerError as exc:
+            if exc.code not in _kafka.UNREACHABLE:
+                raise
+            msg = (
+                f"cannot reach the cluster at {self.bootstrap_servers} within "
+                f"{self.timeout:g} s ({exc.code}): check the bootstrap servers and that the "
+                "brokers are up"
+            )
+            raise BrokerError(msg, operation="connect", code=exc.code, retriable=True) from exc
+
+    def topic_names(self) -> list[str]:
+        """Names of every topic on the cluster, internal ones included, sorted."""
+        return sorted(self._topics())
+
+    def describe(self, names: Iterable[str]) -> dict[str, TopicState]:
+        """The live state of each named topic that exists; absent topics are left out."""
+        return self._describe(names, self._topics())
+
+    def _describe(
+        self, names: Iterable[str], listed: Mapping[str, tuple[int, int]]
+    ) -> dict[str, TopicState]:
+        present = [n for n in dict.fromkeys(names) if n in listed]
+        configs = self._admin.topic_configs(present)
+        return {
+            name: TopicState(
+                name=name,
+                partitions=listed[name][0],
+                replication_factor=listed[name][1],
+                configs=tuple(sorted(configs.get(name, {}).items())),
+            )
+            for name in present
+        }
+
+    # ------------------------------------------------------------------ plan and apply
+
+    def plan(self, catalog: Catalog) -> Plan:
+        """Compare every contract with the cluster; change nothing."""
+        contracts = _unique(catalog)
+        listed = self._topics()
+        live = self._describe((c.name for c in contracts), listed)
+        changes: list[TopicChange] = []
+        in_sync: list[str] = []
+        for contract in contracts:
+            state = live.get(contract.name)
+            if state is None:
+                changes.append(_create(contract))
+                continue
+            found = _differences(contract, state)
+            if found:
+                changes.extend(found)
+            else:
+                in_sync.append(contract.name)
+        owned = {c.name for c in contracts}
+        unmanaged = sorted(
+            n for n in listed if n not in owned and not n.startswith(INTERNAL_PREFIX)
+        )
+        violations = tuple(v for v in catalog.lint() if v.severity == "error")
+        return Plan(
+            environment=catalog.environment,
+            changes=tuple(changes),
+            in_sync=tuple(in_sync),
+            unmanaged=tuple(unmanaged),
+            violations=violations,
+        )
+
+    def apply(self, catalog: Catalog) -> ApplyResult:
+        """Make the safe changes of :meth:`plan`; refuse the unsafe ones, saying why.
+
+        Nothing is changed while the contracts fail lint. Each change is independent:
+        one that fails or is refused does not stop the others.
+        """
+        plan = self.plan(catalog)
+        if plan.violations:
+            why = (
+                f"not applied: the contracts break {len(plan.violations)} lint rule(s); "
+                "fix them first (governed-kafka lint)"
+            )
+            skipped = tuple(
+                ChangeResult(change=c, outcome="skipped", message=why) for c in plan.changes
+            )
+            return ApplyResult(plan=plan, results=skipped)
+        results: dict[int, ChangeResult] = {}
+        for index, change in enumerate(plan.changes):
+            if not change.safe:
+                results[index] = ChangeResult(
+                    change=change, outcome="refused", message=str(change.refused)
+                )
+        self._create_missing(catalog, plan, results)
+        self._set_configs(plan, results)
+        self._add_partitions(plan, results)
+        return ApplyResult(plan=plan, results=tuple(results[i] for i in range(len(plan.changes))))
+
+    def _create_missing(
+        self, catalog: Catalog, plan: Plan, results: dict[int, ChangeResult]
+    ) -> None:
+        creates = {i: c for i, c in enumerate(plan.changes) if c.kind == "create"}
+        specs = []
+        for change in creates.values():
+            contract = catalog.topic(change.topic)
+            specs.append(
+                (
+                    contract.name,
+                    contract.partitions,
+                    contract.replication_factor,
+                    dict(change.configs),
+                )
+            )
+        outcome = self._admin.create_topics(specs)
+        for index, change in creates.items():
+            error = outcome.get(change.topic)
+            if error is None:
+                results[index] = ChangeResult(
+                    change=change, outcome="applied", message=f"created with {change.wanted}"
+                )
+            else:
+                results[index] = ChangeResult(change=change, outcome="failed", message=str(error))
+
+    def _set_configs(self, plan: Plan, results: dict[int, ChangeResult]) -> None:
+        by_topic: dict[str, dict[int, TopicChange]] = {}
+        for index, change in enumerate(plan.changes):
+            if change.kind == "config" and change.safe:
+                by_topic.setdefault(change.topic, {})[index] = change
+        for topic, changes in by_topic.items():
+            wanted = {str(c.field): str(c.wanted) for c in changes.values()}
+            try:
+                self._admin.set_topic_configs(topic, wanted)
+            except BrokerError as exc:
+                shown = ", ".join(f"{k}={v}" for k, v in wanted.items())
+                why = _why_unsupported(
+                    exc, "IncrementalAlterConfigs", "KIP-339, Kafka 2.3+", f"setting {shown}"
+                )
+                for index, change in changes.items():
+                    results[index] = ChangeResult(change=change, outcome="failed", message=why)
+            else:
+                for index, change in changes.items():
+                    results[index] = ChangeResult(
+                        change=change,
+                        outcome="applied",
+                        message=(
+                            f"set {change.field}={change.wanted} (was {change.live or 'not set'})"
+                        ),
+                    )
+
+    def _add_partitions(self, plan: Plan, results: dict[int, ChangeResult]) -> None:
+        for index, change in enumerate(plan.changes):
+            if change.kind != "partitions" or not change.safe:
+                continue
+            total = int(str(change.wanted))
+            try:
+                self._admin.add_partitions(change.topic, total)
+            except BrokerError as exc:
+                why = _why_unsupported(
+                    exc,
+                    "CreatePartitions",
+                    "KIP-195, Kafka 1.0+",
+                    f"growing {change.topic!r} from {change.live} to {total} partitions",
+                )
+                results[index] = ChangeResult(change=change, outcome="failed", message=why)
+            else:
+                results[index] = ChangeResult(
+                    change=change,
+                    outcome="applied",
+                    message=f"partitions {change.live} -> {total}",
+                )
+
+    # ------------------------------------------------------------------ the runtime gate
+
+    def verify(self, catalog: Catalog, topics: Iterable[str]) -> None:
+        """Refuse, before any traffic, topics that are missing or differ from their contracts.
+
+        Checks that each topic exists and that its partition count, cleanup policy and
+        (when the contract sets it) ``min.insync.replicas`` match. Raises
+        :class:`GovernanceViolation` (rule ``topic.missing`` or ``topic.drift``) naming
+        every problem found.
+        """
+        contracts = [catalog.topic(name) for name in dict.fromkeys(topics)]
+        if not contracts:
+            return
+        live = self.describe(c.name for c in contracts)
+        problems: list[tuple[str, str, str | None, object, str]] = []
+        for contract in contracts:
+            state = live.get(contract.name)
+            if state is None:
+                problems.append(
+                    (
+                        "topic.missing",
+                        contract.name,
+                        None,
+                        None,
+                        f"topic {contract.name!r} does not exist on the cluster "
+                        f"(create it: governed-kafka apply {catalog.path})",
+                    )
+                )
+                continue
+            problems.extend(_gate_drift(contract, state))
+        if not problems:
+            return
+        rule, topic, field, value, _ = problems[0]
+        lines = [p[4] for p in problems]
+        message = (
+            lines[0]
+            if len(lines) == 1
+            else f"{len(lines)} live topics do not match their contracts:\n  " + "\n  ".join(lines)
+        )
+        raise GovernanceViolation(message, rule=rule, topic=topic, field=field, value=value)
+
+
+def _gate_drift(
+    contract: TopicContract, state: TopicState
+) -> list[tuple[str, str, str | None, object, str]]:
+    """What the runtime gate refuses in ``state``: partitions, cleanup policy, min ISR."""
+    found: list[tuple[str, str, str | None, object, str]] = []
+    name = contract.name
+    if state.partitions != contract.partitions:
+        found.append(
+            (
+                "topic.drift",
+                name,
+                "partitions",
+                state.partitions,
+                f"topic {name!r} has {state.partitions} partitions live, "
+                f"the contract says {contract.partitions}",
+            )
+        )
+    live_policy = state.config("cleanup.policy")
+    if live_policy is None or _normal("cleanup.policy", live_policy) != _normal(
+        "cleanup.policy", contract.cleanup_policy
+    ):
+        found.append(
+            (
+                "topic.drift",
+                name,
+                "cleanup_policy",
+                live_policy,
+                f"topic {name!r} has cleanup.policy {live_policy!r} live, "
+                f"the contract says {contract.cleanup_policy!r}",
+            )
+        )
+    if contract.min_insync_replicas is not None:
+        live_isr = state.config("min.insync.replicas")
+        if live_isr != str(contract.min_insync_replicas):
+            found.append(
+                (
+                    "topic.drift",
+                    name,
+                    "min_insync_replicas",
+                    live_isr,
+                    f"topic {name!r} has min.insync.replicas {live_isr} live, "
+                    f"the contract says {contract.min_insync_replicas}",
+                )
+            )
+    return found

@@ -1,0 +1,403 @@
+"""The rules :meth:`Catalog.lint` holds every contract to, offline.
+
+Each rule is a plain function. A *topic rule* takes one contract and the policy in force
+and returns the :class:`~governed_kafka.policy.Violation` objects it finds; a *catalog
+rule* takes the whole :class:`~governed_kafka.contracts.Catalog`, for rules that look
+across topics (duplicates, dead-letter topics). :data:`TOPIC_RULES` and
+:data:`CATALOG_RULES` list the rules that run; a further rule module plugs in by adding
+its function to one of them::
+
+    TOPIC_RULES = (..., compatibility.check_contract)
+
+Every violation carries a stable rule id (:data:`RULES` lists them with what each
+means), so CI output and dashboards can match on it. Environment overrides are applied
+when the catalog is loaded, so the rules see the values of the chosen environment.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Final
+
+from .compatibility import check_contract as check_schemas
+from .contracts import CLEANUP_POLICIES, TopicContract
+from .policy import (
+    DURABLE_MIN_INSYNC_REPLICAS,
+    DURABLE_REPLICATION_FACTOR,
+    Policy,
+    Severity,
+    Violation,
+)
+
+if TYPE_CHECKING:
+    from .contracts import Catalog
+
+__all__ = [
+    "CATALOG_RULES",
+    "RULES",
+    "TOPIC_RULES",
+    "CatalogRule",
+    "TopicRule",
+    "check_cleanup_policy",
+    "check_compacted_key",
+    "check_consumers",
+    "check_dead_letters",
+    "check_duplicates",
+    "check_durability",
+    "check_min_insync_replicas",
+    "check_min_insync_vs_replication",
+    "check_name",
+    "check_owner",
+    "check_partitions",
+    "check_producers",
+    "check_replication_factor",
+    "check_retention",
+    "check_schema_declared",
+    "check_tenant",
+    "lint",
+]
+
+#: A rule over one contract: ``(contract, policy) -> violations``.
+TopicRule = Callable[[TopicContract, Policy], Iterable[Violation]]
+
+#: A rule over the whole catalog: ``(catalog) -> violations``.
+CatalogRule = Callable[["Catalog"], Iterable[Violation]]
+
+#: Every rule id this module reports, and what breaking it means.
+RULES: Final[Mapping[str, str]] = {
+    "topic.name-pattern": "the topic name does not match the policy's topic_name_pattern",
+    "topic.owner-missing": "the policy requires an owner and the topic names none",
+    "topic.retention-missing": (
+        "the policy requires retention_ms and the topic (not compacted-only) sets none"
+    ),
+    "topic.replication-factor": "replication_factor is below the policy minimum",
+    "topic.min-insync-replicas": (
+        "min_insync_replicas is below the policy minimum, or unset while the minimum is above 1"
+    ),
+    "topic.min-insync-not-below-rf": (
+        "min_insync_replicas is not below replication_factor (allowed only when both are 1)"
+    ),
+    "topic.durability": (
+        "the policy demands durable topics and the topic has replication_factor < 3 "
+        "or min_insync_replicas < 2"
+    ),
+    "topic.partitions-max": "partitions is above the policy's max_partitions",
+    "topic.cleanup-policy": "cleanup_policy is not delete, compact or compact,delete",
+    "topic.compacted-key": "the topic is compacted but its key is not 'required'",
+    "topic.schema-missing": "the policy requires a value_schema and the topic declares none",
+    "topic.no-producers": "no service is listed as a producer",
+    "topic.no-consumers": "no service is listed as a consumer (warning)",
+    "topic.tenant-missing": "the policy requires tenant prefixes and the topic has no tenant",
+    "topic.tenant-prefix": "the topic name does not start with its tenant's prefix",
+    "topic.duplicate": "the same topic name is declared more than once",
+    "dead-letter.missing": "the dead_letter_topic has no contract in the catalog",
+    "dead-letter.self": "the topic is its own dead_letter_topic",
+    "dead-letter.schema": "the dead-letter topic declares a value_schema (it must carry raw bytes)",
+    "dead-letter.key-required": (
+        "the dead-letter topic requires a key (key = 'required' or compacted), "
+        "so keyless records could not be dead-lettered"
+    ),
+    "dead-letter.producers": (
+        "the dead-letter topic does not list every consumer of its source topic as a producer"
+    ),
+    "schema.parse": "a value_schema or key_schema file cannot be read or is not valid Avro",
+    "schema.compatibility": (
+        "a listed schema version breaks the topic's compatibility mode against earlier ones"
+    ),
+    "schema.event-types": "an event_types entry is not a record the current schema carries",
+    "schema.timestamp-field": (
+        "timestamp_field is not a long (or timestamp-millis/-micros) field of every record"
+    ),
+}
+
+
+def _violation(
+    rule: str,
+    contract: TopicContract,
+    field: str | None,
+    message: str,
+    severity: Severity = "error",
+) -> Violation:
+    return Violation(
+        rule=rule, severity=severity, topic=contract.name, field=field, message=message
+    )
+
+
+# --------------------------------------------------------------------------- topic rules
+
+
+def check_name(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """The name matches ``topic_name_pattern`` in full."""
+    if policy.name_matches(contract.name):
+        return []
+    message = (
+        f"name {contract.name!r} does not match the policy's topic_name_pattern "
+        f"'{policy.topic_name_pattern}'"
+    )
+    return [_violation("topic.name-pattern", contract, "name", message)]
+
+
+def check_owner(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """An owner is named when the policy requires one."""
+    if not policy.require_owner or contract.owner is not None:
+        return []
+    message = "no owner: the policy requires every topic to name its owning team (owner = ...)"
+    return [_violation("topic.owner-missing", contract, "owner", message)]
+
+
+def check_retention(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """``retention_ms`` is set when the policy requires it, unless the topic is compacted-only."""
+    if not policy.require_retention or contract.retention_ms is not None:
+        return []
+    if contract.cleanup_policy == "compact":
+        return []  # a compacted-only log keeps the latest record per key, by design
+    message = (
+        f"no retention_ms: the policy requires a retention for every topic that deletes "
+        f"(cleanup_policy {contract.cleanup_policy!r}); without it the broker default applies"
+    )
+    return [_violation("topic.retention-missing", contract, "retention_ms", message)]
+
+
+def check_replication_factor(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """``replication_factor`` is at least the policy minimum."""
+    if contract.replication_factor >= policy.min_replication_factor:
+        return []
+    message = (
+        f"replication_factor {contract.replication_factor} is below the policy minimum "
+        f"{policy.min_replication_factor}"
+    )
+    return [_violation("topic.replication-factor", contract, "replication_factor", message)]
+
+
+def check_min_insync_replicas(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """``min_insync_replicas`` is at least the policy minimum (unset counts as the broker's 1)."""
+    declared = contract.min_insync_replicas
+    if declared is None:
+        if policy.min_insync_replicas <= 1:
+            return []
+        message = (
+            f"min_insync_replicas is not set, so the broker default (1 unless the cluster "
+            f"changed it) applies, below the policy minimum {policy.min_insync_replicas}"
+        )
+    elif declared >= policy.min_insync_replicas:
+        return []
+    else:
+        message = (
+            f"min_insync_replicas {declared} is below the policy minimum "
+            f"{policy.min_insync_replicas}"
+        )
+    return [_violation("topic.min-insync-replicas", contract, "min_insync_replicas", message)]
+
+
+def check_min_insync_vs_replication(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """``min_insync_replicas`` is below ``replication_factor``, unless the factor is 1."""
+    declared = contract.min_insync_replicas
+    rf = contract.replication_factor
+    if declared is None or rf == 1 or declared < rf:
+        return []
+    message = (
+        f"min_insync_replicas {declared} is not below replication_factor {rf}: with acks=all, "
+        "losing a single replica would stop every write to the topic"
+    )
+    return [_violation("topic.min-insync-not-below-rf", contract, "min_insync_replicas", message)]
+
+
+def check_durability(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """Where the policy demands durability, the topic can honour acks=all + idempotence."""
+    if not policy.demands_durability:
+        return []
+    rf = contract.replication_factor
+    min_isr = contract.min_insync_replicas
+    rf_short = rf < DURABLE_REPLICATION_FACTOR
+    isr_short = min_isr is None or min_isr < DURABLE_MIN_INSYNC_REPLICAS
+    if not (rf_short or isr_short):
+        return []
+    shown_isr = "unset (broker default, usually 1)" if min_isr is None else str(min_isr)
+    message = (
+        "the governed producer's guarantee (acks=all + idempotence) only protects data when "
+        f"replication_factor >= {DURABLE_REPLICATION_FACTOR} and min_insync_replicas >= "
+        f"{DURABLE_MIN_INSYNC_REPLICAS}; this topic has replication_factor {rf} and "
+        f"min_insync_replicas {shown_isr}, so an acknowledged record can be lost with one broker"
+    )
+    field: str | None = None  # both fall short: the topic as a whole
+    if not isr_short:
+        field = "replication_factor"
+    elif not rf_short:
+        field = "min_insync_replicas"
+    return [_violation("topic.durability", contract, field, message)]
+
+
+def check_partitions(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """``partitions`` is at most the policy's ``max_partitions``."""
+    limit = policy.max_partitions
+    if limit is None or contract.partitions <= limit:
+        return []
+    message = f"partitions {contract.partitions} is above the policy's max_partitions {limit}"
+    return [_violation("topic.partitions-max", contract, "partitions", message)]
+
+
+def check_cleanup_policy(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """``cleanup_policy`` is one Kafka knows."""
+    if contract.cleanup_policy in CLEANUP_POLICIES:
+        return []
+    message = (
+        f"cleanup_policy {contract.cleanup_policy!r} is not one of "
+        f"{', '.join(map(repr, CLEANUP_POLICIES))}"
+    )
+    return [_violation("topic.cleanup-policy", contract, "cleanup_policy", message)]
+
+
+def check_compacted_key(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """A compacted topic requires a key: compaction keeps the latest record per key."""
+    if not contract.is_compacted or contract.key == "required":
+        return []
+    message = (
+        f"topic is compacted ({contract.cleanup_policy}) but key = {contract.key!r}: "
+        "compaction keeps the latest record per key, so set key = 'required'"
+    )
+    return [_violation("topic.compacted-key", contract, "key", message)]
+
+
+def check_schema_declared(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """A ``value_schema`` is declared when the policy requires one."""
+    if not policy.require_schema or contract.value_schema:
+        return []
+    message = "no value_schema: the policy requires every topic to declare its schema"
+    return [_violation("topic.schema-missing", contract, "value_schema", message)]
+
+
+def check_producers(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """At least one service is listed as a producer."""
+    if contract.producers:
+        return []
+    message = "no producers: no service may write to this topic (producers = [...])"
+    return [_violation("topic.no-producers", contract, "producers", message)]
+
+
+def check_consumers(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """At least one service is listed as a consumer (a warning: it may be new)."""
+    if contract.consumers:
+        return []
+    message = "no consumers: nothing reads this topic yet (consumers = [...])"
+    return [_violation("topic.no-consumers", contract, "consumers", message, "warning")]
+
+
+def check_tenant(contract: TopicContract, policy: Policy) -> list[Violation]:
+    """Where the policy requires tenant prefixes, the name starts with ``"<tenant>."``."""
+    if not policy.require_tenant_prefix:
+        return []
+    if contract.tenant is None:
+        message = "no tenant: the policy requires every topic to name its tenant (tenant = ...)"
+        return [_violation("topic.tenant-missing", contract, "tenant", message)]
+    prefix = f"{contract.tenant}."
+    if contract.name.startswith(prefix):
+        return []
+    message = (
+        f"name {contract.name!r} does not start with its tenant's prefix {prefix!r} "
+        f"(tenant {contract.tenant!r})"
+    )
+    return [_violation("topic.tenant-prefix", contract, "name", message)]
+
+
+# --------------------------------------------------------------------------- catalog rules
+
+
+def check_duplicates(catalog: Catalog) -> list[Violation]:
+    """No topic name is declared twice."""
+    counts = Counter(t.name for t in catalog.topics)
+    found = []
+    reported: set[str] = set()
+    for contract in catalog.topics:
+        name = contract.name
+        if counts[name] > 1 and name not in reported:
+            reported.add(name)
+            message = f"topic {name!r} is declared {counts[name]} times; keep one contract"
+            found.append(_violation("topic.duplicate", contract, "name", message))
+    return found
+
+
+def check_dead_letters(catalog: Catalog) -> list[Violation]:
+    """Each declared dead-letter topic exists in the catalog and can take dead letters."""
+    found: list[Violation] = []
+    for source in catalog.topics:
+        name = source.dead_letter_topic
+        if name is None:
+            continue
+        field = "dead_letter_topic"
+        if name == source.name:
+            message = "topic is its own dead_letter_topic: failed records would be read again"
+            found.append(_violation("dead-letter.self", source, field, message))
+            continue
+        if name not in catalog:
+            message = f"dead_letter_topic {name!r} has no contract in this catalog; declare it"
+            found.append(_violation("dead-letter.missing", source, field, message))
+            continue
+        dlq = catalog.topic(name)
+        if dlq.value_schema:
+            message = (
+                f"dead-letter topic of {source.name!r} declares a value_schema: dead letters "
+                "are the original bytes, undecodable ones included, so it must carry raw bytes"
+            )
+            found.append(_violation("dead-letter.schema", dlq, "value_schema", message))
+        if dlq.key == "required" or dlq.is_compacted:
+            why = "is compacted" if dlq.is_compacted else "has key = 'required'"
+            message = (
+                f"dead-letter topic of {source.name!r} {why}: a keyless record of the source "
+                "could not be dead-lettered; use key = 'optional' and cleanup_policy 'delete'"
+            )
+            found.append(_violation("dead-letter.key-required", dlq, "key", message))
+        missing = [c for c in source.consumers if c not in dlq.producers]
+        if missing:
+            message = (
+                f"dead-letter topic of {source.name!r} must list the source's consumers among "
+                f"its producers (they publish the dead letters); missing: {', '.join(missing)}"
+            )
+            found.append(_violation("dead-letter.producers", dlq, "producers", message))
+    return found
+
+
+#: Rules run on every contract, in this order.
+TOPIC_RULES: tuple[TopicRule, ...] = (
+    check_name,
+    check_tenant,
+    check_owner,
+    check_partitions,
+    check_replication_factor,
+    check_min_insync_replicas,
+    check_min_insync_vs_replication,
+    check_durability,
+    check_cleanup_policy,
+    check_compacted_key,
+    check_retention,
+    check_schema_declared,
+    check_producers,
+    check_consumers,
+    check_schemas,
+)
+
+#: Rules run once on the whole catalog.
+CATALOG_RULES: tuple[CatalogRule, ...] = (
+    check_duplicates,
+    check_dead_letters,
+)
+
+
+def lint(
+    catalog: Catalog,
+    *,
+    topic_rules: Iterable[TopicRule] | None = None,
+    catalog_rules: Iterable[CatalogRule] | None = None,
+) -> list[Violation]:
+    """Run the rules over ``catalog``; violations come grouped by topic, in file order."""
+    per_topic = TOPIC_RULES if topic_rules is None else tuple(topic_rules)
+    found: list[Violation] = []
+    for contract in catalog.topics:
+        for rule in per_topic:
+            found.extend(rule(contract, catalog.policy))
+    for catalog_rule in CATALOG_RULES if catalog_rules is None else catalog_rules:
+        found.extend(catalog_rule(catalog))
+    order: dict[str, int] = {}
+    for index, contract in enumerate(catalog.topics):
+        order.setdefault(contract.name, index)
+    return sorted(found, key=lambda v: -1 if v.topic is None else order.get(v.topic, len(order)))

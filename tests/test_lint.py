@@ -1,0 +1,445 @@
+"""Catalog.lint(): every rule flags a contract that breaks it and passes one that keeps it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from governed_kafka import Catalog, Policy, TopicContract, Violation
+from governed_kafka.lint import RULES, TOPIC_RULES, lint
+from kafka_helpers import write_catalog
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+#: The strict policy of DESIGN.md: durable minimums, owners and retention required.
+STRICT: dict[str, Any] = {
+    "topic_name_pattern": r"^[a-z][a-z0-9-]*\.[a-z][a-z0-9-]*\.[a-z][a-z0-9-]*\.v[0-9]+(\.dlq)?$",
+    "min_replication_factor": 3,
+    "min_insync_replicas": 2,
+    "max_partitions": 64,
+    "require_owner": True,
+    "require_retention": True,
+}
+
+#: A contract that keeps every rule under STRICT.
+GOOD: dict[str, Any] = {
+    "name": "payments.order.created.v1",
+    "owner": "team-payments",
+    "tenant": "payments",
+    "partitions": 6,
+    "replication_factor": 3,
+    "min_insync_replicas": 2,
+    "cleanup_policy": "delete",
+    "retention_ms": 604_800_000,
+    "key": "required",
+    "producers": ["checkout"],
+    "consumers": ["billing", "analytics"],
+}
+
+#: A dead-letter topic that keeps every rule for GOOD's consumers.
+GOOD_DLQ: dict[str, Any] = {
+    "name": "payments.order.created.v1.dlq",
+    "owner": "team-payments",
+    "tenant": "payments",
+    "partitions": 1,
+    "replication_factor": 3,
+    "min_insync_replicas": 2,
+    "cleanup_policy": "delete",
+    "retention_ms": 1_209_600_000,
+    "key": "optional",
+    "producers": ["billing", "analytics"],
+    "consumers": ["ops"],
+}
+
+
+def catalog(
+    *topics: dict[str, Any], policy: dict[str, Any] | None = None, **changes: Any
+) -> Catalog:
+    """A catalog of ``topics`` (GOOD when none) under STRICT updated with ``policy``.
+
+    ``changes`` update the first topic; a change to ``None`` removes the key.
+    """
+    tables = [copy.deepcopy(t) for t in topics] or [copy.deepcopy(GOOD)]
+    for key, value in changes.items():
+        if value is None:
+            tables[0].pop(key, None)
+        else:
+            tables[0][key] = value
+    data = {"policy": {**STRICT, **(policy or {})}, "topics": tables}
+    return Catalog.from_dict(data, path=EXAMPLES / "governance.toml")
+
+
+def with_dlq(**dlq_changes: Any) -> Catalog:
+    """GOOD with GOOD_DLQ as its dead-letter topic, the DLQ updated with ``dlq_changes``."""
+    dlq = copy.deepcopy(GOOD_DLQ)
+    for key, value in dlq_changes.items():
+        if value is None:
+            dlq.pop(key, None)
+        else:
+            dlq[key] = value
+    source = {**GOOD, "dead_letter_topic": GOOD_DLQ["name"]}
+    return catalog(source, dlq)
+
+
+@attrs.frozen
+class Case:
+    """A rule, a catalog that breaks it, one that keeps it, and what the violation says."""
+
+    rule: str
+    failing: Callable[[], Catalog]
+    passing: Callable[[], Catalog]
+    topic: str
+    field: str | None
+    fragment: str
+    severity: str = "error"
+
+
+DLQ = GOOD_DLQ["name"]
+SRC = GOOD["name"]
+#: The example schema versions (paths relative to examples/governance.toml).
+VERSIONS = ["schemas/order_created.v1.avsc", "schemas/order_created.v2.avsc"]
+#: A v2 whose amount_cents changes type.
+BREAKING = "../tests/schemas/order_created.v2-breaking.avsc"
+
+CASES = [
+    Case(
+        "schema.parse",
+        lambda: catalog(value_schema=["schemas/no-such-file.avsc"]),
+        lambda: catalog(value_schema=VERSIONS),
+        SRC,
+        "value_schema[0]",
+        "no-such-file.avsc",
+    ),
+    Case(
+        "schema.compatibility",
+        lambda: catalog(value_schema=[VERSIONS[0], BREAKING], compatibility="BACKWARD"),
+        lambda: catalog(value_schema=VERSIONS, compatibility="BACKWARD_TRANSITIVE"),
+        SRC,
+        "value_schema",
+        "'amount_cents'",
+    ),
+    Case(
+        "schema.event-types",
+        lambda: catalog(value_schema=VERSIONS, event_types=["payments.OrderShipped"]),
+        lambda: catalog(value_schema=VERSIONS, event_types=["payments.OrderCreated"]),
+        SRC,
+        "event_types",
+        "payments.OrderShipped",
+    ),
+    Case(
+        "schema.timestamp-field",
+        lambda: catalog(value_schema=VERSIONS, timestamp_field="order_id"),
+        lambda: catalog(value_schema=VERSIONS, timestamp_field="created_at"),
+        SRC,
+        "timestamp_field",
+        "order_id",
+    ),
+    Case(
+        "topic.name-pattern",
+        lambda: catalog(name="Payments_Orders"),
+        catalog,
+        "Payments_Orders",
+        "name",
+        "does not match the policy's topic_name_pattern",
+    ),
+    Case(
+        "topic.owner-missing",
+        lambda: catalog(owner=None),
+        lambda: catalog(owner=None, policy={"require_owner": False}),
+        SRC,
+        "owner",
+        "owning team",
+    ),
+    Case(
+        "topic.retention-missing",
+        lambda: catalog(retention_ms=None),
+        lambda: catalog(retention_ms=None, cleanup_policy="compact"),
+        SRC,
+        "retention_ms",
+        "no retention_ms",
+    ),
+    Case(
+        "topic.replication-factor",
+        lambda: catalog(replication_factor=2, min_insync_replicas=1),
+        lambda: catalog(replication_factor=3),
+        SRC,
+        "replication_factor",
+        "replication_factor 2 is below the policy minimum 3",
+    ),
+    Case(
+        "topic.min-insync-replicas",
+        lambda: catalog(min_insync_replicas=1),
+        lambda: catalog(min_insync_replicas=2),
+        SRC,
+        "min_insync_replicas",
+        "min_insync_replicas 1 is below the policy minimum 2",
+    ),
+    Case(
+        "topic.min-insync-not-below-rf",
+        lambda: catalog(replication_factor=3, min_insync_replicas=3),
+        lambda: catalog(
+            replication_factor=1,
+            min_insync_replicas=1,
+            policy={"min_replication_factor": 1, "min_insync_replicas": 1},
+        ),
+        SRC,
+        "min_insync_replicas",
+        "losing a single replica would stop every write",
+    ),
+    Case(
+        "topic.durability",
+        lambda: catalog(replication_factor=2, min_insync_replicas=1),
+        lambda: catalog(replication_factor=3, min_insync_replicas=2),
+        SRC,
+        None,
+        "the governed producer's guarantee (acks=all + idempotence) only protects data when "
+        "replication_factor >= 3 and min_insync_replicas >= 2",
+    ),
+    Case(
+        "topic.partitions-max",
+        lambda: catalog(partitions=65),
+        lambda: catalog(partitions=64),
+        SRC,
+        "partitions",
+        "partitions 65 is above the policy's max_partitions 64",
+    ),
+    Case(
+        "topic.cleanup-policy",
+        lambda: catalog(cleanup_policy="compacted"),
+        lambda: catalog(cleanup_policy="compact,delete"),
+        SRC,
+        "cleanup_policy",
+        "'compacted' is not one of 'delete', 'compact', 'compact,delete'",
+    ),
+    Case(
+        "topic.compacted-key",
+        lambda: catalog(cleanup_policy="compact", key="optional"),
+        lambda: catalog(cleanup_policy="compact", key="required"),
+        SRC,
+        "key",
+        "set key = 'required'",
+    ),
+    Case(
+        "topic.schema-missing",
+        lambda: catalog(policy={"require_schema": True}),
+        lambda: catalog(
+            policy={"require_schema": True}, value_schema="schemas/order_created.v1.avsc"
+        ),
+        SRC,
+        "value_schema",
+        "requires every topic to declare its schema",
+    ),
+    Case(
+        "topic.no-producers",
+        lambda: catalog(producers=[]),
+        catalog,
+        SRC,
+        "producers",
+        "no service may write",
+    ),
+    Case(
+        "topic.no-consumers",
+        lambda: catalog(consumers=[]),
+        catalog,
+        SRC,
+        "consumers",
+        "nothing reads this topic",
+        severity="warning",
+    ),
+    Case(
+        "topic.tenant-missing",
+        lambda: catalog(tenant=None, policy={"require_tenant_prefix": True}),
+        lambda: catalog(policy={"require_tenant_prefix": True}),
+        SRC,
+        "tenant",
+        "requires every topic to name its tenant",
+    ),
+    Case(
+        "topic.tenant-prefix",
+        lambda: catalog(tenant="billing", policy={"require_tenant_prefix": True}),
+        lambda: catalog(tenant="payments", policy={"require_tenant_prefix": True}),
+        SRC,
+        "name",
+        "does not start with its tenant's prefix 'billing.'",
+    ),
+    Case(
+        "topic.duplicate",
+        lambda: catalog(GOOD, {**GOOD, "partitions": 3}),
+        lambda: catalog(GOOD, {**GOOD, "name": "payments.order.updated.v1"}),
+        SRC,
+        "name",
+        "declared 2 times",
+    ),
+    Case(
+        "dead-letter.missing",
+        lambda: catalog(dead_letter_topic=DLQ),
+        with_dlq,
+        SRC,
+        "dead_letter_topic",
+        f"dead_letter_topic {DLQ!r} has no contract",
+    ),
+    Case(
+        "dead-letter.self",
+        lambda: catalog(dead_letter_topic=SRC),
+        with_dlq,
+        SRC,
+        "dead_letter_topic",
+        "its own dead_letter_topic",
+    ),
+    Case(
+        "dead-letter.schema",
+        lambda: with_dlq(value_schema="schemas/order_created.v1.avsc"),
+        with_dlq,
+        DLQ,
+        "value_schema",
+        "must carry raw bytes",
+    ),
+    Case(
+        "dead-letter.key-required",
+        lambda: with_dlq(key="required"),
+        lambda: with_dlq(key="forbidden"),
+        DLQ,
+        "key",
+        "a keyless record of the source could not be dead-lettered",
+    ),
+    Case(
+        "dead-letter.producers",
+        lambda: with_dlq(producers=["billing"]),
+        lambda: with_dlq(producers=["billing", "analytics", "ops"]),
+        DLQ,
+        "producers",
+        "missing: analytics",
+    ),
+]
+
+
+def _ids(case: Case) -> str:
+    return case.rule
+
+
+def _matching(violations: list[Violation], rule: str) -> list[Violation]:
+    return [v for v in violations if v.rule == rule]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_rule_flags_the_contract_that_breaks_it(case: Case) -> None:
+    """The failing contract yields one violation of the rule, naming topic, field and cause."""
+    found = _matching(case.failing().lint(), case.rule)
+    assert len(found) == 1, found
+    violation = found[0]
+    assert violation.topic == case.topic
+    assert violation.field == case.field
+    assert violation.severity == case.severity
+    assert case.fragment in violation.message
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_rule_passes_the_contract_that_keeps_it(case: Case) -> None:
+    """The passing contract yields no violation of the rule."""
+    assert _matching(case.passing().lint(), case.rule) == []
+
+
+def test_every_rule_has_a_case() -> None:
+    """Each rule id the module reports is exercised by a failing and a passing case here."""
+    assert sorted(c.rule for c in CASES) == sorted(RULES)
+
+
+def test_good_contracts_lint_clean() -> None:
+    """The reference contract and its dead-letter topic break no rule at all."""
+    assert with_dlq().lint() == []
+
+
+def test_example_contracts_lint_clean_in_every_environment() -> None:
+    """examples/governance.toml is clean for its base values and each environment."""
+    for environment in (None, "local", "prod"):
+        assert Catalog.load(EXAMPLES / "governance.toml", environment=environment).lint() == []
+
+
+def test_compacted_dead_letter_topic_requires_a_key() -> None:
+    """A compacted dead-letter topic counts as requiring a key, whatever its key rule."""
+    found = _matching(
+        with_dlq(cleanup_policy="compact", key="optional").lint(), "dead-letter.key-required"
+    )
+    assert [v.topic for v in found] == [DLQ]
+    assert "is compacted" in found[0].message
+
+
+def test_unset_min_insync_replicas_is_below_a_minimum_above_one() -> None:
+    """A contract without min_insync_replicas gets the broker's 1, below a minimum of 2."""
+    found = _matching(catalog(min_insync_replicas=None).lint(), "topic.min-insync-replicas")
+    assert len(found) == 1
+    assert "broker default" in found[0].message
+
+
+def test_durability_is_not_demanded_where_the_policy_is_relaxed() -> None:
+    """Under a policy with minimums 1/1 (a laptop), RF 1 and min ISR 1 are no violation."""
+    relaxed = catalog(
+        replication_factor=1,
+        min_insync_replicas=1,
+        policy={"min_replication_factor": 1, "min_insync_replicas": 1},
+    )
+    assert relaxed.lint() == []
+
+
+def test_environment_overrides_apply_before_lint(tmp_path: Path) -> None:
+    """A topic with RF 1 fails lint for the base policy and passes with the local overrides."""
+    path = write_catalog(
+        tmp_path,
+        """
+        [policy]
+        min_replication_factor = 3
+        min_insync_replicas = 2
+        [environments.local]
+        min_replication_factor = 1
+        min_insync_replicas = 1
+
+        [[topics]]
+        name = "payments.order.created.v1"
+        owner = "team-payments"
+        partitions = 1
+        replication_factor = 1
+        min_insync_replicas = 1
+        retention_ms = 1000
+        producers = ["checkout"]
+        consumers = ["billing"]
+        """,
+    )
+    base = {v.rule for v in Catalog.load(path).lint()}
+    assert {"topic.replication-factor", "topic.min-insync-replicas", "topic.durability"} <= base
+    assert Catalog.load(path, environment="local").lint() == []
+
+
+def test_a_further_rule_plugs_in_as_a_plain_function() -> None:
+    """A (contract, policy) -> violations function runs beside the built-in rules."""
+
+    def no_v0(contract: TopicContract, policy: Policy) -> list[Violation]:
+        if not contract.name.endswith(".v0"):
+            return []
+        message = "version 0 is reserved"
+        return [
+            Violation(
+                rule="x.v0", severity="error", topic=contract.name, field="name", message=message
+            )
+        ]
+
+    found = lint(catalog(name="payments.order.created.v0"), topic_rules=(*TOPIC_RULES, no_v0))
+    assert [v.rule for v in found] == ["x.v0"]
+
+
+def test_violations_come_grouped_by_topic_in_file_order() -> None:
+    """Violations are sorted by the position of their topic in the file."""
+    second = {k: v for k, v in GOOD.items() if k != "owner"}
+    second["name"] = "payments.order.updated.v1"
+    found = catalog({**GOOD, "producers": []}, second).lint()
+    assert [v.topic for v in found] == [SRC, "payments.order.updated.v1"]
+
+
+def test_every_rule_is_documented() -> None:
+    """docs/governance.md lists every rule id the lint module can report."""
+    docs = (Path(__file__).parent.parent / "docs" / "governance.md").read_text(encoding="utf-8")
+    assert [rule for rule in RULES if f"`{rule}`" not in docs] == []
