@@ -1,0 +1,395 @@
+"""The asyncio producer: a GovernedProducer whose sends never wait on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Final
+
+import tenacity as _t
+
+from . import _kafka, profiles
+from ._config import Overrides
+from .contracts import Catalog
+from .errors import ClosedError, DeliveryError
+from .producer import (
+    DEFAULT_MAX_BLOCK_S,
+    DeliveryFuture,
+    GovernedProducer,
+    Headers,
+    RecordMetadata,
+)
+from .registry import SchemaRegistry
+
+__all__ = ["AsyncGovernedProducer"]
+
+_log = logging.getLogger("governed_kafka.aio")
+
+#: First and longest pause between attempts to queue a record the full queue refused.
+_ROOM_FIRST_WAIT_S: Final = 0.001
+_ROOM_MAX_WAIT_S: Final = 0.1
+
+
+def _not_started(kind: str, service: str) -> ClosedError:
+    return ClosedError(
+        f"{kind} for service {service!r} is not started: use `async with` or "
+        f"`await {kind}.start()` first"
+    )
+
+
+class _LoopProducer(GovernedProducer):
+    """A GovernedProducer whose ``send()`` never waits for room in the local queue.
+
+    Everything up to the hand-over to librdkafka is the sync producer's own code
+    (contract checks, encoding, hooks, refusals). A record that finds the queue full,
+    or that comes while earlier ones wait for room (:meth:`hold_all`), is not queued:
+    its produce arguments are left in :attr:`held`, and the asyncio producer queues it
+    when there is room.
+    """
+
+    #: Produce arguments of the last record ``send()`` did not queue, if any.
+    held: tuple[Any, ...] | None = None
+
+    def _produce_when_room(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        callback: Callable[[Any, Any], None],
+        headers: list[tuple[str, str | bytes | None]] | None,
+        *,
+        timestamp: int = 0,
+    ) -> None:
+        self._queue_full(topic)
+        self.held = (topic, value, key, -1, callback, None, timestamp, headers)
+
+    def _hold(self, *produce_args: Any) -> None:
+        self.held = produce_args
+
+    def hold_all(self, holding: bool) -> None:
+        """Hold every record (earlier ones wait for room), or queue them again."""
+        self._produce = self._hold if holding else self._client.produce  # type: ignore[assignment]
+
+    def queue(self, produce_args: tuple[Any, ...]) -> None:
+        """Hand a held record to librdkafka; ``BufferError`` while the queue is full."""
+        self._client.produce(*produce_args)
+
+
+class _Deliveries:
+    """Hands delivery reports from librdkafka's threads to the event loop, in batches.
+
+    One ``call_soon_threadsafe`` wakes the loop for all reports that arrive before it
+    runs, instead of one wake-up per record.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._ready: deque[tuple[asyncio.Future[RecordMetadata], DeliveryFuture]] = deque()
+        self._scheduled = False
+
+    def watch(
+        self,
+        delivery: DeliveryFuture,
+        future: asyncio.Future[RecordMetadata] | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """An asyncio future (``future``, or a new one) resolved like ``delivery``."""
+        if future is None:
+            future = self._loop.create_future()
+        delivery.add_done_callback(functools.partial(self._arrived, future))
+        return future
+
+    def _arrived(self, future: asyncio.Future[RecordMetadata], delivery: DeliveryFuture) -> None:
+        # Runs on whichever thread served the delivery report.
+        self._ready.append((future, delivery))
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._settle)
+            except RuntimeError:  # the loop is closed: nobody can await the outcome any more
+                self._ready.clear()
+
+    def _settle(self) -> None:
+        self._scheduled = False
+        ready = self._ready
+        while ready:
+            future, delivery = ready.popleft()
+            if future.done():  # cancelled: the caller stopped waiting
+                continue
+            error = delivery.exception(0)
+            if error is None:
+                future.set_result(delivery.result(0))
+            else:
+                future.set_exception(error)
+
+
+class _Held:
+    """A record accepted by ``send_nowait()`` that waits for room in the local queue."""
+
+    __slots__ = ("args", "deadline", "delivery", "future", "since")
+
+    def __init__(
+        self,
+        args: tuple[Any, ...],
+        delivery: DeliveryFuture,
+        future: asyncio.Future[RecordMetadata],
+        since: float,
+        deadline: float,
+    ) -> None:
+        self.args = args
+        self.delivery = delivery
+        self.future = future
+        self.since = since
+        self.deadline = deadline
+
+    @property
+    def topic(self) -> str:
+        return str(self.args[0])
+
+
+class AsyncGovernedProducer:
+    """:class:`~governed_kafka.GovernedProducer` for asyncio: same parameters, same rules.
+
+    ``send_nowait()`` checks, encodes and queues a record at once and returns an
+    ``asyncio.Future`` of its :class:`~governed_kafka.RecordMetadata` (pipelining);
+    ``await send()`` waits for the delivery. A refused record raises from the call
+    itself, before anything is queued, exactly as with the sync producer.
+
+    When the local queue is full the record waits, without blocking the loop, for at
+    most ``max_block_s``; its future then fails with
+    :class:`~governed_kafka.errors.BackpressureTimeout`. Records sent while earlier ones
+    wait queue up behind them, so send order (and partition order) is kept. Cancelling
+    the future of a record that still waits for room withdraws it; once librdkafka holds
+    a record, cancelling only stops the wait and the record is still delivered.
+
+    Use it from the event loop it was started on. Hooks run where the sync producer
+    runs them: ``on_send`` on the loop, ``on_delivery`` on the producer's background
+    thread.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        service: str,
+        bootstrap_servers: str | list[str] | tuple[str, ...],
+        profile: profiles.Profile = profiles.DURABLE,
+        hooks: Sequence[object] = (),
+        overrides: Overrides | None = None,
+        max_block_s: float = DEFAULT_MAX_BLOCK_S,
+        registry: SchemaRegistry | None = None,
+        auto_register: bool = False,
+        verify_topics: bool | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.service = service
+        self._options: dict[str, Any] = {
+            "service": service,
+            "bootstrap_servers": bootstrap_servers,
+            "profile": profile,
+            "hooks": hooks,
+            "overrides": overrides,
+            "max_block_s": max_block_s,
+            "registry": registry,
+            "auto_register": auto_register,
+            "verify_topics": verify_topics,
+        }
+        self._producer: _LoopProducer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deliveries: _Deliveries | None = None
+        self._starting = asyncio.Lock()
+        self._backlog: deque[_Held] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> AsyncGovernedProducer:
+        """Build the governed producer (in a thread: it may talk to the cluster).
+
+        Raises what :class:`~governed_kafka.GovernedProducer` raises at construction
+        (:class:`~governed_kafka.errors.ConfigError`, ``GovernanceViolation`` ...).
+        """
+        async with self._starting:
+            if self._closed:
+                raise ClosedError(f"producer for service {self.service!r} is closed")
+            if self._producer is None:
+                loop = asyncio.get_running_loop()
+                options = self._options
+                producer = await asyncio.to_thread(lambda: _LoopProducer(self.catalog, **options))
+                self._loop = loop
+                self._deliveries = _Deliveries(loop)
+                self._producer = producer
+        return self
+
+    def _running(self) -> _LoopProducer:
+        producer = self._producer
+        if producer is None:
+            if self._closed:
+                raise ClosedError(f"producer for service {self.service!r} is closed")
+            raise _not_started("producer", self.service)
+        return producer
+
+    @property
+    def config(self) -> dict[str, str | int | float | bool]:
+        """The librdkafka configuration in force (governed keys included)."""
+        return self._running().config
+
+    @property
+    def profile(self) -> profiles.Profile:
+        """The profile the producer runs with."""
+        profile: profiles.Profile = self._options["profile"]
+        return profile
+
+    # ------------------------------------------------------------------ sending
+
+    def send_nowait(
+        self,
+        topic: str,
+        value: object,
+        *,
+        key: object = None,
+        headers: Headers | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue one record for ``topic``; return a future of its delivery.
+
+        Refused before anything is queued, raising from this call, for exactly the
+        reasons :meth:`GovernedProducer.send <governed_kafka.GovernedProducer.send>`
+        refuses a record. The future fails with
+        :class:`~governed_kafka.errors.DeliveryError` if the record is not delivered,
+        and with :class:`~governed_kafka.errors.BackpressureTimeout` if it found no
+        room in the local queue within ``max_block_s``.
+        """
+        producer = self._running()
+        delivery = producer.send(topic, value, key=key, headers=headers)
+        held = producer.held
+        deliveries = self._deliveries
+        assert deliveries is not None
+        if held is None:
+            return deliveries.watch(delivery)
+        producer.held = None
+        loop = self._loop
+        assert loop is not None
+        future: asyncio.Future[RecordMetadata] = loop.create_future()
+        now = loop.time()
+        self._backlog.append(_Held(held, delivery, future, now, now + producer.max_block_s))
+        if self._drainer is None:
+            producer.hold_all(True)
+            self._drainer = loop.create_task(self._drain(producer, deliveries))
+        return future
+
+    async def send(
+        self,
+        topic: str,
+        value: object,
+        *,
+        key: object = None,
+        headers: Headers | None = None,
+    ) -> RecordMetadata:
+        """Send one record and wait for its delivery; raise ``DeliveryError`` if it failed."""
+        return await self.send_nowait(topic, value, key=key, headers=headers)
+
+    async def _drain(self, producer: _LoopProducer, deliveries: _Deliveries) -> None:
+        """Queue the held records, oldest first, as room appears in the local queue."""
+        backlog = self._backlog
+        try:
+            while backlog:
+                await self._queue(producer, deliveries, backlog[0])
+                backlog.popleft()
+        finally:
+            producer.hold_all(False)  # the backlog is empty: sends queue directly again
+            self._drainer = None
+
+    async def _queue(self, producer: _LoopProducer, deliveries: _Deliveries, held: _Held) -> None:
+        loop = asyncio.get_running_loop()
+        future = held.future
+        retrying = _t.AsyncRetrying(
+            retry=_t.retry_if_exception_type(BufferError),
+            stop=lambda _state: loop.time() >= held.deadline,
+            wait=_t.wait_exponential(multiplier=_ROOM_FIRST_WAIT_S, max=_ROOM_MAX_WAIT_S),
+            reraise=False,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if future.cancelled():
+                        return  # withdrawn by its sender before it was queued: never sent
+                    producer.queue(held.args)
+        except _t.RetryError:
+            if not future.done():
+                waited = loop.time() - held.since
+                future.set_exception(producer._backpressure_timeout(held.topic, waited))
+            return
+        except _kafka.KafkaException as exc:
+            if not future.done():
+                future.set_exception(producer._produce_error(exc, held.topic, held.args[2]))
+            return
+        deliveries.watch(held.delivery, future)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def flush(self, timeout: float | None = None) -> int:
+        """Wait until every accepted record is delivered or failed; return how many remain.
+
+        Records still waiting for room in the local queue count as remaining.
+        """
+        producer = self._running()
+        started = time.monotonic()
+        drainer = self._drainer
+        if drainer is not None:
+            await asyncio.wait({drainer}, timeout=timeout)
+        left = None if timeout is None else max(timeout - (time.monotonic() - started), 0.0)
+        remaining = await asyncio.to_thread(producer.flush, left)
+        return remaining + len(self._backlog)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Deliver what was accepted, then release the producer (see ``GovernedProducer.close``).
+
+        Records still waiting for room after ``timeout`` are withdrawn: their futures
+        fail with :class:`~governed_kafka.errors.ClosedError`.
+        """
+        async with self._starting:
+            if self._closed:
+                return
+            self._closed = True
+        producer = self._producer
+        if producer is None:
+            return
+        started = time.monotonic()
+        drainer = self._drainer
+        if drainer is not None:
+            await asyncio.wait({drainer}, timeout=timeout)
+            if not drainer.done():
+                drainer.cancel()
+                await asyncio.wait({drainer})
+        while self._backlog:
+            held = self._backlog.popleft()
+            if not held.future.done():
+                held.future.set_exception(
+                    ClosedError(f"producer closed before the record for {held.topic!r} was queued")
+                )
+        left = None if timeout is None else max(timeout - (time.monotonic() - started), 0.0)
+        await asyncio.to_thread(producer.close, left)
+
+    async def __aenter__(self) -> AsyncGovernedProducer:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.close()
+            return
+        try:  # do not mask the error that ended the block
+            await self.close()
+        except DeliveryError as undelivered:
+            _log.error("while handling %r: %s", exc, undelivered)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "started" if self._producer else "not started"
+        return f"<AsyncGovernedProducer service={self.service!r} {state}>"
