@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 
@@ -95,3 +96,14 @@ def freeze(broker: LocalBroker, *, timeout: float = 5.0) -> None:
             msg = f"broker threads not stopped {timeout} s after SIGSTOP: {states}"
             raise TimeoutError(msg)
         time.sleep(0.001)
+
+
+async def threads_gone(prefix: str, *, timeout: float = 15.0) -> bool:
+    """Whether, within ``timeout``, no thread whose name starts with ``prefix`` remains."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while any(t.name.startswith(prefix) for t in threading.enumerate()):
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True

@@ -321,9 +321,16 @@ class AsyncGovernedConsumer:
                     **options,
                 )
 
+            built = worker.submit(build)
+
+            def close_if_built() -> None:  # the wait was cancelled while build() ran
+                if not built.cancelled() and built.exception() is None:
+                    built.result().close()
+
             try:
-                self._consumer = await worker.call(build)
+                self._consumer = await asyncio.wrap_future(built)
             except BaseException:
+                worker.submit(close_if_built)
                 worker.stop()
                 raise
             self._worker = worker

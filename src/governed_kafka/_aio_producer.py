@@ -42,6 +42,12 @@ def _not_started(kind: str, service: str) -> ClosedError:
     )
 
 
+def _close_abandoned(build: asyncio.Future[_LoopProducer]) -> None:
+    """Close, in a thread, a producer whose ``start()`` was cancelled while it was built."""
+    if not build.cancelled() and build.exception() is None:
+        asyncio.get_running_loop().run_in_executor(None, build.result().close)
+
+
 class _LoopProducer(GovernedProducer):
     """A GovernedProducer whose ``send()`` never waits for room in the local queue.
 
@@ -217,8 +223,14 @@ class AsyncGovernedProducer:
                 raise ClosedError(f"producer for service {self.service!r} is closed")
             if self._producer is None:
                 loop = asyncio.get_running_loop()
-                options = self._options
-                producer = await asyncio.to_thread(lambda: _LoopProducer(self.catalog, **options))
+                build = loop.run_in_executor(
+                    None, functools.partial(_LoopProducer, self.catalog, **self._options)
+                )
+                try:
+                    producer = await asyncio.shield(build)
+                except asyncio.CancelledError:
+                    build.add_done_callback(_close_abandoned)  # built after all: release it
+                    raise
                 self._loop = loop
                 self._deliveries = _Deliveries(loop)
                 self._producer = producer

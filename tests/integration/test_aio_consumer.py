@@ -8,11 +8,13 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from aio_helpers import freeze, threads_gone
 from conftest import CatalogFactory
 from governed_kafka import (
     Catalog,
@@ -26,7 +28,7 @@ from governed_kafka import (
 )
 from governed_kafka.aio import AsyncGovernedConsumer
 from governed_kafka.testing import LocalBroker
-from kafka_helpers import read_all
+from kafka_helpers import create_topics, read_all, write_catalog
 
 pytestmark = pytest.mark.asyncio
 
@@ -121,6 +123,13 @@ class Recorder(hooks.Hook):
 
     def on_dead_letter(self, details: hooks.DeadLetterDetails) -> None:
         self._add("dead_letter", details)
+
+
+@pytest.fixture(scope="module")
+def stallable() -> Iterator[LocalBroker]:
+    """A private broker the tests of this module may freeze and resume."""
+    with LocalBroker() as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -648,3 +657,37 @@ async def test_revoke_cancels_handlers_that_outlast_the_revoke_timeout(
     [(partition, offset)] = second_starts.items()
     assert offset == 4  # the cancelled record was not committed: its new owner got it
     assert _committed(bootstrap, group, topic_name, 2)[partition] >= 5
+
+
+@pytest.mark.slow
+async def test_a_cancelled_start_leaves_the_group_again(
+    stallable: LocalBroker, tmp_path: Path, topic_name: str, group: str
+) -> None:
+    """A consumer whose start() was cancelled while the topic gate waited on a frozen
+    broker closes once built, so it holds no partitions: the next member gets them all."""
+    policy = "[policy]\nmin_replication_factor = 1\nmin_insync_replicas = 1\n"
+    catalog = Catalog.load(
+        write_catalog(tmp_path, policy + _contracts(topic_name, partitions=2, dlq=False))
+    )
+    bootstrap = stallable.bootstrap_servers
+    create_topics(bootstrap, [(topic_name, 2, {})])
+    abandoned = _consumer(catalog, bootstrap, topic_name, group, verify_topics=True)
+    freeze(stallable)
+    try:
+        start = asyncio.ensure_future(abandoned.start())
+        await asyncio.sleep(0.5)
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+    finally:
+        stallable.resume()
+    assert await threads_gone(f"governed-kafka-aio-consumer[{group}]", timeout=30)
+    async with _consumer(catalog, bootstrap, topic_name, group) as member:
+        await _until_assigned(member, 30)
+        assert sorted(member.assignment) == [(topic_name, 0), (topic_name, 1)]
+
+
+async def _until_assigned(consumer: AsyncGovernedConsumer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not consumer.assignment and time.monotonic() < deadline:
+        await consumer.poll_batch(timeout=0.2)

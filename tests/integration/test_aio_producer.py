@@ -204,7 +204,7 @@ async def test_send_after_close_is_refused(
 
 @pytest.fixture(scope="module")
 def stallable() -> Iterator[LocalBroker]:
-    """A private broker the tests of this module may pause (SIGSTOP) and resume."""
+    """A private broker the tests of this module may freeze and resume."""
     with LocalBroker() as broker:
         yield broker
 
