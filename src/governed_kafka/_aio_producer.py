@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -48,18 +49,106 @@ def _close_abandoned(build: asyncio.Future[_LoopProducer]) -> None:
         asyncio.get_running_loop().run_in_executor(None, build.result().close)
 
 
+class _Deliveries:
+    """Hands delivery reports from librdkafka's threads to the event loop, in batches.
+
+    One ``call_soon_threadsafe`` wakes the loop for all reports that arrive before it
+    runs, instead of one wake-up per record.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._ready: deque[_Bridge] = deque()
+        self._scheduled = False
+
+    def arrived(self, bridge: _Bridge) -> None:
+        """A delivery report was served (on whichever thread served it)."""
+        self._ready.append(bridge)
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._settle)
+            except RuntimeError:  # the loop is closed: nobody can await the outcome any more
+                self._ready.clear()
+
+    def _settle(self) -> None:
+        self._scheduled = False
+        ready = self._ready
+        while ready:
+            bridge = ready.popleft()
+            future = bridge.future
+            if future.done():  # cancelled: the caller stopped waiting
+                continue
+            delivery = bridge.delivery
+            assert delivery is not None  # set by send_nowait() before the loop runs this
+            try:
+                future.set_result(delivery.result(0))
+            except DeliveryError as error:
+                future.set_exception(error)
+
+
+class _Bridge:
+    """The delivery callback librdkafka gets: the sync producer's own callback (which
+    resolves the record's DeliveryFuture and tells the hooks), then the asyncio side."""
+
+    __slots__ = ("callback", "deliveries", "delivery", "future")
+
+    def __init__(
+        self,
+        callback: Callable[[Any, Any], None],
+        future: asyncio.Future[RecordMetadata],
+        deliveries: _Deliveries,
+    ) -> None:
+        self.callback = callback
+        self.future = future
+        self.deliveries = deliveries
+        #: The record's DeliveryFuture, known once ``send()`` returned it.
+        self.delivery: DeliveryFuture | None = None
+
+    def __call__(self, err: Any, msg: Any) -> None:
+        self.callback(err, msg)
+        self.deliveries.arrived(self)
+
+
 class _LoopProducer(GovernedProducer):
     """A GovernedProducer whose ``send()`` never waits for room in the local queue.
 
     Everything up to the hand-over to librdkafka is the sync producer's own code
-    (contract checks, encoding, hooks, refusals). A record that finds the queue full,
-    or that comes while earlier ones wait for room (:meth:`hold_all`), is not queued:
-    its produce arguments are left in :attr:`held`, and the asyncio producer queues it
-    when there is room.
+    (contract checks, encoding, hooks, refusals). The hand-over wraps the delivery
+    callback in a :class:`_Bridge` to :attr:`awaiting`, the record's asyncio future. A
+    record that finds the queue full, or that comes while earlier ones wait for room
+    (:meth:`hold_all`), is not queued: its produce arguments are left in :attr:`held`,
+    and the asyncio producer queues it when there is room.
     """
 
     #: Produce arguments of the last record ``send()`` did not queue, if any.
     held: tuple[Any, ...] | None = None
+    #: The bridge of the last record ``send()`` queued.
+    bridge: _Bridge | None = None
+
+    def __init__(self, catalog: Catalog, *, deliveries: _Deliveries, **options: Any) -> None:
+        self._deliveries = deliveries
+        #: The asyncio future of the record being sent.
+        self.awaiting: asyncio.Future[RecordMetadata] | None = None
+        super().__init__(catalog, **options)
+        self._queue_now = self._produce
+        self._produce = self._produce_bridged  # type: ignore[assignment]
+
+    def _produce_bridged(  # noqa: PLR0917 - the positional form the sync producer calls
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int,
+        callback: Callable[[Any, Any], None],
+        on_delivery: None,
+        timestamp: int,
+        headers: list[tuple[str, str | bytes | None]] | None,
+    ) -> None:
+        assert self.awaiting is not None
+        bridge = _Bridge(callback, self.awaiting, self._deliveries)
+        self._queue_now(topic, value, key, partition, bridge, on_delivery, timestamp, headers)
+        self.bridge = bridge
 
     def _produce_when_room(
         self,
@@ -79,75 +168,27 @@ class _LoopProducer(GovernedProducer):
 
     def hold_all(self, holding: bool) -> None:
         """Hold every record (earlier ones wait for room), or queue them again."""
-        self._produce = self._hold if holding else self._client.produce  # type: ignore[assignment]
+        self._produce = self._hold if holding else self._produce_bridged  # type: ignore[assignment]
 
     def queue(self, produce_args: tuple[Any, ...]) -> None:
         """Hand a held record to librdkafka; ``BufferError`` while the queue is full."""
-        self._client.produce(*produce_args)
-
-
-class _Deliveries:
-    """Hands delivery reports from librdkafka's threads to the event loop, in batches.
-
-    One ``call_soon_threadsafe`` wakes the loop for all reports that arrive before it
-    runs, instead of one wake-up per record.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._ready: deque[tuple[asyncio.Future[RecordMetadata], DeliveryFuture]] = deque()
-        self._scheduled = False
-
-    def watch(
-        self,
-        delivery: DeliveryFuture,
-        future: asyncio.Future[RecordMetadata] | None = None,
-    ) -> asyncio.Future[RecordMetadata]:
-        """An asyncio future (``future``, or a new one) resolved like ``delivery``."""
-        if future is None:
-            future = self._loop.create_future()
-        delivery.add_done_callback(functools.partial(self._arrived, future))
-        return future
-
-    def _arrived(self, future: asyncio.Future[RecordMetadata], delivery: DeliveryFuture) -> None:
-        # Runs on whichever thread served the delivery report.
-        self._ready.append((future, delivery))
-        if not self._scheduled:
-            self._scheduled = True
-            try:
-                self._loop.call_soon_threadsafe(self._settle)
-            except RuntimeError:  # the loop is closed: nobody can await the outcome any more
-                self._ready.clear()
-
-    def _settle(self) -> None:
-        self._scheduled = False
-        ready = self._ready
-        while ready:
-            future, delivery = ready.popleft()
-            if future.done():  # cancelled: the caller stopped waiting
-                continue
-            error = delivery.exception(0)
-            if error is None:
-                future.set_result(delivery.result(0))
-            else:
-                future.set_exception(error)
+        self._queue_now(*produce_args)
 
 
 class _Held:
     """A record accepted by ``send_nowait()`` that waits for room in the local queue."""
 
-    __slots__ = ("args", "deadline", "delivery", "future", "since")
+    __slots__ = ("args", "deadline", "future", "since")
 
     def __init__(
         self,
         args: tuple[Any, ...],
-        delivery: DeliveryFuture,
         future: asyncio.Future[RecordMetadata],
         since: float,
         deadline: float,
     ) -> None:
+        #: produce() arguments, the delivery callback already bridged.
         self.args = args
-        self.delivery = delivery
         self.future = future
         self.since = since
         self.deadline = deadline
@@ -223,8 +264,12 @@ class AsyncGovernedProducer:
                 raise ClosedError(f"producer for service {self.service!r} is closed")
             if self._producer is None:
                 loop = asyncio.get_running_loop()
+                deliveries = _Deliveries(loop)
                 build = loop.run_in_executor(
-                    None, functools.partial(_LoopProducer, self.catalog, **self._options)
+                    None,
+                    functools.partial(
+                        _LoopProducer, self.catalog, deliveries=deliveries, **self._options
+                    ),
                 )
                 try:
                     producer = await asyncio.shield(build)
@@ -232,7 +277,7 @@ class AsyncGovernedProducer:
                     build.add_done_callback(_close_abandoned)  # built after all: release it
                     raise
                 self._loop = loop
-                self._deliveries = _Deliveries(loop)
+                self._deliveries = deliveries
                 self._producer = producer
         return self
 
@@ -275,21 +320,27 @@ class AsyncGovernedProducer:
         room in the local queue within ``max_block_s``.
         """
         producer = self._running()
-        delivery = producer.send(topic, value, key=key, headers=headers)
-        held = producer.held
-        deliveries = self._deliveries
-        assert deliveries is not None
-        if held is None:
-            return deliveries.watch(delivery)
-        producer.held = None
         loop = self._loop
         assert loop is not None
         future: asyncio.Future[RecordMetadata] = loop.create_future()
+        producer.awaiting = future
+        delivery = producer.send(topic, value, key=key, headers=headers)
+        held = producer.held
+        if held is None:
+            bridge = producer.bridge
+            assert bridge is not None
+            bridge.delivery = delivery
+            return future
+        producer.held = None
+        assert self._deliveries is not None
+        bridge = _Bridge(held[4], future, self._deliveries)
+        bridge.delivery = delivery
+        args = (*held[:4], bridge, *held[5:])
         now = loop.time()
-        self._backlog.append(_Held(held, delivery, future, now, now + producer.max_block_s))
+        self._backlog.append(_Held(args, future, now, now + producer.max_block_s))
         if self._drainer is None:
             producer.hold_all(True)
-            self._drainer = loop.create_task(self._drain(producer, deliveries))
+            self._drainer = loop.create_task(self._drain(producer))
         return future
 
     async def send(
@@ -303,18 +354,18 @@ class AsyncGovernedProducer:
         """Send one record and wait for its delivery; raise ``DeliveryError`` if it failed."""
         return await self.send_nowait(topic, value, key=key, headers=headers)
 
-    async def _drain(self, producer: _LoopProducer, deliveries: _Deliveries) -> None:
+    async def _drain(self, producer: _LoopProducer) -> None:
         """Queue the held records, oldest first, as room appears in the local queue."""
         backlog = self._backlog
         try:
             while backlog:
-                await self._queue(producer, deliveries, backlog[0])
+                await self._queue(producer, backlog[0])
                 backlog.popleft()
         finally:
             producer.hold_all(False)  # the backlog is empty: sends queue directly again
             self._drainer = None
 
-    async def _queue(self, producer: _LoopProducer, deliveries: _Deliveries, held: _Held) -> None:
+    async def _queue(self, producer: _LoopProducer, held: _Held) -> None:
         loop = asyncio.get_running_loop()
         future = held.future
         retrying = _t.AsyncRetrying(
@@ -337,8 +388,6 @@ class AsyncGovernedProducer:
         except _kafka.KafkaException as exc:
             if not future.done():
                 future.set_exception(producer._produce_error(exc, held.topic, held.args[2]))
-            return
-        deliveries.watch(held.delivery, future)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -383,7 +432,9 @@ class AsyncGovernedProducer:
                     ClosedError(f"producer closed before the record for {held.topic!r} was queued")
                 )
         left = None if timeout is None else max(timeout - (time.monotonic() - started), 0.0)
-        await asyncio.to_thread(producer.close, left)
+        # Every record that failed did so through its own future, which says so.
+        with contextlib.suppress(DeliveryError):
+            await asyncio.to_thread(producer.close, left)
 
     async def __aenter__(self) -> AsyncGovernedProducer:
         return await self.start()
