@@ -190,8 +190,12 @@ class _Lane:
 class _Run:
     """The state of one ``run()`` call."""
 
-    def __init__(self, handler: Handler, concurrency: int, limit: int | None) -> None:
+    def __init__(
+        self, handler: Handler, concurrency: int, limit: int | None, *, commit_each: bool
+    ) -> None:
         self.handler = handler
+        #: Whether each record is committed before its partition's next one starts.
+        self.commit_each = commit_each
         self.slots = asyncio.Semaphore(concurrency)
         self.limit = limit
         self.dispatched = 0
@@ -297,6 +301,7 @@ class AsyncGovernedConsumer:
         self._polling = False
         self._settling: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._closing: asyncio.Future[None] | None = None
         self._closed = False
 
     async def start(self) -> AsyncGovernedConsumer:
@@ -489,6 +494,9 @@ class AsyncGovernedConsumer:
         if current is not None and (current.topic, current.partition) in gone:
             self._current = None
 
+    async def _worker_call(self, fn: Callable[[], T]) -> T:
+        return await self._running()[1].call(fn)
+
     async def _fetch(self, want: int = DEFAULT_BATCH) -> None:
         worker = self._running()[1]
         wait = _BUSY_POLL_S if (self._lanes or self._processed) else _IDLE_POLL_S
@@ -523,18 +531,23 @@ class AsyncGovernedConsumer:
         if concurrency < 1:
             msg = f"concurrency must be >= 1, got {concurrency}"
             raise ValueError(msg)
-        self._running()
+        consumer = self._running()[0]
         if self._run is not None:
             msg = "run() is already running on this consumer"
             raise RuntimeError(msg)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        run = self._run = _Run(handler, concurrency, max_records)
+        run = self._run = _Run(
+            handler,
+            concurrency,
+            max_records,
+            commit_each=consumer.commit_strategy.kind == "per_record",
+        )
         self._requeue_current()
         feeder = loop.create_task(self._feed(run))
         cancelled = False
         try:
-            if max_records is not None and max_records <= 0:
+            if self._stopping or (max_records is not None and max_records <= 0):
                 run.finished.set()
             await asyncio.wait_for(run.finished.wait(), timeout)
         except asyncio.TimeoutError:
@@ -588,6 +601,8 @@ class AsyncGovernedConsumer:
                     except asyncio.CancelledError:
                         records.appendleft(record)  # not processed: it comes first next time
                         raise
+                    if run.commit_each:
+                        await self._worker_call(self._apply_processed)  # before the next one
         except Exception as error:
             run.fail(error)
         finally:
@@ -628,8 +643,6 @@ class AsyncGovernedConsumer:
                 stats.dead_lettered += 1
         self._processed.append(record)
         run.handled()
-        if consumer.commit_strategy.kind == "per_record":
-            await worker.call(self._apply_processed)  # committed before the next record
 
     @staticmethod
     async def _attempt(
@@ -787,9 +800,12 @@ class AsyncGovernedConsumer:
         if run is not None:
             self.stop()
             await asyncio.shield(run.done)
-        async with self._starting:
-            if self._closed:
-                return
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)  # every caller returns once it is closed
+
+    async def _close(self) -> None:
+        async with self._starting:  # a start() in progress finishes first
             self._closed = True
         consumer, worker = self._consumer, self._worker
         if consumer is None or worker is None:

@@ -251,6 +251,7 @@ class AsyncGovernedProducer:
         self._starting = asyncio.Lock()
         self._backlog: deque[_Held] = deque()
         self._drainer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None
         self._closed = False
 
     async def start(self) -> AsyncGovernedProducer:
@@ -411,9 +412,12 @@ class AsyncGovernedProducer:
         Records still waiting for room after ``timeout`` are withdrawn: their futures
         fail with :class:`~governed_kafka.errors.ClosedError`.
         """
-        async with self._starting:
-            if self._closed:
-                return
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(timeout))
+        await asyncio.shield(self._closing)  # every caller returns once it is closed
+
+    async def _close(self, timeout: float | None) -> None:
+        async with self._starting:  # a start() in progress finishes first
             self._closed = True
         producer = self._producer
         if producer is None:

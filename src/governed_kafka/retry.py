@@ -43,8 +43,9 @@ class RetryPolicy:
     backoff with jitter in between. When the attempts are exhausted, or the error is not
     retryable, the record goes to the topic's dead-letter topic.
 
-    Backoff blocks the consumer's poll loop, so the longest total wait must stay well
-    under ``max.poll.interval.ms``; the consumer refuses a policy that does not.
+    Backoff blocks the sync consumer's poll loop, so the longest total wait must stay well
+    under ``max.poll.interval.ms``; the consumer refuses a policy that does not. (The
+    asyncio consumer awaits the backoff and goes on polling, under the same limit.)
     """
 
     attempts: int = attrs.field(default=DEFAULT_ATTEMPTS, validator=_attempts)

@@ -395,6 +395,26 @@ async def test_stop_finishes_the_handlers_in_flight_commits_and_closes(
         await consumer.poll_batch()
 
 
+async def test_stop_before_run_ends_the_run_at_once_and_closes(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+) -> None:
+    """A run() started after stop() handles nothing, returns, and leaves the consumer closed."""
+    catalog = provisioned(_contracts(topic_name, partitions=1))
+    bootstrap = kafka_broker.bootstrap_servers
+    _produce(catalog, bootstrap, topic_name, 5)
+    consumer = await _consumer(catalog, bootstrap, topic_name, group).start()
+    handled: list[int] = []
+
+    async def handler(record: Record) -> None:
+        handled.append(record.offset)
+
+    consumer.stop()
+    summary = await consumer.run(handler, timeout=30)
+    assert (summary.records, handled) == (0, [])
+    with pytest.raises(Exception, match="closed"):
+        await consumer.poll_batch()
+
+
 async def test_per_record_strategy_commits_each_record_before_the_partition_moves_on(
     kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
 ) -> None:
