@@ -214,8 +214,8 @@ class AsyncGovernedProducer:
     a record, cancelling only stops the wait and the record is still delivered.
 
     Use it from the event loop it was started on. Hooks run where the sync producer
-    runs them: ``on_send`` on the loop, ``on_delivery`` on the producer's background
-    thread.
+    runs them: ``on_send`` on the loop, ``on_delivery`` where the delivery report is
+    served (the producer's background thread, or the loop in passing every 64 sends).
     """
 
     def __init__(
