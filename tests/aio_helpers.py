@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -41,12 +42,19 @@ class _SlowCallbacks(logging.Handler):
 @contextlib.contextmanager
 def slow_callbacks(threshold_s: float) -> Iterator[list[str]]:
     """Within the block, every loop callback or task step longer than ``threshold_s`` is
-    listed in the yielded list (asyncio debug mode's own slow-callback detection)."""
+    listed in the yielded list (asyncio debug mode's own slow-callback detection).
+
+    The objects alive before the block are frozen out of garbage collection meanwhile: a
+    full collection of the whole test process takes tens of milliseconds, and would be
+    reported against whichever step it happened to interrupt.
+    """
     loop = asyncio.get_running_loop()
     handler = _SlowCallbacks()
     logger = logging.getLogger("asyncio")
     logger.addHandler(handler)
     debug, threshold = loop.get_debug(), loop.slow_callback_duration
+    gc.collect()
+    gc.freeze()
     loop.set_debug(True)
     loop.slow_callback_duration = threshold_s
     try:
@@ -55,6 +63,7 @@ def slow_callbacks(threshold_s: float) -> Iterator[list[str]]:
         loop.set_debug(debug)
         loop.slow_callback_duration = threshold
         logger.removeHandler(handler)
+        gc.unfreeze()
 
 
 async def ticks_during(awaitable: asyncio.Future[object], *, every_s: float = 0.01) -> int:

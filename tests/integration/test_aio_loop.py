@@ -96,6 +96,7 @@ async def test_no_call_blocks_the_loop_while_the_broker_is_stalled(tmp_path: Pat
                     answered, _ = await asyncio.wait(sends, timeout=2.0)
                     remaining = await producer.flush(timeout=0.3)
                     await consumer.run(handler, timeout=0.5)
+                    polled = await consumer.poll_batch(timeout=0.3)
                     commit = asyncio.create_task(consumer.commit())  # the broker cannot answer
                     lag = asyncio.create_task(consumer.lag(timeout=1.0))
                     start = asyncio.create_task(late_producer.start())  # the topic gate waits
@@ -107,6 +108,8 @@ async def test_no_call_blocks_the_loop_while_the_broker_is_stalled(tmp_path: Pat
                 with contextlib.suppress(Exception):
                     await asyncio.gather(commit, lag, start)
                 await late_producer.close()
+                await consumer.close()
+                await producer.close()
         assert reports == []
     # The calls did meet a stalled broker: otherwise this test would prove nothing.
     assert len(answered) == 15
@@ -114,3 +117,4 @@ async def test_no_call_blocks_the_loop_while_the_broker_is_stalled(tmp_path: Pat
     assert remaining > 0
     assert done == set()
     assert len(handled) == 5
+    assert polled == []
