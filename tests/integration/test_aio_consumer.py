@@ -212,6 +212,26 @@ async def test_the_next_async_for_starts_with_the_record_the_last_one_left(
     assert _committed(bootstrap, group, topic_name, 1) == {0: 10}
 
 
+async def test_stop_ends_async_for_commits_and_closes(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+) -> None:
+    """After stop(), async for ends at its next step, commits the records it moved past,
+    and the consumer is closed."""
+    catalog = provisioned(_contracts(topic_name, partitions=1))
+    bootstrap = kafka_broker.bootstrap_servers
+    _produce(catalog, bootstrap, topic_name, 20)
+    consumer = await _consumer(catalog, bootstrap, topic_name, group).start()
+    seen: list[int] = []
+    async for record in consumer:
+        seen.append(record.offset)
+        if record.offset == 7:
+            consumer.stop()
+    assert seen == list(range(8))
+    assert _committed(bootstrap, group, topic_name, 1) == {0: 8}
+    with pytest.raises(Exception, match="closed"):
+        await consumer.poll_batch()
+
+
 async def test_one_partition_is_handled_in_order_and_partitions_run_concurrently(
     kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
 ) -> None:
