@@ -41,6 +41,10 @@ MAX_FRAME_BYTES: Final = 1 << 30
 #: How long a control call waits for the proxy's event loop to apply it (seconds).
 _CONTROL_TIMEOUT_S: Final = 10.0
 
+#: Bytes a connection's reader buffers before it stops reading from its socket. asyncio's
+#: default (64 KiB) would pause and resume the socket many times for every 1 MiB batch.
+_READ_BUFFER_BYTES: Final = 1 << 20
+
 #: How many responses of one connection may wait in the proxy (held back by latency or
 #: a stall) before it stops reading from the broker; TCP then pushes back on the broker.
 _MAX_QUEUED_RESPONSES: Final = 256
@@ -298,7 +302,9 @@ class FaultProxy:
         self._flowing.set()
         self._stopping = asyncio.Event()
         port = self._port if self._port is not None else self._requested_port
-        server = await asyncio.start_server(self._serve, self.host, port, reuse_address=True)
+        server = await asyncio.start_server(
+            self._serve, self.host, port, reuse_address=True, limit=_READ_BUFFER_BYTES
+        )
         ready.set_result(server.sockets[0].getsockname()[1])
         try:
             await self._stopping.wait()
@@ -473,7 +479,9 @@ class FaultProxy:
             if upstream_address is None:
                 msg = "no upstream broker set"
                 raise ConnectionRefusedError(msg)
-            up_reader, up_writer = await asyncio.open_connection(*upstream_address)
+            up_reader, up_writer = await asyncio.open_connection(
+                *upstream_address, limit=_READ_BUFFER_BYTES
+            )
         except OSError as exc:
             self._counters.upstream_failures += 1
             _log.debug("fault proxy: broker %s unreachable: %s", upstream_address, exc)
