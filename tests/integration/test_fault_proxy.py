@@ -312,3 +312,21 @@ def test_a_broker_cannot_take_both_a_proxy_and_an_advertised_port() -> None:
     """LocalBroker refuses advertised_port= with proxy=: the proxy is what it advertises."""
     with pytest.raises(ValueError, match="advertised_port or proxy"):
         LocalBroker(proxy=FaultProxy(), advertised_port=1234)
+
+
+def test_open_connections_counts_the_connections_passing_through(proxy: FaultProxy) -> None:
+    """open_connections is the number of client connections the proxy is serving now."""
+    sockets = [_connect(proxy) for _ in range(3)]
+    try:
+        for sock in sockets:
+            sock.sendall(_api_versions(1))
+            assert _response(sock) == 1
+        assert proxy.open_connections == 3
+        sockets.pop().close()
+        deadline = time.monotonic() + 5
+        while proxy.open_connections != 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proxy.open_connections == 2
+    finally:
+        for sock in sockets:
+            sock.close()
