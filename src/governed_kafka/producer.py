@@ -84,7 +84,11 @@ class RecordMetadata:
 
     topic: str
     partition: int
-    offset: int
+    #: The record's offset, or ``None`` when the broker did not say. That happens when a
+    #: retried batch was already written (its first acknowledgement was lost): the broker
+    #: answers DUPLICATE_SEQUENCE_NUMBER, the record is in the log exactly once, and some
+    #: brokers do not say at which offset. A wrong offset is never reported instead.
+    offset: int | None
     #: Record timestamp in milliseconds since the epoch, or ``None`` if the broker sent none.
     timestamp: int | None
     #: Seconds from ``send()`` to the broker's acknowledgement, as librdkafka measured it.
@@ -118,7 +122,7 @@ class _Waiters:
                 callback = callbacks.pop(0)  # atomic: each callback runs exactly once
             except IndexError:
                 return
-            future._observed = True
+            future._mark_observed()
             try:
                 callback(future)
             except Exception:
@@ -135,8 +139,22 @@ class DeliveryFuture:
     they should be quick and must not block.
     """
 
-    # _message, _error and _observed are set only when there is something to say.
-    __slots__ = ("_error", "_message", "_observed", "_state", "_status", "_waiters")
+    # _message, _error, _observed and _offset_unknown are set only when there is
+    # something to say.
+    __slots__ = (
+        "_error",
+        "_message",
+        "_observed",
+        "_offset_unknown",
+        "_state",
+        "_status",
+        "_waiters",
+    )
+
+    _error: DeliveryError
+    _message: _kafka.Message
+    _observed: bool
+    _offset_unknown: bool
 
     def __init__(self, state: _ProducerState) -> None:
         self._state = state
@@ -147,6 +165,9 @@ class DeliveryFuture:
         """librdkafka's delivery report for this record (runs on the thread that polled)."""
         self._message = msg
         if err is None:
+            state = self._state
+            if state.duplicate_acks.active or msg.offset() is None:
+                self._offset_unknown = state.duplicate_acks.offset_unknown(msg)
             self._status = _DELIVERED
         else:
             self._error = _kafka.delivery_error(err, msg)
@@ -155,6 +176,18 @@ class DeliveryFuture:
         waiters = self._waiters
         if waiters is not None:
             waiters.fire(self)
+
+    def _offset(self) -> int | None:
+        """The delivered record's offset, ``None`` where the broker did not give it."""
+        if getattr(self, "_offset_unknown", False):
+            return None
+        offset: int | None = self._message.offset()
+        return offset
+
+    def _mark_observed(self) -> None:
+        """Someone looked at the outcome: a failure is theirs to report, not ``close()``'s."""
+        if self._status == _FAILED and not getattr(self, "_observed", False):
+            self._state.note_observed(self)
 
     def _register(self) -> _Waiters:
         with _FUTURE_LOCK:
@@ -202,7 +235,7 @@ class DeliveryFuture:
         may still be delivered later).
         """
         self._wait(timeout)
-        self._observed = True
+        self._mark_observed()
         if self._status == _FAILED:
             raise self._error
         msg = self._message
@@ -210,7 +243,7 @@ class DeliveryFuture:
         return RecordMetadata(
             topic=msg.topic() or "",
             partition=msg.partition() or 0,
-            offset=msg.offset() or 0,
+            offset=self._offset(),
             timestamp=timestamp if timestamp_type else None,
             latency_s=msg.latency(),
         )
@@ -218,7 +251,7 @@ class DeliveryFuture:
     def exception(self, timeout: float | None = None) -> DeliveryError | None:
         """Wait for the delivery report; return its error, or ``None`` if delivered."""
         self._wait(timeout)
-        self._observed = True
+        self._mark_observed()
         return self._error if self._status == _FAILED else None
 
     def add_done_callback(self, fn: Callable[[DeliveryFuture], object]) -> None:
@@ -254,12 +287,11 @@ class _ObservedDelivery:
         future = self.future
         future(err, msg)
         partition = msg.partition()
-        offset = msg.offset()
         raw_key: object = msg.key()
         details = DeliveryDetails(
             topic=msg.topic() or "",
             partition=partition if partition is not None and partition >= 0 else None,
-            offset=offset if err is None else None,
+            offset=future._offset() if err is None else None,
             key=raw_key.encode() if isinstance(raw_key, str) else cast("bytes | None", raw_key),
             latency_s=msg.latency(),
             error=future._error if err is not None else None,
@@ -271,6 +303,50 @@ class _ObservedDelivery:
             self.hooks.emit("on_delivery", details)
 
 
+class _DuplicateAcks:
+    """Recognises delivered records whose offset librdkafka cannot know.
+
+    When the broker acknowledges a retried batch with DUPLICATE_SEQUENCE_NUMBER (the
+    batch was written before; its first acknowledgement was lost) without the original
+    offset, librdkafka numbers the batch's records from a base offset of -1: the first
+    reports no offset, the next ones 0, 1, 2, ... which are other records' offsets. The
+    reports of one batch are served consecutively on one thread, so after a record
+    without offset, the records of the same partition served next on that thread with
+    offsets 0, 1, 2, ... belong to the same batch. A genuine offset cannot continue
+    that run: the batch itself sits in the log before any later record, so every later
+    record's offset is at least the batch's length, which the run never reaches.
+    """
+
+    def __init__(self) -> None:
+        #: Whether any thread may be inside such a run; keeps the usual path to one check.
+        self.active = False
+        self._runs = threading.local()
+
+    def offset_unknown(self, msg: _kafka.Message) -> bool:
+        """Whether ``msg``, just delivered, has no known offset (and follow the run)."""
+        runs: dict[tuple[str | None, int | None], int] | None = getattr(
+            self._runs, "by_partition", None
+        )
+        offset = msg.offset()
+        if offset is None:
+            if runs is None:
+                runs = self._runs.by_partition = {}
+            runs[(msg.topic(), msg.partition())] = 0
+            self.active = True
+            return True
+        if not runs:
+            return False
+        key = (msg.topic(), msg.partition())
+        expected = runs.get(key)
+        if expected is None:
+            return False
+        if offset == expected:
+            runs[key] = expected + 1
+            return True
+        del runs[key]
+        return False
+
+
 class _ProducerState:
     """What the producer shares with its background thread (never the producer itself)."""
 
@@ -280,7 +356,13 @@ class _ProducerState:
         self.wakeup = threading.Event()
         self.failures: deque[DeliveryFuture] = deque(maxlen=_MAX_KEPT_FAILURES)
         self.failure_count = 0
+        # Failures whose future somebody looked at, counted exactly: the kept list is
+        # bounded, so it cannot say how many failures went unobserved in all.
+        self.observed_failure_count = 0
         self.fatal: _kafka.KafkaError | None = None
+        self.duplicate_acks = _DuplicateAcks()
+        # Delivery reports are served by whichever thread polls, possibly two at once.
+        self._count_lock = threading.Lock()
 
     def wake(self) -> None:
         """Make the background thread serve delivery reports now."""
@@ -288,11 +370,22 @@ class _ProducerState:
         self.wakeup.set()
 
     def note_failure(self, future: DeliveryFuture) -> None:
-        self.failures.append(future)
-        self.failure_count += 1
+        with self._count_lock:
+            self.failures.append(future)
+            self.failure_count += 1
 
-    def unobserved_failures(self) -> list[DeliveryError]:
-        return [f._error for f in self.failures if not getattr(f, "_observed", False)]
+    def note_observed(self, future: DeliveryFuture) -> None:
+        with self._count_lock:
+            if not getattr(future, "_observed", False):
+                future._observed = True
+                self.observed_failure_count += 1
+
+    def unobserved_failures(self) -> tuple[int, list[DeliveryError]]:
+        """How many failures nobody looked at, and the most recent of them still kept."""
+        with self._count_lock:
+            count = self.failure_count - self.observed_failure_count
+            kept = [f._error for f in self.failures if not getattr(f, "_observed", False)]
+        return count, kept
 
 
 def _serve_in_background(client: _kafka.Producer, state: _ProducerState) -> None:
@@ -945,9 +1038,10 @@ class GovernedProducer:
 
         Waits up to ``timeout`` seconds (default: until librdkafka's
         ``delivery.timeout.ms`` has settled every record). Records still queued after
-        that are purged and their futures fail. Raises :class:`DeliveryError` listing
-        every record that was not delivered and whose future nobody looked at; the
-        failures of futures that were looked at are theirs to report.
+        that are purged and their futures fail. Raises :class:`DeliveryError` counting
+        every record that was not delivered and whose future nobody looked at (its
+        ``failures`` lists the most recent 1000 of them); the failures of futures that
+        were looked at are theirs to report.
         """
         with self._close_lock:
             if self._closed:
@@ -965,17 +1059,24 @@ class GovernedProducer:
                 self._client.flush(5)
             self._finalizer()
             self._client.close()
-        failures = self._state.unobserved_failures()
-        if failures:
+        unobserved, failures = self._state.unobserved_failures()
+        if unobserved:
             lost = self._state.failure_count
             shown = "\n  ".join(str(f) for f in failures[:10])
-            more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
-            msg = (
-                f"{len(failures)} accepted records were not delivered and nobody checked "
-                f"their futures ({lost} failed in all):\n  {shown}{more}"
+            more = f"\n  ... and {unobserved - 10} more" if unobserved > 10 else ""
+            kept = (
+                f"; the last {len(failures)} are in .failures" if len(failures) < unobserved else ""
             )
+            msg = (
+                f"{unobserved} accepted records were not delivered and nobody checked "
+                f"their futures ({lost} failed in all{kept}):\n  {shown}{more}"
+            )
+            first = failures[0] if failures else None
             raise DeliveryError(
-                msg, topic=failures[0].topic, code=failures[0].code, failures=failures
+                msg,
+                topic=first.topic if first else None,
+                code=first.code if first else None,
+                failures=failures,
             )
 
     def __enter__(self) -> GovernedProducer:
