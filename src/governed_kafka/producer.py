@@ -15,6 +15,7 @@ the sender for at most ``max_block_s`` (backpressure) and then raises
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -40,14 +41,21 @@ from .errors import (
 from .hooks import (
     BackpressureDetails,
     DeliveryDetails,
-    DeliveryObserver,
     HookChain,
     SendDetails,
     StatisticsDetails,
     ThrottleDetails,
+    _Observer,
 )
+from .skew import SkewPolicy, SkewReport, _SkewTracker
 
-__all__ = ["DEFAULT_MAX_BLOCK_S", "DeliveryFuture", "GovernedProducer", "RecordMetadata"]
+__all__ = [
+    "DEFAULT_MAX_BLOCK_S",
+    "DEFAULT_SKEW_POLICY",
+    "DeliveryFuture",
+    "GovernedProducer",
+    "RecordMetadata",
+]
 
 _log = logging.getLogger("governed_kafka.producer")
 
@@ -57,6 +65,9 @@ DEFAULT_MAX_BLOCK_S: Final = 60.0
 
 #: The sending thread serves delivery reports once every 64 sends.
 _SERVE_MASK: Final = 63
+
+#: The skew watch's default policy (see :mod:`governed_kafka.skew`).
+DEFAULT_SKEW_POLICY: Final = SkewPolicy()
 
 #: The background thread stays idle while the sending thread served reports this recently.
 _FOREGROUND_WINDOW_S: Final = 0.02
@@ -226,15 +237,37 @@ class DeliveryFuture:
         return f"<DeliveryFuture {status}>"
 
 
+class _SampledDelivery:
+    """A delivery callback that resolves the future, then counts the record for skew."""
+
+    __slots__ = ("future", "skew")
+
+    def __init__(self, future: DeliveryFuture, skew: _SkewTracker) -> None:
+        self.future = future
+        self.skew = skew
+
+    def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        self.future(err, msg)
+        if err is None:
+            _count_for_skew(self.skew, msg)
+
+
+def _count_for_skew(skew: _SkewTracker, msg: _kafka.Message) -> None:
+    try:
+        skew.observe(msg.topic() or "", msg.partition() or 0, msg.key())
+    except Exception:  # pragma: no cover - counting must never cost a delivery
+        _log.exception("counting a delivery for the skew watch failed; the delivery stands")
+
+
 class _ObservedDelivery:
     """A delivery callback that resolves the future, then tells the hooks."""
 
-    __slots__ = ("client_id", "future", "hooks", "observers")
+    __slots__ = ("client_id", "future", "hooks", "observers", "skew")
 
     def __init__(
         self,
         future: DeliveryFuture,
-        observers: list[DeliveryObserver] | None,
+        observers: list[_Observer] | None,
         hooks: HookChain,
         client_id: str,
     ) -> None:
@@ -242,10 +275,13 @@ class _ObservedDelivery:
         self.observers = observers
         self.hooks = hooks
         self.client_id = client_id
+        self.skew: _SkewTracker | None = None
 
     def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
         future = self.future
         future(err, msg)
+        if self.skew is not None and err is None:
+            _count_for_skew(self.skew, msg)
         partition = msg.partition()
         offset = msg.offset()
         raw_key: object = msg.key()
@@ -425,6 +461,8 @@ class GovernedProducer:
         keys, consumer keys, keys the library owns and anything that weakens a governed
         setting raise :class:`~governed_kafka.errors.ConfigError` naming the key.
     :param max_block_s: how long ``send()`` may wait for room in a full local queue.
+    :param skew: how to watch for partition skew and hot keys
+        (:class:`~governed_kafka.skew.SkewPolicy`); ``None`` turns the watch off.
     """
 
     def __init__(
@@ -437,6 +475,7 @@ class GovernedProducer:
         hooks: Sequence[object] = (),
         overrides: Overrides | None = None,
         max_block_s: float = DEFAULT_MAX_BLOCK_S,
+        skew: SkewPolicy | None = DEFAULT_SKEW_POLICY,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -447,6 +486,9 @@ class GovernedProducer:
         if max_block_s < 0:
             msg = f"max_block_s must be >= 0, got {max_block_s!r}"
             raise ValueError(msg)
+        if skew is not None and not isinstance(cast(object, skew), SkewPolicy):
+            msg = f"skew must be a governed_kafka.skew.SkewPolicy or None, got {skew!r}"
+            raise TypeError(msg)
         self.catalog = catalog
         self.service = service
         self.profile = profile
@@ -463,6 +505,22 @@ class GovernedProducer:
         self.client_id = str(self._config["client.id"])
         self._hooks = HookChain(hooks)
         self._observing = self._hooks.send or self._hooks.delivery
+        self._send_gate = self._hooks.send_gate
+        self._skew_policy = skew
+        self._skew: _SkewTracker | None = None
+        #: Sends whose number has none of these bits set are "ticks": sampled for skew
+        #: and/or serving delivery reports. One bit test per send decides.
+        self._tick_mask = _SERVE_MASK
+        self._sample_mask = 0
+        if skew is not None:
+            alarm = functools.partial(self._hooks.emit, "on_skew") if self._hooks.skew else None
+            self._skew = _SkewTracker(
+                skew,
+                partitions={name: r.contract.partitions for name, r in self._routes.items()},
+                on_skew=alarm,
+            )
+            self._sample_mask = skew.sample_every - 1
+            self._tick_mask = min(self._sample_mask, _SERVE_MASK)
         self._state = _ProducerState()
         self._client = _kafka.new_producer(
             self._config,
@@ -508,6 +566,11 @@ class GovernedProducer:
         """The librdkafka configuration in force (governed keys included)."""
         return dict(self._config)
 
+    @property
+    def hook_failures(self) -> int:
+        """How many times this producer's hooks raised (each failure was contained)."""
+        return self._hooks.hook_failures()
+
     # ------------------------------------------------------------------ sending
 
     def send(
@@ -537,18 +600,43 @@ class GovernedProducer:
         future = DeliveryFuture(self._state)
         callback: Callable[[Any, Any], None] = future
         if self._observing:
-            callback, header_list = self._observe(route, key, value, header_list, future)
+            gate = self._send_gate
+            try:
+                observe = gate is None or gate()
+            except Exception:
+                observe = self._hooks.gate_failed()
+            if observe:
+                callback, header_list = self._observe(route, key, value, header_list, future)
+        sends = self._sends = self._sends + 1
+        if not sends & self._tick_mask:
+            callback = self._tick(sends, callback)
         try:
             self._produce(topic, value, key, -1, callback, None, 0, header_list)
         except BufferError:
             self._produce_when_room(topic, value, key, callback, header_list)
         except _kafka.KafkaException as exc:
             raise self._produce_error(exc, topic, key) from exc
-        sends = self._sends = self._sends + 1
+        return future
+
+    def _tick(self, sends: int, callback: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        """Every few sends: serve delivery reports here, and sample this send for skew."""
         if not sends & _SERVE_MASK:
             self._client.poll(0)
             self._state.last_foreground_serve = time.monotonic()
-        return future
+        skew = self._skew
+        if skew is None or sends & self._sample_mask:
+            return callback
+        if isinstance(callback, DeliveryFuture):
+            return _SampledDelivery(callback, skew)
+        if isinstance(callback, _ObservedDelivery):
+            callback.skew = skew
+        return callback
+
+    def skew(self) -> SkewReport:
+        """Partition skew and hot keys of the recent sends, per topic (see :mod:`~.skew`)."""
+        if self._skew is None:
+            return SkewReport(policy=None)
+        return self._skew.report()
 
     def _observe(
         self,
@@ -568,6 +656,7 @@ class GovernedProducer:
                 value_size=0 if value is None else len(value),
                 headers=header_list,
                 client_id=self.client_id,
+                tombstone=value is None,
             )
             observers = self._hooks.observers(details)
         if observers or self._hooks.delivery:
