@@ -93,13 +93,18 @@ def _tracker(**policy: object) -> tuple[_SkewTracker, list[SkewDetails]]:
     return tracker, alarms
 
 
-def test_a_window_closes_after_window_samples_and_raises_one_alarm() -> None:
-    """99 samples raise nothing; the 100th closes the window and judges it."""
+def _send(tracker: _SkewTracker, partition: int, key: bytes | None) -> None:
+    """One sampled send whose delivery report comes back at once."""
+    tracker.delivered("t", tracker.sample("t"), partition, key)
+
+
+def test_a_window_is_judged_once_its_samples_are_delivered() -> None:
+    """99 samples raise nothing; the 100th closes the window and, delivered, judges it."""
     tracker, alarms = _tracker()
     for _ in range(99):
-        tracker.observe("t", 2, b"hot")
+        _send(tracker, 2, b"hot")
     assert alarms == []
-    tracker.observe("t", 2, b"hot")
+    _send(tracker, 2, b"hot")
     assert len(alarms) == 1
     assert (alarms[0].partition, alarms[0].share, alarms[0].partitions) == (2, 1.0, 4)
     assert alarms[0].heavy_keys == ((b"hot", 100),)
@@ -109,7 +114,53 @@ def test_a_balanced_window_raises_no_alarm() -> None:
     """Samples spread evenly over the partitions close the window without an alarm."""
     tracker, alarms = _tracker()
     for i in range(400):
-        tracker.observe("t", i % 4, f"k{i}".encode())
+        _send(tracker, i % 4, f"k{i}".encode())
+    assert alarms == []
+
+
+def test_windows_follow_send_order_not_delivery_order() -> None:
+    """Balanced sends whose reports come back grouped by partition raise no alarm."""
+    tracker, alarms = _tracker()
+    tickets = [(tracker.sample("t"), i % 4) for i in range(200)]
+    for partition in range(4):  # librdkafka answers one partition's batch at a time
+        for window, sent_to in tickets:
+            if sent_to == partition:
+                tracker.delivered("t", window, partition, None)
+    assert alarms == []
+    assert not tracker.report().topic("t").skewed
+
+
+def test_a_window_waits_for_its_last_delivery_report() -> None:
+    """A full window is judged when its last outstanding sample is delivered, not before."""
+    tracker, alarms = _tracker()
+    tickets = [tracker.sample("t") for _ in range(100)]
+    for window in tickets[:-1]:
+        tracker.delivered("t", window, 1, b"hot")
+    assert alarms == []
+    tracker.delivered("t", tickets[-1], 1, b"hot")
+    assert len(alarms) == 1
+
+
+def test_failed_samples_settle_a_window_without_counting() -> None:
+    """Undelivered samples let the window close; they count for no partition."""
+    tracker, alarms = _tracker()
+    tickets = [tracker.sample("t") for _ in range(100)]
+    for window in tickets[:60]:
+        tracker.delivered("t", window, 1, b"hot")
+    for window in tickets[60:]:
+        tracker.failed("t", window)
+    assert len(alarms) == 1
+    assert alarms[0].window_sends == 60
+
+
+def test_a_window_with_too_few_deliveries_is_not_judged() -> None:
+    """When fewer than min_samples samples of a window were delivered, no alarm is raised."""
+    tracker, alarms = _tracker()
+    tickets = [tracker.sample("t") for _ in range(100)]
+    for window in tickets[:10]:
+        tracker.delivered("t", window, 1, b"hot")
+    for window in tickets[10:]:
+        tracker.failed("t", window)
     assert alarms == []
 
 
@@ -117,18 +168,18 @@ def test_a_slow_topic_window_closes_on_time_once_it_has_min_samples() -> None:
     """After window_s, the next sample closes a window holding min_samples samples."""
     tracker, alarms = _tracker(window_s=0.05)
     for _ in range(50):
-        tracker.observe("t", 1, b"k")
+        _send(tracker, 1, b"k")
     time.sleep(0.1)
-    tracker.observe("t", 1, b"k")
+    _send(tracker, 1, b"k")
     assert len(alarms) == 1
-    assert alarms[0].window_sends == 51
+    assert alarms[0].window_sends == 50
 
 
 def test_keyless_records_count_for_partitions_but_never_as_hot_keys() -> None:
     """A None key moves the partition counts and is never reported as a heavy key."""
     tracker, alarms = _tracker()
     for _ in range(100):
-        tracker.observe("t", 0, None)
+        _send(tracker, 0, None)
     assert alarms[0].heavy_keys == ()
     assert tracker.report().topic("t").partition_counts == ((0, 100),)
 
@@ -137,7 +188,7 @@ def test_the_report_covers_the_last_window_and_the_current_one() -> None:
     """After one full window and ten samples more, the report counts all 110."""
     tracker, _ = _tracker()
     for _ in range(110):
-        tracker.observe("t", 3, b"k")
+        _send(tracker, 3, b"k")
     view = tracker.report().topic("t")
     assert view.samples == 110
     assert view.hottest_partition == 3

@@ -237,26 +237,78 @@ class DeliveryFuture:
         return f"<DeliveryFuture {status}>"
 
 
+class _SkewTicket:
+    """Where a sampled send counts for the skew watch: its tracker, topic and window."""
+
+    __slots__ = ("topic", "tracker", "window")
+
+    def __init__(self, tracker: _SkewTracker, topic: str) -> None:
+        self.tracker = tracker
+        self.topic = topic
+        self.window = tracker.sample(topic)
+
+    def abandon(self) -> None:
+        """The record was never queued: it counts nowhere."""
+        self.tracker.failed(self.topic, self.window)
+
+    def settle(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        try:
+            if err is None:
+                self.tracker.delivered(self.topic, self.window, msg.partition() or 0, msg.key())
+            else:
+                self.tracker.failed(self.topic, self.window)
+        except Exception:  # pragma: no cover - counting must never cost a delivery
+            _log.exception("counting a delivery for the skew watch failed; the delivery stands")
+
+
 class _SampledDelivery:
     """A delivery callback that resolves the future, then counts the record for skew."""
 
-    __slots__ = ("future", "skew")
+    __slots__ = ("future", "ticket")
 
-    def __init__(self, future: DeliveryFuture, skew: _SkewTracker) -> None:
+    def __init__(self, future: DeliveryFuture, ticket: _SkewTicket) -> None:
         self.future = future
-        self.skew = skew
+        self.ticket = ticket
 
     def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
         self.future(err, msg)
-        if err is None:
-            _count_for_skew(self.skew, msg)
+        self.ticket.settle(err, msg)
 
 
-def _count_for_skew(skew: _SkewTracker, msg: _kafka.Message) -> None:
-    try:
-        skew.observe(msg.topic() or "", msg.partition() or 0, msg.key())
-    except Exception:  # pragma: no cover - counting must never cost a delivery
-        _log.exception("counting a delivery for the skew watch failed; the delivery stands")
+def _not_queued(
+    callback: Callable[[Any, Any], None], topic: str, key: bytes | None, error: Exception
+) -> None:
+    """A record was refused before librdkafka took it: settle what its callback awaited.
+
+    No delivery report will come, so a skew ticket is settled as failed, and delivery
+    observers (a send span) hear of the failure now.
+    """
+    if isinstance(callback, _SampledDelivery):
+        callback.ticket.abandon()
+    elif isinstance(callback, _ObservedDelivery):
+        if callback.skew is not None:
+            callback.skew.abandon()
+        if callback.observers:
+            failure = (
+                error
+                if isinstance(error, DeliveryError)
+                else DeliveryError(
+                    f"record for {topic!r} not queued: {error}",
+                    topic=topic,
+                    key=key,
+                    code=type(error).__name__,
+                )
+            )
+            details = DeliveryDetails(
+                topic=topic,
+                partition=None,
+                offset=None,
+                key=key,
+                latency_s=None,
+                error=failure,
+                client_id=callback.client_id,
+            )
+            callback.hooks.observe(callback.observers, details)
 
 
 class _ObservedDelivery:
@@ -275,13 +327,13 @@ class _ObservedDelivery:
         self.observers = observers
         self.hooks = hooks
         self.client_id = client_id
-        self.skew: _SkewTracker | None = None
+        self.skew: _SkewTicket | None = None
 
     def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
         future = self.future
         future(err, msg)
-        if self.skew is not None and err is None:
-            _count_for_skew(self.skew, msg)
+        if self.skew is not None:
+            self.skew.settle(err, msg)
         partition = msg.partition()
         offset = msg.offset()
         raw_key: object = msg.key()
@@ -609,16 +661,23 @@ class GovernedProducer:
                 callback, header_list = self._observe(route, key, value, header_list, future)
         sends = self._sends = self._sends + 1
         if not sends & self._tick_mask:
-            callback = self._tick(sends, callback)
+            callback = self._tick(sends, topic, callback)
         try:
-            self._produce(topic, value, key, -1, callback, None, 0, header_list)
-        except BufferError:
-            self._produce_when_room(topic, value, key, callback, header_list)
-        except _kafka.KafkaException as exc:
-            raise self._produce_error(exc, topic, key) from exc
+            try:
+                self._produce(topic, value, key, -1, callback, None, 0, header_list)
+            except BufferError:
+                self._produce_when_room(topic, value, key, callback, header_list)
+            except _kafka.KafkaException as exc:
+                raise self._produce_error(exc, topic, key) from exc
+        except Exception as refused:
+            if callback is not future:
+                _not_queued(callback, topic, key, refused)
+            raise
         return future
 
-    def _tick(self, sends: int, callback: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    def _tick(
+        self, sends: int, topic: str, callback: Callable[[Any, Any], None]
+    ) -> Callable[[Any, Any], None]:
         """Every few sends: serve delivery reports here, and sample this send for skew."""
         if not sends & _SERVE_MASK:
             self._client.poll(0)
@@ -627,9 +686,9 @@ class GovernedProducer:
         if skew is None or sends & self._sample_mask:
             return callback
         if isinstance(callback, DeliveryFuture):
-            return _SampledDelivery(callback, skew)
+            return _SampledDelivery(callback, _SkewTicket(skew, topic))
         if isinstance(callback, _ObservedDelivery):
-            callback.skew = skew
+            callback.skew = _SkewTicket(skew, topic)
         return callback
 
     def skew(self) -> SkewReport:

@@ -11,10 +11,12 @@ for it with fixed memory whatever the number of distinct keys:
 - keys are counted with the Misra-Gries ("Frequent") summary, a close cousin of
   Space-Saving: at most ``tracked_keys`` counters per topic, and any key that takes
   more than ``1 / (tracked_keys + 1)`` of the samples is always among them;
-- every ``window_samples`` samples of a topic (or ``window_s`` seconds, once
-  ``min_samples`` samples came in) the window closes; if its busiest partition took
-  more than its share (see :meth:`SkewPolicy.threshold`), the producer's hooks get
-  ``on_skew`` with the partition, its share and its heaviest keys.
+- every ``window_samples`` samples sent to a topic (or ``window_s`` seconds, once
+  ``min_samples`` samples were sent) the window closes; once its samples' delivery
+  reports are in, it is judged: if its busiest partition took more than its share
+  (see :meth:`SkewPolicy.threshold`), the producer's hooks get ``on_skew`` with the
+  partition, its share and its heaviest keys. Windows follow the order of sends,
+  not of delivery reports, which come back grouped by partition.
 
 :meth:`~governed_kafka.producer.GovernedProducer.skew` returns the current view as
 a :class:`SkewReport`.
@@ -248,13 +250,24 @@ class _HeavyKeys:
 
 
 class _Window:
-    """Samples of one topic since its window opened."""
+    """The samples of one topic sent while the window was open.
 
-    __slots__ = ("counts", "keys", "samples", "started")
+    Delivery reports come back grouped by partition (librdkafka answers a batch per
+    partition), so a window is defined by the order of *sends*: each sample belongs
+    to the window open when it was sent, and a window is judged once every one of its
+    samples was delivered or failed.
+    """
+
+    __slots__ = ("counts", "keys", "samples", "sent", "settled", "started")
 
     def __init__(self, capacity: int) -> None:
         self.counts: list[int] = []
         self.keys = _HeavyKeys(capacity)
+        #: Sampled records sent while the window was open.
+        self.sent = 0
+        #: Of those, how many were delivered or failed.
+        self.settled = 0
+        #: Of those, how many were delivered (and counted).
         self.samples = 0
         self.started = time.monotonic()
 
@@ -269,11 +282,15 @@ class _Window:
 
 
 class _Topic:
-    __slots__ = ("current", "declared", "previous")
+    __slots__ = ("closing", "current", "declared", "previous")
 
     def __init__(self, declared: int, capacity: int) -> None:
         self.declared = declared
+        #: The window new samples go to.
         self.current = _Window(capacity)
+        #: Windows closed to sends whose samples are still on their way.
+        self.closing: list[_Window] = []
+        #: The last window judged.
         self.previous: _Window | None = None
 
 
@@ -287,10 +304,12 @@ def _hottest(counts: list[int]) -> tuple[int | None, int]:
 
 
 class _SkewTracker:
-    """What a producer keeps to watch for skew: per topic, two windows of samples.
+    """What a producer keeps to watch for skew: per topic, a few windows of samples.
 
-    Fed from delivery reports, which may be served on two threads; one lock guards
-    the counts. Alarms are raised outside the lock.
+    A sampled send takes a ticket (:meth:`sample`: the window it belongs to); its
+    delivery report hands the ticket back (:meth:`delivered` or :meth:`failed`).
+    Reports may be served on two threads; one lock guards the counts, and alarms
+    are raised outside it.
     """
 
     def __init__(
@@ -306,9 +325,10 @@ class _SkewTracker:
         self._topics: dict[str, _Topic] = {}
         self._lock = threading.Lock()
 
-    def observe(self, topic: str, partition: int, key: bytes | None) -> None:
-        """Count one sampled, delivered record."""
+    def sample(self, topic: str) -> _Window:
+        """A send to ``topic`` was sampled: return the window it counts in."""
         policy = self.policy
+        alarm = None
         with self._lock:
             state = self._topics.get(topic)
             if state is None:
@@ -316,20 +336,56 @@ class _SkewTracker:
                     self._declared.get(topic, 1), policy.tracked_keys
                 )
             window = state.current
-            window.add(partition, key)
-            samples = window.samples
-            if samples < policy.window_samples and (
-                samples < policy.min_samples or time.monotonic() - window.started < policy.window_s
+            if (
+                window.sent >= policy.min_samples
+                and time.monotonic() - window.started >= policy.window_s
             ):
-                return
-            state.previous = window
-            state.current = _Window(policy.tracked_keys)
-            alarm = self._judge(topic, state.declared, window)
+                alarm = self._rotate(topic, state)  # a slow topic: close on time
+                window = state.current
+            window.sent += 1
+            if window.sent >= policy.window_samples:
+                alarm = self._rotate(topic, state) or alarm
+        if alarm is not None and self._on_skew is not None:
+            self._on_skew(alarm)
+        return window
+
+    def delivered(self, topic: str, window: _Window, partition: int, key: bytes | None) -> None:
+        """A sampled record of ``window`` was delivered to ``partition``."""
+        with self._lock:
+            window.add(partition, key)
+            alarm = self._settle(topic, window)
         if alarm is not None and self._on_skew is not None:
             self._on_skew(alarm)
 
-    def _judge(self, topic: str, declared: int, window: _Window) -> SkewDetails | None:
-        partitions = max(declared, len(window.counts))
+    def failed(self, topic: str, window: _Window) -> None:
+        """A sampled record of ``window`` was not delivered: it counts nowhere."""
+        with self._lock:
+            alarm = self._settle(topic, window)
+        if alarm is not None and self._on_skew is not None:
+            self._on_skew(alarm)
+
+    def _settle(self, topic: str, window: _Window) -> SkewDetails | None:
+        window.settled += 1
+        state = self._topics[topic]
+        if window is state.current or window.settled < window.sent:
+            return None
+        state.closing.remove(window)
+        return self._judged(topic, state, window)
+
+    def _rotate(self, topic: str, state: _Topic) -> SkewDetails | None:
+        """Close the current window to sends; judge it now if nothing is on its way."""
+        window = state.current
+        state.current = _Window(self.policy.tracked_keys)
+        if window.settled < window.sent:
+            state.closing.append(window)
+            return None
+        return self._judged(topic, state, window)
+
+    def _judged(self, topic: str, state: _Topic, window: _Window) -> SkewDetails | None:
+        state.previous = window
+        if window.samples < self.policy.min_samples:
+            return None  # too many failed deliveries to say anything
+        partitions = max(state.declared, len(window.counts))
         threshold = self.policy.threshold(partitions)
         hottest, most = _hottest(window.counts)
         share = most / window.samples
@@ -348,14 +404,15 @@ class _SkewTracker:
         )
 
     def report(self) -> SkewReport:
-        """The current view: per topic, the last complete window plus the one in progress."""
+        """The current view: per topic, the last judged window and every later one."""
         policy = self.policy
         with self._lock:
             views = [self._view(topic, state) for topic, state in sorted(self._topics.items())]
         return SkewReport(policy=policy, topics=tuple(views))
 
     def _view(self, topic: str, state: _Topic) -> TopicSkew:
-        windows = [w for w in (state.previous, state.current) if w is not None]
+        windows = [state.previous] if state.previous is not None else []
+        windows += [*state.closing, state.current]
         width = max(len(w.counts) for w in windows)
         counts = [0] * width
         keys: dict[bytes, int] = {}
