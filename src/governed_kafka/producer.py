@@ -261,18 +261,18 @@ class _SkewTicket:
             _log.exception("counting a delivery for the skew watch failed; the delivery stands")
 
 
-class _SampledDelivery:
+class _SampledDelivery(_SkewTicket):
     """A delivery callback that resolves the future, then counts the record for skew."""
 
-    __slots__ = ("future", "ticket")
+    __slots__ = ("future",)
 
-    def __init__(self, future: DeliveryFuture, ticket: _SkewTicket) -> None:
+    def __init__(self, future: DeliveryFuture, tracker: _SkewTracker, topic: str) -> None:
+        super().__init__(tracker, topic)
         self.future = future
-        self.ticket = ticket
 
     def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
         self.future(err, msg)
-        self.ticket.settle(err, msg)
+        self.settle(err, msg)
 
 
 def _not_queued(
@@ -284,7 +284,7 @@ def _not_queued(
     observers (a send span) hear of the failure now.
     """
     if isinstance(callback, _SampledDelivery):
-        callback.ticket.abandon()
+        callback.abandon()
     elif isinstance(callback, _ObservedDelivery):
         if callback.skew is not None:
             callback.skew.abandon()
@@ -686,7 +686,7 @@ class GovernedProducer:
         if skew is None or sends & self._sample_mask:
             return callback
         if isinstance(callback, DeliveryFuture):
-            return _SampledDelivery(callback, _SkewTicket(skew, topic))
+            return _SampledDelivery(callback, skew, topic)
         if isinstance(callback, _ObservedDelivery):
             callback.skew = _SkewTicket(skew, topic)
         return callback

@@ -43,6 +43,9 @@ SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.44.0"
 #: Sends between two looks at whether an SDK was configured, while none is.
 _RECHECK_EVERY: Final = 1024
 
+#: The current OpenTelemetry context; empty when there is nothing to pass on.
+_current_context: Final = _context.get_current
+
 # Attribute names of the messaging semantic conventions (the ``semconv`` package is
 # not a dependency: these strings are the contract).
 MESSAGING_SYSTEM: Final = "messaging.system"
@@ -186,10 +189,10 @@ class OpenTelemetryHook(Hook):
 
     def wants_send(self) -> bool:
         """Whether the next send needs a span or headers: an SDK, or a context to pass on."""
-        if self._live or _context.get_current():
+        if self._live or _current_context():
             return True
-        self._until_recheck -= 1
-        if self._until_recheck > 0:
+        until = self._until_recheck = self._until_recheck - 1
+        if until:
             return False
         self._until_recheck = _RECHECK_EVERY
         self._live = self._provider is None and _live(_global_provider())

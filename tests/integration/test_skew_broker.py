@@ -143,18 +143,19 @@ def test_the_skew_report_shows_where_sampled_sends_landed(
     assert report.skewed == (view,)
 
 
-def test_default_sampling_counts_one_send_in_thirty_two(
+def test_default_sampling_counts_one_send_in_sixty_four(
     kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str
 ) -> None:
-    """With the default policy, 640 sends put 20 samples in the report."""
+    """With the default policy, 1,280 sends put 20 samples in the report."""
     catalog = provisioned(_topic(topic_name))
     with GovernedProducer(
         catalog, service="checkout", bootstrap_servers=kafka_broker.bootstrap_servers
     ) as producer:
-        _send_all(producer, topic_name, [f"k{i}".encode() for i in range(640)])
+        _send_all(producer, topic_name, [f"k{i}".encode() for i in range(1280)])
         report = producer.skew()
     assert report.policy == SkewPolicy()
-    assert report.topic(topic_name).samples == 640 // SkewPolicy().sample_every
+    assert SkewPolicy().sample_every == 64
+    assert report.topic(topic_name).samples == 20
 
 
 def test_skew_none_turns_the_watch_off(
