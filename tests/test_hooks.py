@@ -61,6 +61,12 @@ def test_every_base_hook_method_is_a_no_op(event: str) -> None:
     assert getattr(Hook(), event)(object()) is None
 
 
+def test_the_base_hook_wants_every_send() -> None:
+    """Hook.wants_send answers True, and a chain does not gate on an inherited one."""
+    assert Hook().wants_send() is True
+    assert HookChain([Hook()]).send_gate is None
+
+
 def test_a_chain_of_bare_hooks_listens_to_nothing() -> None:
     """Inherited no-ops are not registered: a chain of plain Hook() objects is empty."""
     chain = HookChain([Hook(), Hook()])

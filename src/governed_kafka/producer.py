@@ -558,7 +558,6 @@ class GovernedProducer:
         self._hooks = HookChain(hooks)
         self._observing = self._hooks.send or self._hooks.delivery
         self._send_gate = self._hooks.send_gate
-        self._skew_policy = skew
         self._skew: _SkewTracker | None = None
         #: Sends whose number has none of these bits set are "ticks": sampled for skew
         #: and/or serving delivery reports. One bit test per send decides.

@@ -137,6 +137,13 @@ class _ProcessSpan(contextlib.AbstractContextManager[Span]):
         self.span = span
         self.token: object = None
 
+    @classmethod
+    def around(cls, span: Span) -> _ProcessSpan | None:
+        """Span the handler, unless there is nothing to record or pass on (no SDK)."""
+        if not span.is_recording() and not span.get_span_context().is_valid:
+            return None
+        return cls(span)
+
     def __enter__(self) -> Span:
         self.token = _context.attach(_trace.set_span_in_context(self.span))
         return self.span
@@ -183,7 +190,6 @@ class OpenTelemetryHook(Hook):
         self._provider = tracer_provider
         self._live = _live(tracer_provider if tracer_provider is not None else _global_provider())
         self._until_recheck = _RECHECK_EVERY
-        self._send_attributes: dict[tuple[str, str], dict[str, AttributeValue]] = {}
 
     # ------------------------------------------------------------------ producer side
 
@@ -201,31 +207,28 @@ class OpenTelemetryHook(Hook):
     def on_send(self, details: SendDetails) -> _SendSpan | None:
         """Start the send span and write its context into the record's headers."""
         topic = details.topic
-        attributes = self._send_attributes.get((topic, details.client_id))
-        if attributes is None:
-            attributes = self._send_attributes[topic, details.client_id] = {
-                MESSAGING_SYSTEM: "kafka",
-                MESSAGING_OPERATION_NAME: "send",
-                MESSAGING_OPERATION_TYPE: "send",
-                MESSAGING_DESTINATION_NAME: topic,
-                MESSAGING_CLIENT_ID: details.client_id,
-            }
+        attributes: dict[str, AttributeValue] = {
+            MESSAGING_SYSTEM: "kafka",
+            MESSAGING_OPERATION_NAME: "send",
+            MESSAGING_OPERATION_TYPE: "send",
+            MESSAGING_DESTINATION_NAME: topic,
+            MESSAGING_CLIENT_ID: details.client_id,
+            MESSAGING_MESSAGE_BODY_SIZE: details.value_size,
+        }
+        key = _key_attribute(details.key)
+        if key is not None:
+            attributes[MESSAGING_KAFKA_MESSAGE_KEY] = key
+        if details.tombstone:
+            attributes[MESSAGING_KAFKA_MESSAGE_TOMBSTONE] = True
         span = self._tracer.start_span(
             f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
         )
-        if span.is_recording():
-            key = _key_attribute(details.key)
-            if key is not None:
-                span.set_attribute(MESSAGING_KAFKA_MESSAGE_KEY, key)
-            if details.tombstone:
-                span.set_attribute(MESSAGING_KAFKA_MESSAGE_TOMBSTONE, True)
-            span.set_attribute(MESSAGING_MESSAGE_BODY_SIZE, details.value_size)
         _propagate.inject(details.headers, context=_trace.set_span_in_context(span), setter=_SETTER)
         return _SendSpan(span) if span.is_recording() else None
 
     # ------------------------------------------------------------------ consumer side
 
-    def on_process(self, details: ProcessDetails) -> _ProcessSpan:
+    def on_process(self, details: ProcessDetails) -> _ProcessSpan | None:
         """A span around the handler, child of the context the record carries."""
         record = details.record
         parent = _propagate.extract(record.headers, getter=_GETTER)
@@ -254,9 +257,9 @@ class OpenTelemetryHook(Hook):
             kind=SpanKind.CONSUMER,
             attributes=attributes,
         )
-        return _ProcessSpan(span)
+        return _ProcessSpan.around(span)
 
-    def on_process_batch(self, details: BatchDetails) -> _ProcessSpan:
+    def on_process_batch(self, details: BatchDetails) -> _ProcessSpan | None:
         """One span around a batch handler, linked to the context of every record."""
         records = details.records
         topics = {r.topic for r in records}
@@ -278,7 +281,7 @@ class OpenTelemetryHook(Hook):
         span = self._tracer.start_span(
             name, kind=SpanKind.CONSUMER, attributes=attributes, links=list(_links(records))
         )
-        return _ProcessSpan(span)
+        return _ProcessSpan.around(span)
 
 
 def _links(records: Iterable[Any]) -> Iterable[Link]:

@@ -550,3 +550,40 @@ def test_without_an_sdk_an_incoming_trace_context_is_passed_on(
     assert dict(record.headers() or [])["traceparent"] == (
         b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     )
+
+
+def test_without_an_sdk_a_consume_then_send_pipeline_passes_the_trace_on(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """With no SDK, records a handler sends carry the trace context of the record it handles."""
+    downstream = f"{topic_name}.out"
+    catalog = provisioned(
+        _topic(topic_name)
+        + f"""
+    [[topics]]
+    name = "{downstream}"
+    owner = "team-test"
+    partitions = 1
+    replication_factor = 1
+    retention_ms = 3600000
+    producers = ["billing"]
+    consumers = ["ops"]
+    """
+    )
+    bootstrap = kafka_broker.bootstrap_servers
+    upstream = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        producer.send_and_wait(topic_name, b"v", key=b"k", headers={"traceparent": upstream})
+    with GovernedProducer(
+        catalog, service="billing", bootstrap_servers=bootstrap, hooks=[OpenTelemetryHook()]
+    ) as forwarder:
+        _consume(
+            bootstrap,
+            catalog,
+            topic_name,
+            OpenTelemetryHook(),
+            1,
+            handler=lambda r: forwarder.send_and_wait(downstream, r.value, key=r.key),
+        )
+    [record] = read_all(bootstrap, downstream)
+    assert dict(record.headers() or [])["traceparent"] == upstream
