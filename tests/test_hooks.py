@@ -352,3 +352,20 @@ def test_a_raising_gate_among_several_is_contained_and_wants_the_send() -> None:
     assert chain.send_gate is not None
     assert chain.send_gate() is True
     assert chain.hook_failures() == 1
+
+
+def test_a_hook_that_does_not_want_the_send_is_skipped_when_others_observe_it() -> None:
+    """Next to an on_delivery hook, a send hook answering wants_send() False is not called."""
+    called: list[SendDetails] = []
+
+    class Idle(_Gated):
+        def on_send(self, details: SendDetails) -> None:
+            called.append(details)
+
+    class Deliveries(Hook):
+        def on_delivery(self, details: DeliveryDetails) -> None:
+            return None
+
+    chain = HookChain([Idle(wanted=False), Deliveries()])
+    assert chain.observers(_send()) is None
+    assert called == []

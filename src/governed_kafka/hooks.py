@@ -385,6 +385,11 @@ class HookChain:
             event: tuple(getattr(h, event) for h in self.hooks if _implements(h, event))
             for event in _EVENTS
         }
+        #: Each ``on_send`` listener with its hook's own ``wants_send`` (or ``None``).
+        senders: list[Any] = [h for h in self.hooks if _implements(h, "on_send")]
+        self._senders: tuple[tuple[Callable[[Any], Any], Callable[[], bool] | None], ...] = tuple(
+            (h.on_send, h.wants_send if _implements(h, "wants_send") else None) for h in senders
+        )
         self._failures: dict[tuple[int, str], int] = {}
         for event, listeners in self._listeners.items():
             setattr(self, event[3:], bool(listeners))
@@ -471,9 +476,15 @@ class HookChain:
                 self._failed(listener, event)
 
     def observers(self, details: SendDetails) -> list[_Observer] | None:
-        """Run ``on_send``; return the delivery observers the hooks handed back."""
+        """Run ``on_send`` of the hooks that want this send; return their observers."""
         found: list[_Observer] | None = None
-        for listener in self._listeners["on_send"]:
+        for listener, wants in self._senders:
+            if wants is not None:
+                try:
+                    if not wants():
+                        continue
+                except Exception:
+                    self._failed(wants, "wants_send")
             try:
                 observer = listener(details)
             except Exception:
