@@ -49,8 +49,8 @@ __all__ = [
 
 #: Sample one send in 64. Measured with ``benchmarks/skew_sampling.py``: a sampled
 #: send costs a few microseconds more than another (a ticket, a lock, the counts), so
-#: sampling every send more than halves the producer's throughput, while one in 64
-#: stays within the noise; and even one in 128 still names a hot key first.
+#: sampling every send about halves the producer's throughput, while one in 64 stays
+#: within the run-to-run noise; even one in 256 still names a 25% key first.
 DEFAULT_SAMPLE_EVERY: Final = 64
 
 #: A window closes after 1,024 samples of a topic (65,536 sends at the default rate):
