@@ -12,10 +12,12 @@ Events with a duration let the hook return something that spans it:
 - ``on_process`` and ``on_process_batch`` may return a context manager, entered
   around the handler call (a consumer span, a timer).
 
-Sending is the hot path. A hook whose ``on_send`` has nothing to do most of the time
-(a tracer with no SDK configured) may also define ``wants_send()``: it is asked before
-each send, and when every ``on_send`` hook answers ``False`` the send builds no
-details record at all. Hooks listening to ``on_delivery`` see every record regardless.
+Sending is the hot path. A hook whose ``on_send`` may have nothing to do for a while
+(a tracer with no SDK configured) may also define ``wants_send()``. A producer asks it
+when it starts and again every 64 sends; while every ``on_send`` hook answers
+``False``, sends build no details record and call no hook at all. While sends are
+observed, each hook is also asked before its ``on_send`` is called, and skipped if it
+answers ``False``. Hooks listening to ``on_delivery`` see every record regardless.
 
 A hook that raises never breaks delivery, processing or commits: the error is logged
 once per hook and event (with its traceback), later ones are counted silently, and the
@@ -293,9 +295,10 @@ class Hook:
     """Base class with a no-op for every event: override the ones you need."""
 
     def wants_send(self) -> bool:
-        """Whether ``on_send`` has work for the next send; ``False`` skips it entirely.
+        """Whether ``on_send`` has work for the coming sends; ``False`` skips them.
 
-        Asked before every send, so it must be cheap. Not overriding it means always.
+        Asked when a producer starts, every 64 sends, and before each ``on_send`` call
+        while sends are observed, so it must be cheap. Not overriding it means always.
         """
         return True
 
@@ -396,7 +399,7 @@ class HookChain:
         self.send_gate = self._send_gate()
 
     def _send_gate(self) -> Callable[[], bool] | None:
-        """The question to ask before a send, or ``None`` when every send must be observed.
+        """The question to ask now and then, or ``None`` when every send must be observed.
 
         ``None`` unless every ``on_send`` hook has a ``wants_send()`` of its own and no
         hook listens to ``on_delivery`` (which needs every record observed).
@@ -428,7 +431,7 @@ class HookChain:
             self._failed(self.send_gate, "wants_send")
         return True
 
-    #: Asked before each send when every ``on_send`` hook can say it has nothing to do.
+    #: Asked every few sends when every ``on_send`` hook can say it has nothing to do.
     send_gate: Callable[[], bool] | None
 
     # Set in __init__: whether anyone listens to each event.

@@ -556,8 +556,9 @@ class GovernedProducer:
         }
         self.client_id = str(self._config["client.id"])
         self._hooks = HookChain(hooks)
-        self._observing = self._hooks.send or self._hooks.delivery
         self._send_gate = self._hooks.send_gate
+        #: Whether sends are observed: re-decided every few sends when hooks can say no.
+        self._observing = self._hooks.delivery or (self._hooks.send and self._sends_wanted())
         self._skew: _SkewTracker | None = None
         #: Sends whose number has none of these bits set are "ticks": sampled for skew
         #: and/or serving delivery reports. One bit test per send decides.
@@ -651,13 +652,7 @@ class GovernedProducer:
         future = DeliveryFuture(self._state)
         callback: Callable[[Any, Any], None] = future
         if self._observing:
-            gate = self._send_gate
-            try:
-                observe = gate is None or gate()
-            except Exception:
-                observe = self._hooks.gate_failed()
-            if observe:
-                callback, header_list = self._observe(route, key, value, header_list, future)
+            callback, header_list = self._observe(route, key, value, header_list, future)
         sends = self._sends = self._sends + 1
         if not sends & self._tick_mask:
             callback = self._tick(sends, topic, callback)
@@ -677,10 +672,12 @@ class GovernedProducer:
     def _tick(
         self, sends: int, topic: str, callback: Callable[[Any, Any], None]
     ) -> Callable[[Any, Any], None]:
-        """Every few sends: serve delivery reports here, and sample this send for skew."""
+        """Every few sends: serve delivery reports, ask idle hooks again, sample for skew."""
         if not sends & _SERVE_MASK:
             self._client.poll(0)
             self._state.last_foreground_serve = time.monotonic()
+            if self._send_gate is not None:
+                self._observing = self._sends_wanted()
         skew = self._skew
         if skew is None or sends & self._sample_mask:
             return callback
@@ -689,6 +686,16 @@ class GovernedProducer:
         if isinstance(callback, _ObservedDelivery):
             callback.skew = _SkewTicket(skew, topic)
         return callback
+
+    def _sends_wanted(self) -> bool:
+        """Ask the send hooks whether the coming sends need them (``wants_send``)."""
+        gate = self._send_gate
+        if gate is None:
+            return True
+        try:
+            return gate()
+        except Exception:
+            return self._hooks.gate_failed()
 
     def skew(self) -> SkewReport:
         """Partition skew and hot keys of the recent sends, per topic (see :mod:`~.skew`)."""
