@@ -75,6 +75,9 @@ _SLOW_HANDLER_FRACTION: Final = 0.8
 #: librdkafka's default ``max.poll.interval.ms``.
 _DEFAULT_MAX_POLL_INTERVAL_MS: Final = 300_000
 
+#: Asynchronous commits remembered for timing until the broker answers them.
+_MAX_AWAITED_COMMITS: Final = 64
+
 #: Headers a dead letter carries, besides the original record's own headers.
 DEAD_LETTER_HEADERS: Final = (
     "dlq.error.type",
@@ -312,6 +315,8 @@ class GovernedConsumer:
         self._stopping = False
         self._closed = False
         self._dead_letter_producer: Any = None
+        #: Asynchronous commits whose answer was not served yet: offsets -> (reason, start).
+        self._async_commits: dict[tuple[tuple[str, int, int], ...], tuple[str, float]] = {}
         self.client_id = str(self._config["client.id"])
         self._consumer = _kafka.new_consumer(
             self._config,
@@ -410,6 +415,11 @@ class GovernedConsumer:
         """The librdkafka configuration in force (governed keys included)."""
         return dict(self._config)
 
+    @property
+    def hook_failures(self) -> int:
+        """How many times this consumer's hooks raised (each failure was contained)."""
+        return self._hooks.hook_failures()
+
     def _on_throttle(self, broker: str, broker_id: int, throttle_time_s: float) -> None:
         self._hooks.emit(
             "on_throttle",
@@ -424,7 +434,9 @@ class GovernedConsumer:
     def _on_stats(self, stats: dict[str, Any]) -> None:
         self._hooks.emit(
             "on_statistics",
-            StatisticsDetails(client_id=self.client_id, role="consumer", stats=stats),
+            StatisticsDetails(
+                client_id=self.client_id, role="consumer", stats=stats, group_id=self.group_id
+            ),
         )
 
     # ------------------------------------------------------------ rebalance
@@ -582,9 +594,29 @@ class GovernedConsumer:
                     group_id=self.group_id,
                     count=len(records),
                     partitions=tuple((t, p, n) for (t, p), n in counts.items()),
+                    client_id=self.client_id,
+                    lag=tuple(self._fetched_lag(t, p) for t, p in counts),
                 ),
             )
         return records
+
+    def _fetched_lag(self, topic: str, partition: int) -> PartitionLag:
+        """Offsets of a partition as of the latest fetch response; no request is made."""
+        high: int | None = None
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                _kafka.TopicPartition(topic, partition), cached=True
+            )
+        except _kafka.KafkaException:  # pragma: no cover - cached offsets need no broker
+            high = None
+        offsets = self._partitions.get((topic, partition))
+        return PartitionLag(
+            topic=topic,
+            partition=partition,
+            high_watermark=high if high is not None and high >= 0 else None,
+            committed=offsets.committed if offsets is not None else None,
+            processed=offsets.position if offsets is not None else None,
+        )
 
     def _consume_error(self, msg: _kafka.Message) -> None:
         err = msg.error()
@@ -823,7 +855,10 @@ class GovernedConsumer:
     def _attempt(self, handler: Callable[[Record], object], record: Record, attempt: int) -> None:
         if self._hooks.process:
             with self._hooks.around(
-                "on_process", ProcessDetails(group_id=self.group_id, record=record, attempt=attempt)
+                "on_process",
+                ProcessDetails(
+                    group_id=self.group_id, record=record, attempt=attempt, client_id=self.client_id
+                ),
             ):
                 handler(record)
         else:
@@ -861,7 +896,10 @@ class GovernedConsumer:
         def attempt() -> None:
             if self._hooks.process_batch:
                 with self._hooks.around(
-                    "on_process_batch", BatchDetails(group_id=self.group_id, records=tuple(records))
+                    "on_process_batch",
+                    BatchDetails(
+                        group_id=self.group_id, records=tuple(records), client_id=self.client_id
+                    ),
                 ):
                     handler(records)
             else:
@@ -932,42 +970,89 @@ class GovernedConsumer:
         if not pending:
             return
         tps = [_kafka.TopicPartition(t, p, position) for (t, p), _, position in pending]
+        committed = tuple((t, p, position) for (t, p), _, position in pending)
         started = time.monotonic()
         error: Exception | None = None
         try:
-            if synchronous:
-                result = self._consumer.commit(offsets=tps, asynchronous=False) or []
-                failed = [tp for tp in result if tp.error is not None]
-                if failed:
-                    raise _kafka.KafkaException(failed[0].error)
-            else:
-                self._consumer.commit(offsets=tps, asynchronous=True)
+            self._request_commit(tps, committed, reason, synchronous=synchronous, started=started)
         except _kafka.KafkaException as exc:
             error = _kafka.broker_error(exc, f"commit ({reason}) for group {self.group_id!r}")
+            self._async_commits.pop(tuple(sorted(committed)), None)
         else:
             for _, offsets, position in pending:
                 offsets.committed = position
-        duration = time.monotonic() - started if synchronous else 0.0
-        if self._hooks.commit:
-            self._hooks.emit(
-                "on_commit",
-                CommitDetails(
-                    group_id=self.group_id,
-                    offsets=tuple((t, p, position) for (t, p), _, position in pending),
-                    reason=reason,
-                    synchronous=synchronous,
-                    duration_s=duration,
-                    error=error,
-                ),
-            )
+        if self._hooks.commit and (synchronous or error is not None):
+            self._commit_answered(committed, reason, synchronous, time.monotonic() - started, error)
         if error is not None:
             if raise_errors:
                 raise error
             _log.warning("%s; the processed records will be replayed if this is not retried", error)
 
+    def _request_commit(
+        self,
+        tps: list[_kafka.TopicPartition],
+        committed: tuple[tuple[str, int, int], ...],
+        reason: str,
+        *,
+        synchronous: bool,
+        started: float,
+    ) -> None:
+        if not synchronous:
+            if self._hooks.commit:
+                self._awaiting_answer(committed, reason, started)
+            self._consumer.commit(offsets=tps, asynchronous=True)
+            return
+        result = self._consumer.commit(offsets=tps, asynchronous=False) or []
+        failed = [tp for tp in result if tp.error is not None]
+        if failed:
+            raise _kafka.KafkaException(failed[0].error)
+
+    def _awaiting_answer(
+        self, committed: tuple[tuple[str, int, int], ...], reason: str, started: float
+    ) -> None:
+        """Remember an asynchronous commit until its answer is served, to time it."""
+        pending = self._async_commits
+        pending[tuple(sorted(committed))] = (reason, started)
+        while len(pending) > _MAX_AWAITED_COMMITS:  # answers that never came: forget them
+            del pending[next(iter(pending))]
+
+    def _commit_answered(
+        self,
+        committed: tuple[tuple[str, int, int], ...],
+        reason: str,
+        synchronous: bool,
+        duration_s: float,
+        error: Exception | None,
+    ) -> None:
+        self._hooks.emit(
+            "on_commit",
+            CommitDetails(
+                group_id=self.group_id,
+                offsets=committed,
+                reason=reason,
+                synchronous=synchronous,
+                duration_s=duration_s,
+                error=error,
+                client_id=self.client_id,
+            ),
+        )
+
     def _on_commit(self, err: Any, partitions: list[_kafka.TopicPartition]) -> None:
-        # Outcome of asynchronous commits; the positions are re-committed next time.
+        # Outcome of commits, served by a later poll; the positions of failed
+        # asynchronous ones are re-committed next time.
         failed = [tp for tp in partitions if tp.error is not None]
+        if self._async_commits:
+            key = tuple(sorted((tp.topic, tp.partition, tp.offset) for tp in partitions))
+            awaited = self._async_commits.pop(key, None)
+            if awaited is not None:
+                reason, started = awaited
+                error = None
+                if err is not None or failed:
+                    error = _kafka.broker_error(
+                        _kafka.KafkaException(err or failed[0].error),
+                        f"commit ({reason}) for group {self.group_id!r}",
+                    )
+                self._commit_answered(key, reason, False, time.monotonic() - started, error)
         if err is None and not failed:
             return
         for tp in failed or partitions:

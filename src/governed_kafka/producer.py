@@ -16,6 +16,7 @@ the sender for at most ``max_block_s`` (backpressure) and then raises
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import threading
 import time
@@ -45,16 +46,23 @@ from .errors import (
 from .hooks import (
     BackpressureDetails,
     DeliveryDetails,
-    DeliveryObserver,
     HookChain,
     SendDetails,
     StatisticsDetails,
     ThrottleDetails,
+    _Observer,
 )
 from .policy import Compatibility
 from .registry import LocalSchemaRegistry, SchemaRegistry, subject_name
+from .skew import SkewPolicy, SkewReport, _SkewTracker
 
-__all__ = ["DEFAULT_MAX_BLOCK_S", "DeliveryFuture", "GovernedProducer", "RecordMetadata"]
+__all__ = [
+    "DEFAULT_MAX_BLOCK_S",
+    "DEFAULT_SKEW_POLICY",
+    "DeliveryFuture",
+    "GovernedProducer",
+    "RecordMetadata",
+]
 
 _log = logging.getLogger("governed_kafka.producer")
 
@@ -64,6 +72,9 @@ DEFAULT_MAX_BLOCK_S: Final = 60.0
 
 #: The sending thread serves delivery reports once every 64 sends.
 _SERVE_MASK: Final = 63
+
+#: The skew watch's default policy (see :mod:`governed_kafka.skew`).
+DEFAULT_SKEW_POLICY: Final = SkewPolicy()
 
 #: The background thread stays idle while the sending thread served reports this recently.
 _FOREGROUND_WINDOW_S: Final = 0.002
@@ -266,15 +277,89 @@ class DeliveryFuture:
         return f"<DeliveryFuture {status}>"
 
 
+class _SkewTicket:
+    """Where a sampled send counts for the skew watch: its tracker, topic and window."""
+
+    __slots__ = ("topic", "tracker", "window")
+
+    def __init__(self, tracker: _SkewTracker, topic: str) -> None:
+        self.tracker = tracker
+        self.topic = topic
+        self.window = tracker.sample(topic)
+
+    def abandon(self) -> None:
+        """The record was never queued: it counts nowhere."""
+        self.tracker.failed(self.topic, self.window)
+
+    def settle(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        try:
+            if err is None:
+                self.tracker.delivered(self.topic, self.window, msg.partition() or 0, msg.key())
+            else:
+                self.tracker.failed(self.topic, self.window)
+        except Exception:  # pragma: no cover - counting must never cost a delivery
+            _log.exception("counting a delivery for the skew watch failed; the delivery stands")
+
+
+class _SampledDelivery(_SkewTicket):
+    """A delivery callback that resolves the future, then counts the record for skew."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: DeliveryFuture, tracker: _SkewTracker, topic: str) -> None:
+        super().__init__(tracker, topic)
+        self.future = future
+
+    def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        self.future(err, msg)
+        self.settle(err, msg)
+
+
+def _not_queued(
+    callback: Callable[[Any, Any], None], topic: str, key: bytes | None, error: Exception
+) -> None:
+    """A record was refused before librdkafka took it: settle what its callback awaited.
+
+    No delivery report will come, so a skew ticket is settled as failed, and delivery
+    observers (a send span) hear of the failure now.
+    """
+    if isinstance(callback, _SampledDelivery):
+        callback.abandon()
+    elif isinstance(callback, _ObservedDelivery):
+        if callback.skew is not None:
+            callback.skew.abandon()
+        if callback.observers:
+            failure = (
+                error
+                if isinstance(error, DeliveryError)
+                else DeliveryError(
+                    f"record for {topic!r} not queued: {error}",
+                    topic=topic,
+                    key=key,
+                    code=type(error).__name__,
+                )
+            )
+            details = DeliveryDetails(
+                topic=topic,
+                partition=None,
+                offset=None,
+                key=key,
+                latency_s=None,
+                error=failure,
+                client_id=callback.client_id,
+            )
+            callback.hooks.observe(callback.observers, details)
+
+
 class _ObservedDelivery:
     """A delivery callback that resolves the future, then tells the hooks."""
 
-    __slots__ = ("client_id", "future", "hooks", "observers")
+    __slots__ = ("client_id", "future", "hooks", "observers", "skew")
 
     def __init__(
         self,
         future: DeliveryFuture,
-        observers: list[DeliveryObserver] | None,
+        observers: list[_Observer] | None,
         hooks: HookChain,
         client_id: str,
     ) -> None:
@@ -282,10 +367,13 @@ class _ObservedDelivery:
         self.observers = observers
         self.hooks = hooks
         self.client_id = client_id
+        self.skew: _SkewTicket | None = None
 
     def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
         future = self.future
         future(err, msg)
+        if self.skew is not None:
+            self.skew.settle(err, msg)
         partition = msg.partition()
         raw_key: object = msg.key()
         details = DeliveryDetails(
@@ -725,6 +813,8 @@ class GovernedProducer:
         ``topic.drift``). ``None`` follows :attr:`Catalog.verify_topics
         <governed_kafka.contracts.Catalog.verify_topics>`: on, except in the ``local``
         environment, unless the policy says otherwise.
+    :param skew: how to watch for partition skew and hot keys
+        (:class:`~governed_kafka.skew.SkewPolicy`); ``None`` turns the watch off.
     """
 
     def __init__(
@@ -740,6 +830,7 @@ class GovernedProducer:
         registry: SchemaRegistry | None = None,
         auto_register: bool = False,
         verify_topics: bool | None = None,
+        skew: SkewPolicy | None = DEFAULT_SKEW_POLICY,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -750,6 +841,9 @@ class GovernedProducer:
         if max_block_s < 0:
             msg = f"max_block_s must be >= 0, got {max_block_s!r}"
             raise ValueError(msg)
+        if skew is not None and not isinstance(cast(object, skew), SkewPolicy):
+            msg = f"skew must be a governed_kafka.skew.SkewPolicy or None, got {skew!r}"
+            raise TypeError(msg)
         self.catalog = catalog
         self.service = service
         self.profile = profile
@@ -766,24 +860,16 @@ class GovernedProducer:
         #: Where schema ids come from (``None`` when no topic of this producer has a schema).
         self.registry = registry
         self.auto_register = auto_register
-        self._routes: dict[str, _Route] = {}
-        for contract in produced:
-            codec = None
-            if registry is not None:
-                codec = _codec(
-                    contract,
-                    registry=registry,
-                    mode=mode_of(contract, catalog.policy),
-                    auto_register=auto_register,
-                    catalog_path=catalog.path,
-                )
-            self._routes[contract.name] = _Route(contract, codec)
+        self._routes = self._build_routes(produced)
         self.client_id = str(self._config["client.id"])
         if self._routes and (catalog.verify_topics if verify_topics is None else verify_topics):
             live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
             live.verify(catalog, self._routes)
         self._hooks = HookChain(hooks)
-        self._observing = self._hooks.send or self._hooks.delivery
+        self._send_gate = self._hooks.send_gate
+        #: Whether sends are observed: re-decided every few sends when hooks can say no.
+        self._observing = self._hooks.delivery or (self._hooks.send and self._sends_wanted())
+        self._watch_skew(skew)
         self._state = _ProducerState()
         self._client = _kafka.new_producer(
             self._config,
@@ -803,6 +889,38 @@ class GovernedProducer:
         )
         self._thread.start()
         self._finalizer = weakref.finalize(self, _stop_background, self._state, self._thread)
+
+    def _build_routes(self, produced: Sequence[TopicContract]) -> dict[str, _Route]:
+        """A route per topic this service may write, schemas resolved and checked now."""
+        routes: dict[str, _Route] = {}
+        for contract in produced:
+            codec = None
+            if self.registry is not None:
+                codec = _codec(
+                    contract,
+                    registry=self.registry,
+                    mode=mode_of(contract, self.catalog.policy),
+                    auto_register=self.auto_register,
+                    catalog_path=self.catalog.path,
+                )
+            routes[contract.name] = _Route(contract, codec)
+        return routes
+
+    def _watch_skew(self, skew: SkewPolicy | None) -> None:
+        self._skew: _SkewTracker | None = None
+        #: Sends whose number has none of these bits set are "ticks": sampled for skew
+        #: and/or serving delivery reports. One bit test per send decides.
+        self._tick_mask = _SERVE_MASK
+        self._sample_mask = 0
+        if skew is not None:
+            alarm = functools.partial(self._hooks.emit, "on_skew") if self._hooks.skew else None
+            self._skew = _SkewTracker(
+                skew,
+                partitions={name: r.contract.partitions for name, r in self._routes.items()},
+                on_skew=alarm,
+            )
+            self._sample_mask = skew.sample_every - 1
+            self._tick_mask = min(self._sample_mask, _SERVE_MASK)
 
     def _on_fatal(self, err: _kafka.KafkaError) -> None:
         self._state.fatal = err
@@ -828,6 +946,11 @@ class GovernedProducer:
     def config(self) -> dict[str, str | int | float | bool]:
         """The librdkafka configuration in force (governed keys included)."""
         return dict(self._config)
+
+    @property
+    def hook_failures(self) -> int:
+        """How many times this producer's hooks raised (each failure was contained)."""
+        return self._hooks.hook_failures()
 
     # ------------------------------------------------------------------ sending
 
@@ -869,17 +992,57 @@ class GovernedProducer:
             callback, header_list = self._observe(
                 route, key, value, header_list, future, event_type=event_type
             )
-        try:
-            self._produce(topic, value, key, -1, callback, None, timestamp, header_list)
-        except BufferError:
-            self._produce_when_room(topic, value, key, callback, header_list, timestamp=timestamp)
-        except _kafka.KafkaException as exc:
-            raise self._produce_error(exc, topic, key) from exc
         sends = self._sends = self._sends + 1
+        if not sends & self._tick_mask:
+            callback = self._tick(sends, topic, callback)
+        try:
+            try:
+                self._produce(topic, value, key, -1, callback, None, timestamp, header_list)
+            except BufferError:
+                self._produce_when_room(
+                    topic, value, key, callback, header_list, timestamp=timestamp
+                )
+            except _kafka.KafkaException as exc:
+                raise self._produce_error(exc, topic, key) from exc
+        except Exception as refused:
+            if callback is not future:
+                _not_queued(callback, topic, key, refused)
+            raise
+        return future
+
+    def _tick(
+        self, sends: int, topic: str, callback: Callable[[Any, Any], None]
+    ) -> Callable[[Any, Any], None]:
+        """Every few sends: serve delivery reports, ask idle hooks again, sample for skew."""
         if not sends & _SERVE_MASK:
             self._client.poll(0)
             self._state.last_foreground_serve = time.monotonic()
-        return future
+            if self._send_gate is not None:
+                self._observing = self._sends_wanted()
+        skew = self._skew
+        if skew is None or sends & self._sample_mask:
+            return callback
+        if isinstance(callback, DeliveryFuture):
+            return _SampledDelivery(callback, skew, topic)
+        if isinstance(callback, _ObservedDelivery):
+            callback.skew = _SkewTicket(skew, topic)
+        return callback
+
+    def _sends_wanted(self) -> bool:
+        """Ask the send hooks whether the coming sends need them (``wants_send``)."""
+        gate = self._send_gate
+        if gate is None:
+            return True
+        try:
+            return gate()
+        except Exception:
+            return self._hooks.gate_failed()
+
+    def skew(self) -> SkewReport:
+        """Partition skew and hot keys of the recent sends, per topic (see :mod:`~.skew`)."""
+        if self._skew is None:
+            return SkewReport(policy=None)
+        return self._skew.report()
 
     def _encode(
         self,
@@ -930,6 +1093,7 @@ class GovernedProducer:
                 headers=header_list,
                 client_id=self.client_id,
                 event_type=event_type,
+                tombstone=value is None,
             )
             observers = self._hooks.observers(details)
         if observers or self._hooks.delivery:
