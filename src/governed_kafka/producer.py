@@ -82,6 +82,9 @@ _FOREGROUND_WINDOW_S: Final = 0.002
 #: Longest single wait of the background thread inside librdkafka's poll.
 _POLL_SLICE_S: Final = 0.01
 
+#: Bytes a record batch adds around one record (batch header and record framing).
+_RECORD_OVERHEAD: Final = 90
+
 #: How many failed deliveries nobody looked at are kept for ``close()`` to report.
 _MAX_KEPT_FAILURES: Final = 1000
 
@@ -499,7 +502,15 @@ def _stop_background(state: _ProducerState, thread: threading.Thread) -> None:
 class _Route:
     """A topic this producer may write to, with its contract's checks made ready."""
 
-    __slots__ = ("codec", "compacted", "contract", "key_forbidden", "key_required", "topic")
+    __slots__ = (
+        "codec",
+        "compacted",
+        "contract",
+        "key_forbidden",
+        "key_required",
+        "max_bytes",
+        "topic",
+    )
 
     def __init__(self, contract: TopicContract, codec: _AvroCodec | None = None) -> None:
         self.contract = contract
@@ -509,6 +520,29 @@ class _Route:
         self.key_forbidden = contract.key == "forbidden"
         #: How values (and keys) are checked and encoded; ``None`` for raw-bytes topics.
         self.codec = codec
+        #: The topic's ``max.message.bytes`` when the contract pins it.
+        self.max_bytes: int | None = None
+        pinned = dict(contract.configs).get("max.message.bytes")
+        if pinned is not None and pinned.isdigit():
+            self.max_bytes = int(pinned)
+
+    def check_size(
+        self, key: bytes | None, value: bytes | None, headers: _HeaderList | None
+    ) -> None:
+        """Refuse a record the broker would reject as larger than ``max.message.bytes``."""
+        assert self.max_bytes is not None
+        size = _RECORD_OVERHEAD + len(key or b"") + len(value or b"")
+        for name, raw in headers or ():
+            size += len(name) + len(raw or b"")
+        if size > self.max_bytes:
+            msg = (
+                f"record for topic {self.topic!r} is about {size} bytes as a batch, above the "
+                f"topic's max.message.bytes ({self.max_bytes}) in its contract: the broker "
+                "would reject it; nothing was sent"
+            )
+            raise GovernanceViolation(
+                msg, rule="message.too-large", topic=self.topic, field="value", value=size
+            )
 
     def key(self, key: object) -> bytes | None:
         if key is None:
@@ -986,6 +1020,8 @@ class GovernedProducer:
             key, value, event_type, timestamp, header_list = self._encode(
                 route, codec, key, value, headers
             )
+        if route.max_bytes is not None:
+            route.check_size(key, value, header_list)
         future = DeliveryFuture(self._state)
         callback: Callable[[Any, Any], None] = future
         if self._observing:
