@@ -49,8 +49,6 @@ from .hooks import (
     RebalanceDetails,
     RetryDetails,
     SlowHandlerDetails,
-    StatisticsDetails,
-    ThrottleDetails,
 )
 from .lag import LagReport, PartitionLag
 from .registry import LocalSchemaRegistry, SchemaRegistry
@@ -321,8 +319,9 @@ class GovernedConsumer:
         self._consumer = _kafka.new_consumer(
             self._config,
             on_commit=self._on_commit,
-            on_throttle=self._on_throttle if self._hooks.throttle else None,
-            on_stats=self._on_stats if self._hooks.statistics else None,
+            **self._hooks.client_callbacks(
+                client_id=self.client_id, role="consumer", group_id=group_id
+            ),
         )
         self._consumer.subscribe(
             names, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -419,25 +418,6 @@ class GovernedConsumer:
     def hook_failures(self) -> int:
         """How many times this consumer's hooks raised (each failure was contained)."""
         return self._hooks.hook_failures()
-
-    def _on_throttle(self, broker: str, broker_id: int, throttle_time_s: float) -> None:
-        self._hooks.emit(
-            "on_throttle",
-            ThrottleDetails(
-                broker=broker,
-                broker_id=broker_id,
-                throttle_time_s=throttle_time_s,
-                client_id=self.client_id,
-            ),
-        )
-
-    def _on_stats(self, stats: dict[str, Any]) -> None:
-        self._hooks.emit(
-            "on_statistics",
-            StatisticsDetails(
-                client_id=self.client_id, role="consumer", stats=stats, group_id=self.group_id
-            ),
-        )
 
     # ------------------------------------------------------------ rebalance
 

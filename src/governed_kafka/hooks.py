@@ -478,6 +478,38 @@ class HookChain:
             except Exception:
                 self._failed(listener, event)
 
+    def client_callbacks(
+        self, *, client_id: str, role: Literal["producer", "consumer"], group_id: str | None = None
+    ) -> dict[str, Callable[..., None]]:
+        """librdkafka's throttle and statistics callbacks, for the events someone listens to."""
+        callbacks: dict[str, Callable[..., None]] = {}
+        if self.throttle:
+
+            def on_throttle(broker: str, broker_id: int, throttle_time_s: float) -> None:
+                self.emit(
+                    "on_throttle",
+                    ThrottleDetails(
+                        broker=broker,
+                        broker_id=broker_id,
+                        throttle_time_s=throttle_time_s,
+                        client_id=client_id,
+                    ),
+                )
+
+            callbacks["on_throttle"] = on_throttle
+        if self.statistics:
+
+            def on_stats(stats: dict[str, Any]) -> None:
+                self.emit(
+                    "on_statistics",
+                    StatisticsDetails(
+                        client_id=client_id, role=role, stats=stats, group_id=group_id
+                    ),
+                )
+
+            callbacks["on_stats"] = on_stats
+        return callbacks
+
     def observers(self, details: SendDetails) -> list[_Observer] | None:
         """Run ``on_send`` of the hooks that want this send; return their observers."""
         found: list[_Observer] | None = None

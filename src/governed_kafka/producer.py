@@ -48,8 +48,6 @@ from .hooks import (
     DeliveryDetails,
     HookChain,
     SendDetails,
-    StatisticsDetails,
-    ThrottleDetails,
     _Observer,
 )
 from .policy import Compatibility
@@ -908,8 +906,7 @@ class GovernedProducer:
         self._client = _kafka.new_producer(
             self._config,
             on_fatal=self._on_fatal,
-            on_throttle=self._on_throttle if self._hooks.throttle else None,
-            on_stats=self._on_stats if self._hooks.statistics else None,
+            **self._hooks.client_callbacks(client_id=self.client_id, role="producer"),
         )
         self._produce = self._client.produce
         self._sends = 0
@@ -958,23 +955,6 @@ class GovernedProducer:
 
     def _on_fatal(self, err: _kafka.KafkaError) -> None:
         self._state.fatal = err
-
-    def _on_throttle(self, broker: str, broker_id: int, throttle_time_s: float) -> None:
-        self._hooks.emit(
-            "on_throttle",
-            ThrottleDetails(
-                broker=broker,
-                broker_id=broker_id,
-                throttle_time_s=throttle_time_s,
-                client_id=self.client_id,
-            ),
-        )
-
-    def _on_stats(self, stats: dict[str, Any]) -> None:
-        self._hooks.emit(
-            "on_statistics",
-            StatisticsDetails(client_id=self.client_id, role="producer", stats=stats),
-        )
 
     @property
     def config(self) -> dict[str, str | int | float | bool]:
