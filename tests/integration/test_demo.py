@@ -27,3 +27,21 @@ def test_demo_runs_end_to_end() -> None:
     assert "dlq.error.message" in out
     assert "total commit lag: 6 records" in out
     assert "Traceback" not in out
+
+
+def test_python_m_governed_kafka_is_the_command_line() -> None:
+    """``python -m governed_kafka`` runs the same CLI as ``governed-kafka``."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "governed_kafka", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage: governed-kafka" in done.stdout
+    for command in ("lint", "plan", "apply", "lag", "bench", "demo"):
+        assert command in done.stdout
