@@ -47,3 +47,35 @@ def provisioned(kafka_broker: LocalBroker, tmp_path: Path) -> CatalogFactory:
         return catalog
 
     return make
+
+
+Report = Callable[[str], None]
+
+
+@pytest.fixture
+def fault_report(request: pytest.FixtureRequest) -> Report:
+    """Attach a line to this test's report: shown in the run's summary and the JUnit XML.
+
+    For figures a test observes but must not assert on (a raw client's duplicates).
+    """
+
+    def report(line: str) -> None:
+        request.node.user_properties.append(("fault_report", line))
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print every ``fault_report`` line after the run, with the test it came from."""
+    lines = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if isinstance(report, pytest.TestReport) and report.when == "call"
+        for name, value in report.user_properties
+        if name == "fault_report"
+    ]
+    if lines:
+        terminalreporter.section("fault reports")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -366,6 +366,11 @@ class AsyncGovernedConsumer:
         return list(self._running()[0].snapshot)
 
     @property
+    def hook_failures(self) -> int:
+        """How many times this consumer's hooks raised (each failure was contained)."""
+        return self._running()[0].hook_failures
+
+    @property
     def paused(self) -> bool:
         """Whether intake is paused by backpressure."""
         return self._running()[0].paused

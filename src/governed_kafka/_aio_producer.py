@@ -20,12 +20,14 @@ from .contracts import Catalog
 from .errors import ClosedError, DeliveryError
 from .producer import (
     DEFAULT_MAX_BLOCK_S,
+    DEFAULT_SKEW_POLICY,
     DeliveryFuture,
     GovernedProducer,
     Headers,
     RecordMetadata,
 )
 from .registry import SchemaRegistry
+from .skew import SkewPolicy, SkewReport
 
 __all__ = ["AsyncGovernedProducer"]
 
@@ -231,6 +233,7 @@ class AsyncGovernedProducer:
         registry: SchemaRegistry | None = None,
         auto_register: bool = False,
         verify_topics: bool | None = None,
+        skew: SkewPolicy | None = DEFAULT_SKEW_POLICY,
     ) -> None:
         self.catalog = catalog
         self.service = service
@@ -244,6 +247,7 @@ class AsyncGovernedProducer:
             "registry": registry,
             "auto_register": auto_register,
             "verify_topics": verify_topics,
+            "skew": skew,
         }
         self._producer: _LoopProducer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -294,6 +298,15 @@ class AsyncGovernedProducer:
     def config(self) -> dict[str, str | int | float | bool]:
         """The librdkafka configuration in force (governed keys included)."""
         return self._running().config
+
+    @property
+    def hook_failures(self) -> int:
+        """How many times this producer's hooks raised (each failure was contained)."""
+        return self._running().hook_failures
+
+    def skew(self) -> SkewReport:
+        """Partition skew and hot keys of the recent sends (see ``GovernedProducer.skew``)."""
+        return self._running().skew()
 
     @property
     def profile(self) -> profiles.Profile:

@@ -71,7 +71,24 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed fastavro
     _write_data = None
 
+try:
+    # Likewise the compiled reader behind fastavro.schemaless_reader: the wrapper re-parses
+    # both schemas into fresh name tables on every call, which costs a quarter of
+    # decoding a small record.
+    from fastavro._read import _read_data  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the installed fastavro
+    _read_data = None
+
 _NO_OPTIONS: Final[dict[str, Any]] = {}
+
+#: fastavro's defaults for schemaless_reader, passed to the compiled reader.
+_READ_OPTIONS: Final[dict[str, Any]] = {
+    "return_record_name": False,
+    "return_record_name_override": False,
+    "handle_unicode_errors": "strict",
+    "return_named_type": False,
+    "return_named_type_override": False,
+}
 
 #: Magic byte and schema id, as they open every wire-format value.
 _WIRE_HEADER: Final = struct.Struct(">BI")
@@ -342,12 +359,19 @@ class AvroWriter:
 class _Decoder:
     """How to decode the values written with one schema id."""
 
-    __slots__ = ("branches", "event_type", "reader", "writer")
+    __slots__ = ("branches", "event_type", "named", "reader", "writer")
 
     def __init__(self, writer: AvroSchema, reader: AvroSchema | None) -> None:
-        self.writer = writer.parsed
         # fastavro skips resolution entirely when no reader schema is given.
-        self.reader = None if reader is None or reader == writer else reader.parsed
+        resolve = reader is not None and reader != writer
+        # The name tables the compiled reader resolves named types with, built once.
+        self.named: dict[str, dict[str, Any]] = {"writer": {}, "reader": {}}
+        self.writer = fastavro.parse_schema(writer.parsed, self.named["writer"])
+        self.reader = (
+            fastavro.parse_schema(reader.parsed, self.named["reader"])
+            if resolve and reader is not None
+            else None
+        )
         target = reader if reader is not None else writer
         self.event_type = (
             target.event_types[0] if not target.is_union and target.event_types else None
@@ -362,6 +386,12 @@ class _Decoder:
                 for b in target.parsed
                 if _avro_validate.kind_of(b, target.names)[0] == "record"
             )
+
+    def read(self, buffer: BytesIO) -> Any:
+        """Decode one Avro value from ``buffer``."""
+        if _read_data is not None:
+            return _read_data(buffer, self.writer, self.named, self.reader, _READ_OPTIONS)
+        return _schemaless_reader(buffer, self.writer, self.reader)  # pragma: no cover
 
     def event_type_of(self, value: object) -> str | None:
         if not self.branches:
@@ -435,7 +465,7 @@ class AvroReader:
         buffer = BytesIO(data)
         buffer.seek(HEADER_SIZE)
         try:
-            value = _schemaless_reader(buffer, decoder.writer, decoder.reader)
+            value = decoder.read(buffer)
         except Exception as exc:  # EOFError, UnicodeDecodeError, resolution errors, ...
             why = (
                 f"Avro payload does not decode with schema id {schema_id}: "

@@ -558,8 +558,10 @@ def _row(name: str, runs: Sequence[_Run]) -> BenchRow:
     )
 
 
-def plot(report: BenchReport, path: str) -> None:
+def plot(report: BenchReport, path: str) -> list[str]:
     """Save a throughput against p99 delivery latency scatter, one labelled point per row.
+
+    Returns the labels drawn, one per row.
 
     Needs matplotlib: ``pip install "governed-kafka[plot]"``.
     """
@@ -572,6 +574,7 @@ def plot(report: BenchReport, path: str) -> None:
         msg = 'plotting needs matplotlib: pip install "governed-kafka[plot]"'
         raise ImportError(msg) from exc
     figure, axes = plt.subplots(figsize=(8, 5.5))
+    labels: list[str] = []
     for row in report.rows:
         x = row.delivery_p99_ms.median
         y = row.produce_msgs_per_s.median
@@ -580,6 +583,7 @@ def plot(report: BenchReport, path: str) -> None:
         marker = "s" if row.name == RAW else "o"
         axes.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, capsize=3)
         axes.annotate(row.name, (x, y), textcoords="offset points", xytext=(6, 6))
+        labels.append(row.name)
     settings = report.settings
     axes.set_xlabel("p99 send-to-delivery latency (ms, steady rate)")
     axes.set_ylabel("producer throughput (records/s)")
@@ -592,3 +596,4 @@ def plot(report: BenchReport, path: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+    return labels

@@ -126,10 +126,11 @@ class PartitionOffsets:
             pending.popleft()
             done = self.done
             position = offset + 1
-            while pending and pending[0] in done:
-                head = pending.popleft()
-                done.discard(head)
-                position = head + 1
+            if done:  # records finished out of order wait here for this one
+                while pending and pending[0] in done:
+                    head = pending.popleft()
+                    done.discard(head)
+                    position = head + 1
             self.position = position
             return True
         if offset in self.done or not pending or offset < pending[0]:

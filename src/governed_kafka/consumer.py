@@ -23,14 +23,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 
 from . import _config, _kafka, cluster, profiles
 from ._config import Overrides
 from ._librdkafka_keys import GLOBAL_KEYS
-from .avro import EVENT_TYPE_HEADER, AvroReader, load_schema
+from .avro import EVENT_TYPE_HEADER, AvroReader, AvroSchema, load_schema
 from .commit import CommitStrategy, PartitionOffsets
 from .contracts import Catalog, TopicContract
 from .errors import (
@@ -50,8 +50,6 @@ from .hooks import (
     RebalanceDetails,
     RetryDetails,
     SlowHandlerDetails,
-    StatisticsDetails,
-    ThrottleDetails,
 )
 from .lag import LagReport, PartitionLag
 from .registry import LocalSchemaRegistry, SchemaRegistry
@@ -76,6 +74,9 @@ _SLOW_HANDLER_FRACTION: Final = 0.8
 #: librdkafka's default ``max.poll.interval.ms``.
 _DEFAULT_MAX_POLL_INTERVAL_MS: Final = 300_000
 
+#: Asynchronous commits remembered for timing until the broker answers them.
+_MAX_AWAITED_COMMITS: Final = 64
+
 #: Headers a dead letter carries, besides the original record's own headers.
 DEAD_LETTER_HEADERS: Final = (
     "dlq.error.type",
@@ -90,9 +91,13 @@ DEAD_LETTER_HEADERS: Final = (
 )
 
 
-@attrs.frozen
-class Record:
-    """One consumed record, its value decoded by the topic's contract."""
+class Record(NamedTuple):
+    """One consumed record, its value decoded by the topic's contract.
+
+    Immutable: a handler cannot change what the consumer will mark processed or
+    dead-letter. A named tuple because a consumer builds one per record on its hot path,
+    where it costs a third of a frozen class.
+    """
 
     topic: str
     partition: int
@@ -106,7 +111,7 @@ class Record:
     #: The Avro record full name of the value (``"payments.OrderCreated"``), if any.
     event_type: str | None = None
     #: The value exactly as it was read, before decoding.
-    raw_value: bytes | None = attrs.field(default=None, repr=False, eq=False)
+    raw_value: bytes | None = None
 
     def header(self, name: str) -> bytes | None:
         """The last value of header ``name``, or ``None`` if absent."""
@@ -114,6 +119,15 @@ class Record:
             if key == name:
                 return value
         return None
+
+    def __repr__(self) -> str:
+        return (
+            f"Record(topic={self.topic!r}, partition={self.partition}, offset={self.offset}, "
+            f"key={self.key!r}, value={self.value!r}, event_type={self.event_type!r})"
+        )
+
+
+_new_record = tuple.__new__
 
 
 @attrs.frozen
@@ -127,10 +141,9 @@ class RunSummary:
     elapsed_s: float
 
 
-def _headers_tuple(
-    raw: list[tuple[str, bytes | None]] | None,
-) -> tuple[tuple[str, bytes | None], ...]:
-    return tuple(raw) if raw else ()
+Decoder = Callable[
+    [bytes | None, list[tuple[str, bytes | None]] | None, int, int], tuple[Any, str | None]
+]
 
 
 class _Topic:
@@ -141,45 +154,53 @@ class _Topic:
     def __init__(self, contract: TopicContract, registry: SchemaRegistry | None) -> None:
         self.contract = contract
         self.name = contract.name
-        self.decode: Callable[[_kafka.Message], tuple[Any, str | None]] = _raw_value
+        #: Turns a value into ``(decoded, event_type)``; ``None`` for raw-bytes topics.
+        self.decode: Decoder | None = None
         current = contract.current_value_schema
         if current is not None and registry is not None:
             reader_schema = load_schema(current, topic=contract.name, key="value_schema")
             self.decode = _AvroValue(
-                AvroReader(registry, topic=contract.name, reader_schema=reader_schema)
+                AvroReader(registry, topic=contract.name, reader_schema=reader_schema),
+                reader_schema,
             )
 
     def __repr__(self) -> str:
         return f"<_Topic {self.name}>"
 
 
-def _raw_value(msg: _kafka.Message) -> tuple[Any, str | None]:
-    return msg.value(), None
-
-
 class _AvroValue:
-    """Decode a schema topic's value; the event type comes from its header when present."""
+    """Decode a schema topic's value and name its event type.
 
-    __slots__ = ("reader",)
+    A contract whose current schema is one record type has one event type, known here;
+    only for a union of records does the ``event-type`` header (or the decoded value)
+    tell which one a value is.
+    """
 
-    def __init__(self, reader: AvroReader) -> None:
+    __slots__ = ("event_type", "reader")
+
+    def __init__(self, reader: AvroReader, reader_schema: AvroSchema) -> None:
         self.reader = reader
+        types = reader_schema.event_types
+        self.event_type = types[0] if len(types) == 1 and not reader_schema.is_union else None
 
-    def __call__(self, msg: _kafka.Message) -> tuple[Any, str | None]:
-        data = msg.value()
+    def __call__(
+        self,
+        data: bytes | None,
+        headers: list[tuple[str, bytes | None]] | None,
+        partition: int,
+        offset: int,
+    ) -> tuple[Any, str | None]:
         if data is None:
             return None, None  # a tombstone
+        if self.event_type is not None:
+            return self.reader.decode(data, partition=partition, offset=offset), self.event_type
         event_type = None
-        headers: list[tuple[str, bytes | None]] | None = msg.headers()  # type: ignore[assignment]
         if headers:
             for name, raw in headers:
                 if name == EVENT_TYPE_HEADER and raw is not None:
                     event_type = raw.decode("utf-8", "replace")
         return self.reader.decode_event(
-            data,
-            partition=msg.partition(),
-            offset=msg.offset(),
-            event_type=event_type,
+            data, partition=partition, offset=offset, event_type=event_type
         )
 
 
@@ -293,12 +314,15 @@ class GovernedConsumer:
         self._stopping = False
         self._closed = False
         self._dead_letter_producer: Any = None
+        #: Asynchronous commits whose answer was not served yet: offsets -> (reason, start).
+        self._async_commits: dict[tuple[tuple[str, int, int], ...], tuple[str, float]] = {}
         self.client_id = str(self._config["client.id"])
         self._consumer = _kafka.new_consumer(
             self._config,
             on_commit=self._on_commit,
-            on_throttle=self._on_throttle if self._hooks.throttle else None,
-            on_stats=self._on_stats if self._hooks.statistics else None,
+            **self._hooks.client_callbacks(
+                client_id=self.client_id, role="consumer", group_id=group_id
+            ),
         )
         self._consumer.subscribe(
             names, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -391,22 +415,10 @@ class GovernedConsumer:
         """The librdkafka configuration in force (governed keys included)."""
         return dict(self._config)
 
-    def _on_throttle(self, broker: str, broker_id: int, throttle_time_s: float) -> None:
-        self._hooks.emit(
-            "on_throttle",
-            ThrottleDetails(
-                broker=broker,
-                broker_id=broker_id,
-                throttle_time_s=throttle_time_s,
-                client_id=self.client_id,
-            ),
-        )
-
-    def _on_stats(self, stats: dict[str, Any]) -> None:
-        self._hooks.emit(
-            "on_statistics",
-            StatisticsDetails(client_id=self.client_id, role="consumer", stats=stats),
-        )
+    @property
+    def hook_failures(self) -> int:
+        """How many times this consumer's hooks raised (each failure was contained)."""
+        return self._hooks.hook_failures()
 
     # ------------------------------------------------------------ rebalance
 
@@ -470,17 +482,39 @@ class GovernedConsumer:
         uncommitted. Records that cannot be decoded are dead-lettered here and never
         returned.
         """
+        return self._poll(max_records, timeout, in_order=False)
+
+    def _poll(self, max_records: int, timeout: float, *, in_order: bool) -> list[Record]:
         self._check_open()
         self._commit_if_due()
         if self._buffer:
             return [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
+        records = self._fetch(max_records, timeout, in_order=in_order)
+        if self._in_flight > self.max_in_flight and not self._paused:
+            self._pause()
+        return records
+
+    def _fetch(self, max_records: int, timeout: float, *, in_order: bool = False) -> list[Record]:
+        """Poll librdkafka once; return the decoded records, counted as in flight.
+
+        Records are tracked one by one (``PartitionOffsets.pending``) so that they may
+        be marked processed in any order. With ``in_order`` (``run()``'s own loop, which
+        finishes each record before the next), a partition with nothing pending skips
+        that: finishing a record then simply moves the partition's position past it.
+        """
         messages = self._consumer.consume(max_records, timeout)
         self._last_poll = time.monotonic()
         if not messages:
             return []
         records: list[Record] = []
+        append = records.append
         partitions = self._partitions
         topics = self._topics
+        delivered = 0
+        last_topic: str | None = None
+        last_partition = -1
+        offsets: PartitionOffsets | None = None
+        decode: Decoder | None = None
         for msg in messages:
             if msg.error() is not None:
                 self._consume_error(msg)
@@ -489,30 +523,48 @@ class GovernedConsumer:
             topic: str = msg.topic()  # type: ignore[assignment]
             partition: int = msg.partition()  # type: ignore[assignment]
             offset: int = msg.offset()  # type: ignore[assignment]
-            offsets = partitions.get((topic, partition))
+            if partition != last_partition or topic != last_topic:
+                offsets = partitions.get((topic, partition))
+                decode = topics[topic].decode
+                last_topic, last_partition = topic, partition
             if offsets is None:
                 continue  # a partition revoked during this poll: its new owner reads it
-            offsets.delivered(offset)
-            self._in_flight += 1
-            try:
-                value, event_type = topics[topic].decode(msg)
-            except DeserializationError as exc:
-                self._dead_letter_message(msg, exc, attempts=0)
-                continue
+            if not in_order or offsets.pending:
+                offsets.pending.append(offset)
+            delivered += 1
+            data = msg.value()
+            headers: list[tuple[str, bytes | None]] | None = msg.headers()  # type: ignore[assignment]
+            if decode is None:
+                value: Any = data
+                event_type = None
+            else:
+                try:
+                    value, event_type = decode(data, headers, partition, offset)
+                except DeserializationError as exc:
+                    if in_order and not offsets.pending:
+                        offsets.pending.append(offset)  # dead-lettered: processed right away
+                    self._in_flight += delivered
+                    delivered = 0
+                    self._dead_letter_message(msg, exc, attempts=0)
+                    continue
             timestamp_type, timestamp = msg.timestamp()
-            records.append(
-                Record(
-                    topic,
-                    partition,
-                    offset,
-                    msg.key(),
-                    value,
-                    _headers_tuple(msg.headers()),  # type: ignore[arg-type]
-                    timestamp if timestamp_type else None,
-                    event_type,
-                    msg.value(),
+            append(
+                _new_record(
+                    Record,
+                    (
+                        topic,
+                        partition,
+                        offset,
+                        msg.key(),
+                        value,
+                        tuple(headers) if headers else (),
+                        timestamp if timestamp_type else None,
+                        event_type,
+                        data,
+                    ),
                 )
             )
+        self._in_flight += delivered
         if self._hooks.consume and records:
             counts: dict[tuple[str, int], int] = {}
             for r in records:
@@ -523,11 +575,29 @@ class GovernedConsumer:
                     group_id=self.group_id,
                     count=len(records),
                     partitions=tuple((t, p, n) for (t, p), n in counts.items()),
+                    client_id=self.client_id,
+                    lag=tuple(self._fetched_lag(t, p) for t, p in counts),
                 ),
             )
-        if self._in_flight > self.max_in_flight and not self._paused:
-            self._pause()
         return records
+
+    def _fetched_lag(self, topic: str, partition: int) -> PartitionLag:
+        """Offsets of a partition as of the latest fetch response; no request is made."""
+        high: int | None = None
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                _kafka.TopicPartition(topic, partition), cached=True
+            )
+        except _kafka.KafkaException:  # pragma: no cover - cached offsets need no broker
+            high = None
+        offsets = self._partitions.get((topic, partition))
+        return PartitionLag(
+            topic=topic,
+            partition=partition,
+            high_watermark=high if high is not None and high >= 0 else None,
+            committed=offsets.committed if offsets is not None else None,
+            processed=offsets.position if offsets is not None else None,
+        )
 
     def _consume_error(self, msg: _kafka.Message) -> None:
         err = msg.error()
@@ -551,16 +621,8 @@ class GovernedConsumer:
         will process it again, and committing it from here could skip its work there.
         """
         offsets = self._partitions.get((record.topic, record.partition))
-        if offsets is None or not offsets.processed(record.offset):
-            return
-        self._in_flight -= 1
-        self._processed_since_commit += 1
-        if self._paused and self._in_flight <= self.resume_below:
-            self._resume()
-        if self.commit_strategy.due(
-            self._processed_since_commit, time.monotonic() - self._last_commit
-        ):
-            self._commit(reason="routine", synchronous=self.commit_strategy.synchronous)
+        if offsets is not None and offsets.processed(record.offset):
+            self._settle(1)
 
     def run(
         self,
@@ -650,37 +712,126 @@ class GovernedConsumer:
                 wait = min(wait, deadline - time.monotonic())
                 if wait <= 0:
                     break
-            records = self.poll_batch(max_records=want, timeout=max(wait, 0.0))
-            if batch and records:
+            records = self._poll(want, max(wait, 0.0), in_order=not batch)
+            if not records:
+                continue
+            if batch:
                 self._handle_batch(handler, records, stats)
             else:
-                for index, record in enumerate(records):
-                    if self._stopping or (deadline is not None and time.monotonic() >= deadline):
-                        self._buffer.extendleft(reversed(records[index:]))
-                        break
-                    self._handle(handler, record, stats)
+                self._handle_in_order(handler, records, stats, deadline)
 
-    def _handle(
+    def _handle_in_order(
+        self,
+        handler: Callable[[Record], object],
+        records: list[Record],
+        stats: _RunStats,
+        deadline: float | None,
+    ) -> None:
+        """Handle a polled batch record by record: the hot path of :meth:`run`.
+
+        Each record is marked processed as soon as its handler returns (or it was
+        dead-lettered); the bookkeeping shared by the batch (in-flight count, resume,
+        routine commit) is settled once per batch, except under ``per_record``.
+        """
+        partitions = self._partitions
+        strategy = self.commit_strategy
+        # Settle as soon as the strategy may want a commit, not only at the end of the batch:
+        # per_record after each record, batched at max_records (the clock is read every 64).
+        every = 1 if strategy.kind == "per_record" else strategy.max_records
+        interval = strategy.max_interval_s
+        hooked = self._hooks.process
+        handled = done = 0
+        last_topic: str | None = None
+        last_partition = -1
+        offsets: PartitionOffsets | None = None
+        try:
+            for index, record in enumerate(records):
+                if self._stopping or (deadline is not None and time.monotonic() >= deadline):
+                    self._defer(records[index:])
+                    break
+                self._current = record
+                if hooked:
+                    self._process(handler, record, stats)
+                else:
+                    try:
+                        handler(record)
+                    except Exception as first:
+                        self._recover(handler, record, first, stats)
+                handled += 1
+                topic, partition, offset = record[0], record[1], record[2]
+                if partition != last_partition or topic != last_topic:
+                    offsets = partitions.get((topic, partition))
+                    last_topic, last_partition = topic, partition
+                if offsets is None:
+                    continue  # revoked meanwhile (a dead letter's send served a rebalance)
+                if offsets.pending:
+                    if not offsets.processed(offset):
+                        continue
+                else:
+                    offsets.position = offset + 1
+                done += 1
+                if (every is not None and self._processed_since_commit + done >= every) or (
+                    interval is not None
+                    and not done & 63
+                    and time.monotonic() - self._last_commit >= interval
+                ):
+                    self._settle(done)
+                    done = 0
+        finally:
+            self._current = None
+            stats.records += handled
+            self._settle(done)
+
+    def _defer(self, records: list[Record]) -> None:
+        """Keep records fetched but not handled for the next ``run()`` or ``poll_batch()``.
+
+        They become tracked one by one, as ``poll_batch()`` would have returned them.
+        """
+        for record in records:
+            offsets = self._partitions.get((record.topic, record.partition))
+            if offsets is not None and (not offsets.pending or offsets.pending[-1] < record.offset):
+                offsets.pending.append(record.offset)
+        self._buffer.extendleft(reversed(records))
+
+    def _settle(self, processed: int) -> None:
+        """Account for ``processed`` newly processed records: resume, commit if due."""
+        self._in_flight -= processed
+        self._processed_since_commit += processed
+        if self._paused and self._in_flight <= self.resume_below:
+            self._resume()
+        if self.commit_strategy.due(
+            self._processed_since_commit, time.monotonic() - self._last_commit
+        ):
+            self._commit(reason="routine", synchronous=self.commit_strategy.synchronous)
+
+    def _process(
         self, handler: Callable[[Record], object], record: Record, stats: _RunStats
     ) -> None:
-        self._current = record
+        """Run the handler on one record, with retries and the dead-letter topic behind it."""
         try:
             self._attempt(handler, record, 1)
         except Exception as first:
-            try:
-                self.retry.call(
-                    lambda: self._attempt(handler, record, stats.next_attempt(record)),
-                    first_error=first,
-                    on_retry=lambda n, error, wait: self._retrying(record, n, error, wait, stats),
-                )
-            except RetriesExhausted as exhausted:
-                self._dead_letter(record, exhausted.error, attempts=exhausted.attempts)
-                stats.dead_lettered += 1
+            self._recover(handler, record, first, stats)
+
+    def _recover(
+        self,
+        handler: Callable[[Record], object],
+        record: Record,
+        first: Exception,
+        stats: _RunStats,
+    ) -> None:
+        """The first attempt failed: retry per the policy, then dead-letter."""
+        try:
+            self.retry.call(
+                lambda: self._attempt(handler, record, stats.next_attempt(record)),
+                first_error=first,
+                on_retry=lambda n, error, wait: self._retrying(record, n, error, wait, stats),
+            )
+        except RetriesExhausted as exhausted:
+            self._dead_letter(record, exhausted.error, attempts=exhausted.attempts)
+            stats.dead_lettered += 1
         finally:
-            self._current = None
             stats.reset_attempts()
-        self.mark_processed(record)
-        stats.records += 1
 
     def _attempt(self, handler: Callable[[Record], object], record: Record, attempt: int) -> None:
         if self._hooks.process:
@@ -692,7 +843,10 @@ class GovernedConsumer:
     def _process_scope(self, record: Record, attempt: int) -> contextlib.ExitStack:
         """What the ``on_process`` hooks wrap around one attempt at handling ``record``."""
         return self._hooks.around(
-            "on_process", ProcessDetails(group_id=self.group_id, record=record, attempt=attempt)
+            "on_process",
+            ProcessDetails(
+                group_id=self.group_id, record=record, attempt=attempt, client_id=self.client_id
+            ),
         )
 
     def _retrying(
@@ -727,7 +881,10 @@ class GovernedConsumer:
         def attempt() -> None:
             if self._hooks.process_batch:
                 with self._hooks.around(
-                    "on_process_batch", BatchDetails(group_id=self.group_id, records=tuple(records))
+                    "on_process_batch",
+                    BatchDetails(
+                        group_id=self.group_id, records=tuple(records), client_id=self.client_id
+                    ),
                 ):
                     handler(records)
             else:
@@ -745,7 +902,11 @@ class GovernedConsumer:
                     len(records),
                 )
                 for record in records:
-                    self._handle(lambda r: handler([r]), record, stats)
+                    self._current = record
+                    self._process(lambda r: handler([r]), record, stats)
+                    self.mark_processed(record)
+                    stats.records += 1
+                self._current = None
                 return
         for record in records:
             self.mark_processed(record)
@@ -794,42 +955,89 @@ class GovernedConsumer:
         if not pending:
             return
         tps = [_kafka.TopicPartition(t, p, position) for (t, p), _, position in pending]
+        committed = tuple((t, p, position) for (t, p), _, position in pending)
         started = time.monotonic()
         error: Exception | None = None
         try:
-            if synchronous:
-                result = self._consumer.commit(offsets=tps, asynchronous=False) or []
-                failed = [tp for tp in result if tp.error is not None]
-                if failed:
-                    raise _kafka.KafkaException(failed[0].error)
-            else:
-                self._consumer.commit(offsets=tps, asynchronous=True)
+            self._request_commit(tps, committed, reason, synchronous=synchronous, started=started)
         except _kafka.KafkaException as exc:
             error = _kafka.broker_error(exc, f"commit ({reason}) for group {self.group_id!r}")
+            self._async_commits.pop(tuple(sorted(committed)), None)
         else:
             for _, offsets, position in pending:
                 offsets.committed = position
-        duration = time.monotonic() - started if synchronous else 0.0
-        if self._hooks.commit:
-            self._hooks.emit(
-                "on_commit",
-                CommitDetails(
-                    group_id=self.group_id,
-                    offsets=tuple((t, p, position) for (t, p), _, position in pending),
-                    reason=reason,
-                    synchronous=synchronous,
-                    duration_s=duration,
-                    error=error,
-                ),
-            )
+        if self._hooks.commit and (synchronous or error is not None):
+            self._commit_answered(committed, reason, synchronous, time.monotonic() - started, error)
         if error is not None:
             if raise_errors:
                 raise error
             _log.warning("%s; the processed records will be replayed if this is not retried", error)
 
+    def _request_commit(
+        self,
+        tps: list[_kafka.TopicPartition],
+        committed: tuple[tuple[str, int, int], ...],
+        reason: str,
+        *,
+        synchronous: bool,
+        started: float,
+    ) -> None:
+        if not synchronous:
+            if self._hooks.commit:
+                self._awaiting_answer(committed, reason, started)
+            self._consumer.commit(offsets=tps, asynchronous=True)
+            return
+        result = self._consumer.commit(offsets=tps, asynchronous=False) or []
+        failed = [tp for tp in result if tp.error is not None]
+        if failed:
+            raise _kafka.KafkaException(failed[0].error)
+
+    def _awaiting_answer(
+        self, committed: tuple[tuple[str, int, int], ...], reason: str, started: float
+    ) -> None:
+        """Remember an asynchronous commit until its answer is served, to time it."""
+        pending = self._async_commits
+        pending[tuple(sorted(committed))] = (reason, started)
+        while len(pending) > _MAX_AWAITED_COMMITS:  # answers that never came: forget them
+            del pending[next(iter(pending))]
+
+    def _commit_answered(
+        self,
+        committed: tuple[tuple[str, int, int], ...],
+        reason: str,
+        synchronous: bool,
+        duration_s: float,
+        error: Exception | None,
+    ) -> None:
+        self._hooks.emit(
+            "on_commit",
+            CommitDetails(
+                group_id=self.group_id,
+                offsets=committed,
+                reason=reason,
+                synchronous=synchronous,
+                duration_s=duration_s,
+                error=error,
+                client_id=self.client_id,
+            ),
+        )
+
     def _on_commit(self, err: Any, partitions: list[_kafka.TopicPartition]) -> None:
-        # Outcome of asynchronous commits; the positions are re-committed next time.
+        # Outcome of commits, served by a later poll; the positions of failed
+        # asynchronous ones are re-committed next time.
         failed = [tp for tp in partitions if tp.error is not None]
+        if self._async_commits:
+            key = tuple(sorted((tp.topic, tp.partition, tp.offset) for tp in partitions))
+            awaited = self._async_commits.pop(key, None)
+            if awaited is not None:
+                reason, started = awaited
+                error = None
+                if err is not None or failed:
+                    error = _kafka.broker_error(
+                        _kafka.KafkaException(err or failed[0].error),
+                        f"commit ({reason}) for group {self.group_id!r}",
+                    )
+                self._commit_answered(key, reason, False, time.monotonic() - started, error)
         if err is None and not failed:
             return
         for tp in failed or partitions:

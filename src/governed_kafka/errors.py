@@ -180,9 +180,9 @@ class DeliveryError(GovernedKafkaError):
     """A record accepted by ``send()`` was not delivered.
 
     ``code`` is the broker or client error name (``"MSG_SIZE_TOO_LARGE"``,
-    ``"_MSG_TIMED_OUT"`` ...). When raised by ``close()``, ``failures`` holds one
-    ``DeliveryError`` per record that was not delivered and whose outcome nobody had
-    looked at.
+    ``"_MSG_TIMED_OUT"`` ...). When raised by ``close()``, the message counts every
+    record that was not delivered and whose outcome nobody had looked at, and
+    ``failures`` holds one ``DeliveryError`` for each of the most recent 1000 of them.
     """
 
     def __init__(

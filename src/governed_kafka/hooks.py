@@ -12,6 +12,13 @@ Events with a duration let the hook return something that spans it:
 - ``on_process`` and ``on_process_batch`` may return a context manager, entered
   around the handler call (a consumer span, a timer).
 
+Sending is the hot path. A hook whose ``on_send`` may have nothing to do for a while
+(a tracer with no SDK configured) may also define ``wants_send()``. A producer asks it
+when it starts and again every 64 sends; while every ``on_send`` hook answers
+``False``, sends build no details record and call no hook at all. While sends are
+observed, each hook is also asked before its ``on_send`` is called, and skipped if it
+answers ``False``. Hooks listening to ``on_delivery`` see every record regardless.
+
 A hook that raises never breaks delivery, processing or commits: the error is logged
 once per hook and event (with its traceback), later ones are counted silently, and the
 hook keeps being called.
@@ -29,6 +36,7 @@ import attrs
 if TYPE_CHECKING:
     from .consumer import Record
     from .errors import DeliveryError
+    from .lag import PartitionLag
 
 __all__ = [
     "BackpressureDetails",
@@ -72,6 +80,8 @@ class SendDetails:
     headers: Headers
     client_id: str
     event_type: str | None = None
+    #: Whether the value is ``None`` (a tombstone on a compacted topic).
+    tombstone: bool = False
 
 
 @attrs.frozen
@@ -96,6 +106,11 @@ class ConsumeDetails:
     count: int
     #: Records per ``(topic, partition)`` in the batch.
     partitions: tuple[tuple[str, int, int], ...]
+    client_id: str = ""
+    #: Offsets of each partition in the batch as of this poll: the high watermark of the
+    #: latest fetch response, the position this consumer last committed (``None`` before
+    #: its first commit) and the end of its processed prefix.
+    lag: tuple[PartitionLag, ...] = ()
 
 
 @attrs.frozen
@@ -105,6 +120,7 @@ class ProcessDetails:
     group_id: str
     record: Record
     attempt: int
+    client_id: str = ""
 
 
 @attrs.frozen
@@ -113,11 +129,16 @@ class BatchDetails:
 
     group_id: str
     records: tuple[Record, ...]
+    client_id: str = ""
 
 
 @attrs.frozen
 class CommitDetails:
-    """A commit of processed offsets was made (or failed)."""
+    """A commit of processed offsets was answered by the broker (or failed).
+
+    Synchronous commits are reported when they return; asynchronous ones when the
+    broker's answer is served, on the consumer's thread during a later poll.
+    """
 
     group_id: str
     #: ``(topic, partition, offset)`` committed; offset is the next record to read.
@@ -125,9 +146,10 @@ class CommitDetails:
     #: ``"routine"`` (the strategy), ``"manual"``, ``"revoke"`` or ``"close"``.
     reason: str
     synchronous: bool
-    #: Seconds the commit took (synchronous commits; 0 for asynchronous ones).
+    #: Seconds from the commit request to the broker's answer.
     duration_s: float
     error: Exception | None = None
+    client_id: str = ""
 
 
 @attrs.frozen
@@ -198,10 +220,17 @@ class SkewDetails:
     partition: int
     #: Fraction of the topic's sends in the window that went to ``partition``.
     share: float
-    #: Heaviest keys of the window, heaviest first: ``(key, approximate count)``.
+    #: Heaviest keys of ``partition`` in the window, heaviest first:
+    #: ``(key, sampled count)``; a count is at most a small bounded error below the truth.
     heavy_keys: tuple[tuple[bytes | None, int], ...]
+    #: Sampled deliveries of the topic in the window (one send in ``sample_every``).
     window_sends: int
+    #: Partitions of the topic (the contract's count, or more if deliveries showed more).
     partitions: int
+    #: The share above which a partition counts as skewed, for this many partitions.
+    threshold: float = 0.0
+    #: One send in this many was sampled: multiply counts by it to estimate sends.
+    sample_every: int = 1
 
 
 @attrs.frozen
@@ -224,9 +253,14 @@ class StatisticsDetails:
     client_id: str
     role: Literal["producer", "consumer"]
     stats: dict[str, Any]
+    #: The consumer's group (``None`` for producers).
+    group_id: str | None = None
 
 
 DeliveryObserver = Callable[[DeliveryDetails], object]
+
+#: A delivery observer with the ``on_send`` listener that returned it.
+_Observer = tuple[Callable[[Any], Any], DeliveryObserver]
 
 
 # ---------------------------------------------------------------- the protocol
@@ -236,6 +270,7 @@ DeliveryObserver = Callable[[DeliveryDetails], object]
 class HookProtocol(Protocol):
     """What the clients call; every method is optional on a concrete hook."""
 
+    def wants_send(self) -> bool: ...
     def on_send(self, details: SendDetails) -> DeliveryObserver | None: ...
     def on_delivery(self, details: DeliveryDetails) -> None: ...
     def on_consume(self, details: ConsumeDetails) -> None: ...
@@ -258,6 +293,14 @@ class HookProtocol(Protocol):
 
 class Hook:
     """Base class with a no-op for every event: override the ones you need."""
+
+    def wants_send(self) -> bool:
+        """Whether ``on_send`` has work for the coming sends; ``False`` skips them.
+
+        Asked when a producer starts, every 64 sends, and before each ``on_send`` call
+        while sends are observed, so it must be cheap. Not overriding it means always.
+        """
+        return True
 
     def on_send(self, details: SendDetails) -> DeliveryObserver | None:
         """A record is about to be queued; may add headers; may return a delivery observer."""
@@ -345,9 +388,51 @@ class HookChain:
             event: tuple(getattr(h, event) for h in self.hooks if _implements(h, event))
             for event in _EVENTS
         }
+        #: Each ``on_send`` listener with its hook's own ``wants_send`` (or ``None``).
+        senders: list[Any] = [h for h in self.hooks if _implements(h, "on_send")]
+        self._senders: tuple[tuple[Callable[[Any], Any], Callable[[], bool] | None], ...] = tuple(
+            (h.on_send, h.wants_send if _implements(h, "wants_send") else None) for h in senders
+        )
         self._failures: dict[tuple[int, str], int] = {}
         for event, listeners in self._listeners.items():
             setattr(self, event[3:], bool(listeners))
+        self.send_gate = self._send_gate()
+
+    def _send_gate(self) -> Callable[[], bool] | None:
+        """The question to ask now and then, or ``None`` when every send must be observed.
+
+        ``None`` unless every ``on_send`` hook has a ``wants_send()`` of its own and no
+        hook listens to ``on_delivery`` (which needs every record observed).
+        """
+        senders: list[Any] = [h for h in self.hooks if _implements(h, "on_send")]
+        if not senders or self.delivery:
+            return None
+        if not all(_implements(h, "wants_send") for h in senders):
+            return None
+        gates: tuple[Callable[[], bool], ...] = tuple(h.wants_send for h in senders)
+        if len(gates) == 1:
+            return gates[0]
+
+        def any_wants_send() -> bool:
+            wanted = False
+            for gate in gates:
+                try:
+                    wanted = gate() or wanted
+                except Exception:
+                    self._failed(gate, "wants_send")
+                    wanted = True
+            return wanted
+
+        return any_wants_send
+
+    def gate_failed(self) -> bool:
+        """``send_gate`` raised: log it like any hook failure; the send is observed."""
+        if self.send_gate is not None:
+            self._failed(self.send_gate, "wants_send")
+        return True
+
+    #: Asked every few sends when every ``on_send`` hook can say it has nothing to do.
+    send_gate: Callable[[], bool] | None
 
     # Set in __init__: whether anyone listens to each event.
     send: bool
@@ -368,7 +453,7 @@ class HookChain:
     def __bool__(self) -> bool:
         return any(self._listeners.values())
 
-    def _failed(self, listener: Callable[[Any], Any], event: str) -> None:
+    def _failed(self, listener: Callable[..., Any], event: str) -> None:
         owner = getattr(listener, "__self__", listener)
         key = (id(owner), event)
         count = self._failures.get(key, 0) + 1
@@ -376,7 +461,7 @@ class HookChain:
         if count == 1:
             _log.exception(
                 "hook %r raised in %s; the client carries on and will not log this again "
-                "(later failures are counted: hook_failures())",
+                "(later failures are counted: the client's hook_failures)",
                 owner,
                 event,
             )
@@ -393,10 +478,48 @@ class HookChain:
             except Exception:
                 self._failed(listener, event)
 
-    def observers(self, details: SendDetails) -> list[DeliveryObserver] | None:
-        """Run ``on_send``; return the delivery observers the hooks handed back."""
-        found: list[DeliveryObserver] | None = None
-        for listener in self._listeners["on_send"]:
+    def client_callbacks(
+        self, *, client_id: str, role: Literal["producer", "consumer"], group_id: str | None = None
+    ) -> dict[str, Callable[..., None]]:
+        """librdkafka's throttle and statistics callbacks, for the events someone listens to."""
+        callbacks: dict[str, Callable[..., None]] = {}
+        if self.throttle:
+
+            def on_throttle(broker: str, broker_id: int, throttle_time_s: float) -> None:
+                self.emit(
+                    "on_throttle",
+                    ThrottleDetails(
+                        broker=broker,
+                        broker_id=broker_id,
+                        throttle_time_s=throttle_time_s,
+                        client_id=client_id,
+                    ),
+                )
+
+            callbacks["on_throttle"] = on_throttle
+        if self.statistics:
+
+            def on_stats(stats: dict[str, Any]) -> None:
+                self.emit(
+                    "on_statistics",
+                    StatisticsDetails(
+                        client_id=client_id, role=role, stats=stats, group_id=group_id
+                    ),
+                )
+
+            callbacks["on_stats"] = on_stats
+        return callbacks
+
+    def observers(self, details: SendDetails) -> list[_Observer] | None:
+        """Run ``on_send`` of the hooks that want this send; return their observers."""
+        found: list[_Observer] | None = None
+        for listener, wants in self._senders:
+            if wants is not None:
+                try:
+                    if not wants():
+                        continue
+                except Exception:
+                    self._failed(wants, "wants_send")
             try:
                 observer = listener(details)
             except Exception:
@@ -405,15 +528,16 @@ class HookChain:
             if observer is not None:
                 if found is None:
                     found = []
-                found.append(observer)
+                found.append((listener, observer))
         return found
 
-    def observe(self, observers: list[DeliveryObserver], details: DeliveryDetails) -> None:
-        for observer in observers:
+    def observe(self, observers: list[_Observer], details: DeliveryDetails) -> None:
+        """Call each observer with the delivery; a failure counts against its hook."""
+        for listener, observer in observers:
             try:
                 observer(details)
             except Exception:
-                self._failed(observer, "on_send observer")
+                self._failed(listener, "on_send observer")
 
     def around(self, event: str, details: object) -> contextlib.ExitStack:
         """Enter the context managers ``event``'s listeners return; exit them together."""

@@ -16,6 +16,7 @@ the sender for at most ``max_block_s`` (backpressure) and then raises
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import threading
 import time
@@ -45,16 +46,21 @@ from .errors import (
 from .hooks import (
     BackpressureDetails,
     DeliveryDetails,
-    DeliveryObserver,
     HookChain,
     SendDetails,
-    StatisticsDetails,
-    ThrottleDetails,
+    _Observer,
 )
 from .policy import Compatibility
 from .registry import LocalSchemaRegistry, SchemaRegistry, subject_name
+from .skew import SkewPolicy, SkewReport, _SkewTracker
 
-__all__ = ["DEFAULT_MAX_BLOCK_S", "DeliveryFuture", "GovernedProducer", "RecordMetadata"]
+__all__ = [
+    "DEFAULT_MAX_BLOCK_S",
+    "DEFAULT_SKEW_POLICY",
+    "DeliveryFuture",
+    "GovernedProducer",
+    "RecordMetadata",
+]
 
 _log = logging.getLogger("governed_kafka.producer")
 
@@ -65,11 +71,17 @@ DEFAULT_MAX_BLOCK_S: Final = 60.0
 #: The sending thread serves delivery reports once every 64 sends.
 _SERVE_MASK: Final = 63
 
+#: The skew watch's default policy (see :mod:`governed_kafka.skew`).
+DEFAULT_SKEW_POLICY: Final = SkewPolicy()
+
 #: The background thread stays idle while the sending thread served reports this recently.
 _FOREGROUND_WINDOW_S: Final = 0.002
 
 #: Longest single wait of the background thread inside librdkafka's poll.
 _POLL_SLICE_S: Final = 0.01
+
+#: Bytes a record batch adds around one record (batch header and record framing).
+_RECORD_OVERHEAD: Final = 90
 
 #: How many failed deliveries nobody looked at are kept for ``close()`` to report.
 _MAX_KEPT_FAILURES: Final = 1000
@@ -84,7 +96,11 @@ class RecordMetadata:
 
     topic: str
     partition: int
-    offset: int
+    #: The record's offset, or ``None`` when the broker did not say. That happens when a
+    #: retried batch was already written (its first acknowledgement was lost): the broker
+    #: answers DUPLICATE_SEQUENCE_NUMBER, the record is in the log exactly once, and some
+    #: brokers do not say at which offset. A wrong offset is never reported instead.
+    offset: int | None
     #: Record timestamp in milliseconds since the epoch, or ``None`` if the broker sent none.
     timestamp: int | None
     #: Seconds from ``send()`` to the broker's acknowledgement, as librdkafka measured it.
@@ -118,7 +134,7 @@ class _Waiters:
                 callback = callbacks.pop(0)  # atomic: each callback runs exactly once
             except IndexError:
                 return
-            future._observed = True
+            future._mark_observed()
             try:
                 callback(future)
             except Exception:
@@ -135,8 +151,22 @@ class DeliveryFuture:
     they should be quick and must not block.
     """
 
-    # _message, _error and _observed are set only when there is something to say.
-    __slots__ = ("_error", "_message", "_observed", "_state", "_status", "_waiters")
+    # _message, _error, _observed and _offset_unknown are set only when there is
+    # something to say.
+    __slots__ = (
+        "_error",
+        "_message",
+        "_observed",
+        "_offset_unknown",
+        "_state",
+        "_status",
+        "_waiters",
+    )
+
+    _error: DeliveryError
+    _message: _kafka.Message
+    _observed: bool
+    _offset_unknown: bool
 
     def __init__(self, state: _ProducerState) -> None:
         self._state = state
@@ -147,6 +177,9 @@ class DeliveryFuture:
         """librdkafka's delivery report for this record (runs on the thread that polled)."""
         self._message = msg
         if err is None:
+            state = self._state
+            if state.duplicate_acks.active or msg.offset() is None:
+                self._offset_unknown = state.duplicate_acks.offset_unknown(msg)
             self._status = _DELIVERED
         else:
             self._error = _kafka.delivery_error(err, msg)
@@ -155,6 +188,18 @@ class DeliveryFuture:
         waiters = self._waiters
         if waiters is not None:
             waiters.fire(self)
+
+    def _offset(self) -> int | None:
+        """The delivered record's offset, ``None`` where the broker did not give it."""
+        if getattr(self, "_offset_unknown", False):
+            return None
+        offset: int | None = self._message.offset()
+        return offset
+
+    def _mark_observed(self) -> None:
+        """Someone looked at the outcome: a failure is theirs to report, not ``close()``'s."""
+        if self._status == _FAILED and not getattr(self, "_observed", False):
+            self._state.note_observed(self)
 
     def _register(self) -> _Waiters:
         with _FUTURE_LOCK:
@@ -202,7 +247,7 @@ class DeliveryFuture:
         may still be delivered later).
         """
         self._wait(timeout)
-        self._observed = True
+        self._mark_observed()
         if self._status == _FAILED:
             raise self._error
         msg = self._message
@@ -210,7 +255,7 @@ class DeliveryFuture:
         return RecordMetadata(
             topic=msg.topic() or "",
             partition=msg.partition() or 0,
-            offset=msg.offset() or 0,
+            offset=self._offset(),
             timestamp=timestamp if timestamp_type else None,
             latency_s=msg.latency(),
         )
@@ -218,7 +263,7 @@ class DeliveryFuture:
     def exception(self, timeout: float | None = None) -> DeliveryError | None:
         """Wait for the delivery report; return its error, or ``None`` if delivered."""
         self._wait(timeout)
-        self._observed = True
+        self._mark_observed()
         return self._error if self._status == _FAILED else None
 
     def add_done_callback(self, fn: Callable[[DeliveryFuture], object]) -> None:
@@ -233,15 +278,89 @@ class DeliveryFuture:
         return f"<DeliveryFuture {status}>"
 
 
+class _SkewTicket:
+    """Where a sampled send counts for the skew watch: its tracker, topic and window."""
+
+    __slots__ = ("topic", "tracker", "window")
+
+    def __init__(self, tracker: _SkewTracker, topic: str) -> None:
+        self.tracker = tracker
+        self.topic = topic
+        self.window = tracker.sample(topic)
+
+    def abandon(self) -> None:
+        """The record was never queued: it counts nowhere."""
+        self.tracker.failed(self.topic, self.window)
+
+    def settle(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        try:
+            if err is None:
+                self.tracker.delivered(self.topic, self.window, msg.partition() or 0, msg.key())
+            else:
+                self.tracker.failed(self.topic, self.window)
+        except Exception:  # pragma: no cover - counting must never cost a delivery
+            _log.exception("counting a delivery for the skew watch failed; the delivery stands")
+
+
+class _SampledDelivery(_SkewTicket):
+    """A delivery callback that resolves the future, then counts the record for skew."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: DeliveryFuture, tracker: _SkewTracker, topic: str) -> None:
+        super().__init__(tracker, topic)
+        self.future = future
+
+    def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
+        self.future(err, msg)
+        self.settle(err, msg)
+
+
+def _not_queued(
+    callback: Callable[[Any, Any], None], topic: str, key: bytes | None, error: Exception
+) -> None:
+    """A record was refused before librdkafka took it: settle what its callback awaited.
+
+    No delivery report will come, so a skew ticket is settled as failed, and delivery
+    observers (a send span) hear of the failure now.
+    """
+    if isinstance(callback, _SampledDelivery):
+        callback.abandon()
+    elif isinstance(callback, _ObservedDelivery):
+        if callback.skew is not None:
+            callback.skew.abandon()
+        if callback.observers:
+            failure = (
+                error
+                if isinstance(error, DeliveryError)
+                else DeliveryError(
+                    f"record for {topic!r} not queued: {error}",
+                    topic=topic,
+                    key=key,
+                    code=type(error).__name__,
+                )
+            )
+            details = DeliveryDetails(
+                topic=topic,
+                partition=None,
+                offset=None,
+                key=key,
+                latency_s=None,
+                error=failure,
+                client_id=callback.client_id,
+            )
+            callback.hooks.observe(callback.observers, details)
+
+
 class _ObservedDelivery:
     """A delivery callback that resolves the future, then tells the hooks."""
 
-    __slots__ = ("client_id", "future", "hooks", "observers")
+    __slots__ = ("client_id", "future", "hooks", "observers", "skew")
 
     def __init__(
         self,
         future: DeliveryFuture,
-        observers: list[DeliveryObserver] | None,
+        observers: list[_Observer] | None,
         hooks: HookChain,
         client_id: str,
     ) -> None:
@@ -249,17 +368,19 @@ class _ObservedDelivery:
         self.observers = observers
         self.hooks = hooks
         self.client_id = client_id
+        self.skew: _SkewTicket | None = None
 
     def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
         future = self.future
         future(err, msg)
+        if self.skew is not None:
+            self.skew.settle(err, msg)
         partition = msg.partition()
-        offset = msg.offset()
         raw_key: object = msg.key()
         details = DeliveryDetails(
             topic=msg.topic() or "",
             partition=partition if partition is not None and partition >= 0 else None,
-            offset=offset if err is None else None,
+            offset=future._offset() if err is None else None,
             key=raw_key.encode() if isinstance(raw_key, str) else cast("bytes | None", raw_key),
             latency_s=msg.latency(),
             error=future._error if err is not None else None,
@@ -271,6 +392,50 @@ class _ObservedDelivery:
             self.hooks.emit("on_delivery", details)
 
 
+class _DuplicateAcks:
+    """Recognises delivered records whose offset librdkafka cannot know.
+
+    When the broker acknowledges a retried batch with DUPLICATE_SEQUENCE_NUMBER (the
+    batch was written before; its first acknowledgement was lost) without the original
+    offset, librdkafka numbers the batch's records from a base offset of -1: the first
+    reports no offset, the next ones 0, 1, 2, ... which are other records' offsets. The
+    reports of one batch are served consecutively on one thread, so after a record
+    without offset, the records of the same partition served next on that thread with
+    offsets 0, 1, 2, ... belong to the same batch. A genuine offset cannot continue
+    that run: the batch itself sits in the log before any later record, so every later
+    record's offset is at least the batch's length, which the run never reaches.
+    """
+
+    def __init__(self) -> None:
+        #: Whether any thread may be inside such a run; keeps the usual path to one check.
+        self.active = False
+        self._runs = threading.local()
+
+    def offset_unknown(self, msg: _kafka.Message) -> bool:
+        """Whether ``msg``, just delivered, has no known offset (and follow the run)."""
+        runs: dict[tuple[str | None, int | None], int] | None = getattr(
+            self._runs, "by_partition", None
+        )
+        offset = msg.offset()
+        if offset is None:
+            if runs is None:
+                runs = self._runs.by_partition = {}
+            runs[(msg.topic(), msg.partition())] = 0
+            self.active = True
+            return True
+        if not runs:
+            return False
+        key = (msg.topic(), msg.partition())
+        expected = runs.get(key)
+        if expected is None:
+            return False
+        if offset == expected:
+            runs[key] = expected + 1
+            return True
+        del runs[key]
+        return False
+
+
 class _ProducerState:
     """What the producer shares with its background thread (never the producer itself)."""
 
@@ -280,7 +445,13 @@ class _ProducerState:
         self.wakeup = threading.Event()
         self.failures: deque[DeliveryFuture] = deque(maxlen=_MAX_KEPT_FAILURES)
         self.failure_count = 0
+        # Failures whose future somebody looked at, counted exactly: the kept list is
+        # bounded, so it cannot say how many failures went unobserved in all.
+        self.observed_failure_count = 0
         self.fatal: _kafka.KafkaError | None = None
+        self.duplicate_acks = _DuplicateAcks()
+        # Delivery reports are served by whichever thread polls, possibly two at once.
+        self._count_lock = threading.Lock()
 
     def wake(self) -> None:
         """Make the background thread serve delivery reports now."""
@@ -288,11 +459,22 @@ class _ProducerState:
         self.wakeup.set()
 
     def note_failure(self, future: DeliveryFuture) -> None:
-        self.failures.append(future)
-        self.failure_count += 1
+        with self._count_lock:
+            self.failures.append(future)
+            self.failure_count += 1
 
-    def unobserved_failures(self) -> list[DeliveryError]:
-        return [f._error for f in self.failures if not getattr(f, "_observed", False)]
+    def note_observed(self, future: DeliveryFuture) -> None:
+        with self._count_lock:
+            if not getattr(future, "_observed", False):
+                future._observed = True
+                self.observed_failure_count += 1
+
+    def unobserved_failures(self) -> tuple[int, list[DeliveryError]]:
+        """How many failures nobody looked at, and the most recent of them still kept."""
+        with self._count_lock:
+            count = self.failure_count - self.observed_failure_count
+            kept = [f._error for f in self.failures if not getattr(f, "_observed", False)]
+        return count, kept
 
 
 def _serve_in_background(client: _kafka.Producer, state: _ProducerState) -> None:
@@ -318,7 +500,15 @@ def _stop_background(state: _ProducerState, thread: threading.Thread) -> None:
 class _Route:
     """A topic this producer may write to, with its contract's checks made ready."""
 
-    __slots__ = ("codec", "compacted", "contract", "key_forbidden", "key_required", "topic")
+    __slots__ = (
+        "codec",
+        "compacted",
+        "contract",
+        "key_forbidden",
+        "key_required",
+        "max_bytes",
+        "topic",
+    )
 
     def __init__(self, contract: TopicContract, codec: _AvroCodec | None = None) -> None:
         self.contract = contract
@@ -328,6 +518,29 @@ class _Route:
         self.key_forbidden = contract.key == "forbidden"
         #: How values (and keys) are checked and encoded; ``None`` for raw-bytes topics.
         self.codec = codec
+        #: The topic's ``max.message.bytes`` when the contract pins it.
+        self.max_bytes: int | None = None
+        pinned = dict(contract.configs).get("max.message.bytes")
+        if pinned is not None and pinned.isdigit():
+            self.max_bytes = int(pinned)
+
+    def check_size(
+        self, key: bytes | None, value: bytes | None, headers: _HeaderList | None
+    ) -> None:
+        """Refuse a record the broker would reject as larger than ``max.message.bytes``."""
+        assert self.max_bytes is not None
+        size = _RECORD_OVERHEAD + len(key or b"") + len(value or b"")
+        for name, raw in headers or ():
+            size += len(name) + len(raw or b"")
+        if size > self.max_bytes:
+            msg = (
+                f"record for topic {self.topic!r} is about {size} bytes as a batch, above the "
+                f"topic's max.message.bytes ({self.max_bytes}) in its contract: the broker "
+                "would reject it; nothing was sent"
+            )
+            raise GovernanceViolation(
+                msg, rule="message.too-large", topic=self.topic, field="value", value=size
+            )
 
     def key(self, key: object) -> bytes | None:
         if key is None:
@@ -632,6 +845,8 @@ class GovernedProducer:
         ``topic.drift``). ``None`` follows :attr:`Catalog.verify_topics
         <governed_kafka.contracts.Catalog.verify_topics>`: on, except in the ``local``
         environment, unless the policy says otherwise.
+    :param skew: how to watch for partition skew and hot keys
+        (:class:`~governed_kafka.skew.SkewPolicy`); ``None`` turns the watch off.
     """
 
     def __init__(
@@ -647,6 +862,7 @@ class GovernedProducer:
         registry: SchemaRegistry | None = None,
         auto_register: bool = False,
         verify_topics: bool | None = None,
+        skew: SkewPolicy | None = DEFAULT_SKEW_POLICY,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -657,6 +873,9 @@ class GovernedProducer:
         if max_block_s < 0:
             msg = f"max_block_s must be >= 0, got {max_block_s!r}"
             raise ValueError(msg)
+        if skew is not None and not isinstance(cast(object, skew), SkewPolicy):
+            msg = f"skew must be a governed_kafka.skew.SkewPolicy or None, got {skew!r}"
+            raise TypeError(msg)
         self.catalog = catalog
         self.service = service
         self.profile = profile
@@ -673,30 +892,21 @@ class GovernedProducer:
         #: Where schema ids come from (``None`` when no topic of this producer has a schema).
         self.registry = registry
         self.auto_register = auto_register
-        self._routes: dict[str, _Route] = {}
-        for contract in produced:
-            codec = None
-            if registry is not None:
-                codec = _codec(
-                    contract,
-                    registry=registry,
-                    mode=mode_of(contract, catalog.policy),
-                    auto_register=auto_register,
-                    catalog_path=catalog.path,
-                )
-            self._routes[contract.name] = _Route(contract, codec)
+        self._routes = self._build_routes(produced)
         self.client_id = str(self._config["client.id"])
         if self._routes and (catalog.verify_topics if verify_topics is None else verify_topics):
             live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
             live.verify(catalog, self._routes)
         self._hooks = HookChain(hooks)
-        self._observing = self._hooks.send or self._hooks.delivery
+        self._send_gate = self._hooks.send_gate
+        #: Whether sends are observed: re-decided every few sends when hooks can say no.
+        self._observing = self._hooks.delivery or (self._hooks.send and self._sends_wanted())
+        self._watch_skew(skew)
         self._state = _ProducerState()
         self._client = _kafka.new_producer(
             self._config,
             on_fatal=self._on_fatal,
-            on_throttle=self._on_throttle if self._hooks.throttle else None,
-            on_stats=self._on_stats if self._hooks.statistics else None,
+            **self._hooks.client_callbacks(client_id=self.client_id, role="producer"),
         )
         self._produce = self._client.produce
         self._sends = 0
@@ -711,30 +921,50 @@ class GovernedProducer:
         self._thread.start()
         self._finalizer = weakref.finalize(self, _stop_background, self._state, self._thread)
 
+    def _build_routes(self, produced: Sequence[TopicContract]) -> dict[str, _Route]:
+        """A route per topic this service may write, schemas resolved and checked now."""
+        routes: dict[str, _Route] = {}
+        for contract in produced:
+            codec = None
+            if self.registry is not None:
+                codec = _codec(
+                    contract,
+                    registry=self.registry,
+                    mode=mode_of(contract, self.catalog.policy),
+                    auto_register=self.auto_register,
+                    catalog_path=self.catalog.path,
+                )
+            routes[contract.name] = _Route(contract, codec)
+        return routes
+
+    def _watch_skew(self, skew: SkewPolicy | None) -> None:
+        self._skew: _SkewTracker | None = None
+        #: Sends whose number has none of these bits set are "ticks": sampled for skew
+        #: and/or serving delivery reports. One bit test per send decides.
+        self._tick_mask = _SERVE_MASK
+        self._sample_mask = 0
+        if skew is not None:
+            alarm = functools.partial(self._hooks.emit, "on_skew") if self._hooks.skew else None
+            self._skew = _SkewTracker(
+                skew,
+                partitions={name: r.contract.partitions for name, r in self._routes.items()},
+                on_skew=alarm,
+            )
+            self._sample_mask = skew.sample_every - 1
+            self._tick_mask = min(self._sample_mask, _SERVE_MASK)
+
     def _on_fatal(self, err: _kafka.KafkaError) -> None:
         self._state.fatal = err
-
-    def _on_throttle(self, broker: str, broker_id: int, throttle_time_s: float) -> None:
-        self._hooks.emit(
-            "on_throttle",
-            ThrottleDetails(
-                broker=broker,
-                broker_id=broker_id,
-                throttle_time_s=throttle_time_s,
-                client_id=self.client_id,
-            ),
-        )
-
-    def _on_stats(self, stats: dict[str, Any]) -> None:
-        self._hooks.emit(
-            "on_statistics",
-            StatisticsDetails(client_id=self.client_id, role="producer", stats=stats),
-        )
 
     @property
     def config(self) -> dict[str, str | int | float | bool]:
         """The librdkafka configuration in force (governed keys included)."""
         return dict(self._config)
+
+    @property
+    def hook_failures(self) -> int:
+        """How many times this producer's hooks raised (each failure was contained)."""
+        return self._hooks.hook_failures()
 
     # ------------------------------------------------------------------ sending
 
@@ -770,23 +1000,65 @@ class GovernedProducer:
             key, value, event_type, timestamp, header_list = self._encode(
                 route, codec, key, value, headers
             )
+        if route.max_bytes is not None:
+            route.check_size(key, value, header_list)
         future = DeliveryFuture(self._state)
         callback: Callable[[Any, Any], None] = future
         if self._observing:
             callback, header_list = self._observe(
                 route, key, value, header_list, future, event_type=event_type
             )
-        try:
-            self._produce(topic, value, key, -1, callback, None, timestamp, header_list)
-        except BufferError:
-            self._produce_when_room(topic, value, key, callback, header_list, timestamp=timestamp)
-        except _kafka.KafkaException as exc:
-            raise self._produce_error(exc, topic, key) from exc
         sends = self._sends = self._sends + 1
+        if not sends & self._tick_mask:
+            callback = self._tick(sends, topic, callback)
+        try:
+            try:
+                self._produce(topic, value, key, -1, callback, None, timestamp, header_list)
+            except BufferError:
+                self._produce_when_room(
+                    topic, value, key, callback, header_list, timestamp=timestamp
+                )
+            except _kafka.KafkaException as exc:
+                raise self._produce_error(exc, topic, key) from exc
+        except Exception as refused:
+            if callback is not future:
+                _not_queued(callback, topic, key, refused)
+            raise
+        return future
+
+    def _tick(
+        self, sends: int, topic: str, callback: Callable[[Any, Any], None]
+    ) -> Callable[[Any, Any], None]:
+        """Every few sends: serve delivery reports, ask idle hooks again, sample for skew."""
         if not sends & _SERVE_MASK:
             self._client.poll(0)
             self._state.last_foreground_serve = time.monotonic()
-        return future
+            if self._send_gate is not None:
+                self._observing = self._sends_wanted()
+        skew = self._skew
+        if skew is None or sends & self._sample_mask:
+            return callback
+        if isinstance(callback, DeliveryFuture):
+            return _SampledDelivery(callback, skew, topic)
+        if isinstance(callback, _ObservedDelivery):
+            callback.skew = _SkewTicket(skew, topic)
+        return callback
+
+    def _sends_wanted(self) -> bool:
+        """Ask the send hooks whether the coming sends need them (``wants_send``)."""
+        gate = self._send_gate
+        if gate is None:
+            return True
+        try:
+            return gate()
+        except Exception:
+            return self._hooks.gate_failed()
+
+    def skew(self) -> SkewReport:
+        """Partition skew and hot keys of the recent sends, per topic (see :mod:`~.skew`)."""
+        if self._skew is None:
+            return SkewReport(policy=None)
+        return self._skew.report()
 
     def _encode(
         self,
@@ -837,6 +1109,7 @@ class GovernedProducer:
                 headers=header_list,
                 client_id=self.client_id,
                 event_type=event_type,
+                tombstone=value is None,
             )
             observers = self._hooks.observers(details)
         if observers or self._hooks.delivery:
@@ -952,9 +1225,10 @@ class GovernedProducer:
 
         Waits up to ``timeout`` seconds (default: until librdkafka's
         ``delivery.timeout.ms`` has settled every record). Records still queued after
-        that are purged and their futures fail. Raises :class:`DeliveryError` listing
-        every record that was not delivered and whose future nobody looked at; the
-        failures of futures that were looked at are theirs to report.
+        that are purged and their futures fail. Raises :class:`DeliveryError` counting
+        every record that was not delivered and whose future nobody looked at (its
+        ``failures`` lists the most recent 1000 of them); the failures of futures that
+        were looked at are theirs to report.
         """
         with self._close_lock:
             if self._closed:
@@ -972,17 +1246,24 @@ class GovernedProducer:
                 self._client.flush(5)
             self._finalizer()
             self._client.close()
-        failures = self._state.unobserved_failures()
-        if failures:
+        unobserved, failures = self._state.unobserved_failures()
+        if unobserved:
             lost = self._state.failure_count
             shown = "\n  ".join(str(f) for f in failures[:10])
-            more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
-            msg = (
-                f"{len(failures)} accepted records were not delivered and nobody checked "
-                f"their futures ({lost} failed in all):\n  {shown}{more}"
+            more = f"\n  ... and {unobserved - 10} more" if unobserved > 10 else ""
+            kept = (
+                f"; the last {len(failures)} are in .failures" if len(failures) < unobserved else ""
             )
+            msg = (
+                f"{unobserved} accepted records were not delivered and nobody checked "
+                f"their futures ({lost} failed in all{kept}):\n  {shown}{more}"
+            )
+            first = failures[0] if failures else None
             raise DeliveryError(
-                msg, topic=failures[0].topic, code=failures[0].code, failures=failures
+                msg,
+                topic=first.topic if first else None,
+                code=first.code if first else None,
+                failures=failures,
             )
 
     def __enter__(self) -> GovernedProducer:

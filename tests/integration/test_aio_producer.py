@@ -173,6 +173,26 @@ async def test_hooks_see_each_send_and_its_delivery(
     assert all(r.headers() == [("traced", b"yes")] for r in read_all(bootstrap, topic_name))
 
 
+async def test_a_failing_delivery_hook_never_fails_a_send(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """A hook raising on every delivery leaves every send delivered; hook_failures counts it."""
+    catalog = provisioned(_topic(topic_name))
+
+    class Broken(hooks.Hook):
+        def on_delivery(self, details: hooks.DeliveryDetails) -> None:
+            raise RuntimeError("hook bug")
+
+    bootstrap = kafka_broker.bootstrap_servers
+    async with _producer(catalog, bootstrap, hooks=[Broken()]) as producer:
+        written = await asyncio.gather(
+            *(producer.send_nowait(topic_name, b"v", key=b"k") for _ in range(5))
+        )
+        failures = producer.hook_failures
+    assert [m.offset for m in written] == [0, 1, 2, 3, 4]
+    assert failures == 5
+
+
 async def test_the_profile_and_governed_settings_are_in_force(
     kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str
 ) -> None:

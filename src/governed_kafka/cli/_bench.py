@@ -25,10 +25,14 @@ def _rate(value: Figure) -> str:
     def short(x: float) -> str:
         return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.0f}k" if x >= 1e4 else f"{x:,.0f}"
 
+    if len(value.runs) == 1:
+        return short(value.median)
     return f"{short(value.median)} [dim]{short(value.low)}-{short(value.high)}[/]"
 
 
 def _ms(value: Figure) -> str:
+    if len(value.runs) == 1:
+        return f"{value.median:.1f}"
     return f"{value.median:.1f} [dim]{value.low:.1f}-{value.high:.1f}[/]"
 
 
@@ -39,7 +43,11 @@ def render(report: BenchReport) -> list[Table]:
         title=(
             f"throughput: {settings.messages:,} records x {settings.value_size} B, "
             f"{settings.keys:,} keys, {settings.partitions} partitions "
-            f"(median of {settings.repeats}, dim: min-max)"
+            + (
+                f"(median of {settings.repeats}, dim: min-max)"
+                if settings.repeats > 1
+                else "(one run)"
+            )
         ),
         title_justify="left",
     )

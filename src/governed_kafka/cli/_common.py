@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -15,10 +16,20 @@ from ..errors import GovernedKafkaError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Width of output that is not a terminal (CI logs, files): tables stay on one line each.
+_PIPE_WIDTH = 120
+
+
+def _width() -> int | None:
+    if sys.stdout.isatty():
+        return None  # the terminal's own width
+    return max(int(os.environ.get("COLUMNS", "0") or 0), _PIPE_WIDTH)
+
+
 #: Human output.
-console = Console(highlight=False)
+console = Console(highlight=False, width=_width())
 #: Problems and progress, so that stdout stays clean for --json.
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, width=_width())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +40,7 @@ def main() -> None:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` as an error (no traceback) and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     sys.exit(code)
 
 

@@ -177,8 +177,9 @@ def lint(*, file: str, environment: str | None, as_json: bool) -> None:
 
 def _table(title: str, *headers: str) -> Table:
     table = Table(title=Text(title, style="bold"), title_justify="left", box=box.SIMPLE_HEAD)
-    for header in headers:
-        table.add_column(header, overflow="fold")
+    for index, header in enumerate(headers):
+        # The first column names the topic: keep it whole, so it can be searched for.
+        table.add_column(header, overflow="fold", no_wrap=index == 0)
     return table
 
 

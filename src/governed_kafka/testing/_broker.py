@@ -20,6 +20,7 @@ from types import TracebackType
 
 from .. import _kafka
 from ..errors import GovernedKafkaError
+from ._proxy import FaultProxy
 
 __all__ = ["BrokerNotFoundError", "BrokerStartError", "LocalBroker", "find_broker_binary"]
 
@@ -94,6 +95,12 @@ class LocalBroker:
     stop and continue the process (``SIGSTOP``/``SIGCONT``) to simulate a stalled broker.
 
     The broker listens on IPv4 loopback only; use :attr:`bootstrap_servers`.
+
+    With ``proxy=FaultProxy(...)`` the broker runs behind that proxy: it advertises the
+    proxy's address, so every connection a client opens goes through the proxy, and
+    :attr:`bootstrap_servers` is the proxy's address. The broker starts the proxy if
+    needed and stops it when it stops. :attr:`direct_bootstrap_servers` bypasses it
+    for the first connection only (the broker still advertises the proxy).
     """
 
     def __init__(
@@ -104,7 +111,12 @@ class LocalBroker:
         port: int | None = None,
         startup_timeout: float = 30.0,
         advertised_port: int | None = None,
+        proxy: FaultProxy | None = None,
     ) -> None:
+        if proxy is not None and advertised_port is not None:
+            msg = "pass advertised_port or proxy, not both: a proxied broker advertises the proxy"
+            raise ValueError(msg)
+        self.proxy = proxy
         self.binary = str(binary) if binary is not None else None
         self.host = host
         self.port = port
@@ -116,7 +128,17 @@ class LocalBroker:
 
     @property
     def bootstrap_servers(self) -> str:
-        """``host:port`` to hand to clients."""
+        """``host:port`` to hand to clients (the proxy's, for a broker behind a proxy)."""
+        if self.proxy is not None:
+            if self.port is None:
+                msg = "LocalBroker is not started"
+                raise RuntimeError(msg)
+            return self.proxy.bootstrap_servers
+        return self.direct_bootstrap_servers
+
+    @property
+    def direct_bootstrap_servers(self) -> str:
+        """``host:port`` of the broker process itself, never through a proxy."""
         if self.port is None:
             msg = "LocalBroker is not started"
             raise RuntimeError(msg)
@@ -138,6 +160,8 @@ class LocalBroker:
             if self.running:
                 return self
             binary = self.binary or find_broker_binary()
+            if self.proxy is not None:
+                self.proxy.start()
             attempts = 1 if self.port is not None else 3
             last_error: BrokerStartError | None = None
             for _ in range(attempts):
@@ -156,7 +180,11 @@ class LocalBroker:
             raise last_error
 
     def _spawn(self, binary: str, port: int) -> None:
-        advertised = self.advertised_port or port
+        if self.proxy is not None:
+            advertised = self.proxy.port
+            self.proxy.upstream = f"{self.host}:{port}"
+        else:
+            advertised = self.advertised_port or port
         if self._log_path is not None:
             self._log_path.unlink(missing_ok=True)
         fd, log_name = tempfile.mkstemp(prefix="governed-kafka-broker-", suffix=".log")
@@ -225,6 +253,8 @@ class LocalBroker:
             if self._log_path is not None:
                 self._log_path.unlink(missing_ok=True)
                 self._log_path = None
+            if self.proxy is not None:
+                self.proxy.stop()
 
     def _terminate(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
@@ -248,8 +278,12 @@ class LocalBroker:
                 self._process.wait()
 
     def restart(self) -> LocalBroker:
-        """Stop and start again on the same port (memory storage: the data is gone)."""
-        self.stop()
+        """Stop and start again on the same port (memory storage: the data is gone).
+
+        A proxy in front of the broker keeps running, on the same address, throughout.
+        """
+        with self._lock:
+            self._terminate()
         return self.start()
 
     def pause(self) -> None:

@@ -1,0 +1,66 @@
+"""``governed-kafka bench`` on the embedded broker: every profile and the raw row, every figure."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib.image
+from click.testing import CliRunner
+
+from governed_kafka import profiles
+from governed_kafka.bench import RAW
+from governed_kafka.cli import main
+
+FIGURES = {
+    "produce_msgs_per_s",
+    "produce_mb_per_s",
+    "delivery_p50_ms",
+    "delivery_p95_ms",
+    "delivery_p99_ms",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
+    "consume_msgs_per_s",
+}
+
+
+def test_bench_writes_every_profile_and_the_raw_baseline(tmp_path: Path) -> None:
+    """bench without servers starts a broker and reports each profile plus raw, all figures set."""
+    out, png = tmp_path / "out.json", tmp_path / "bench.png"
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--messages",
+            "2000",
+            "--repeats",
+            "2",
+            "--latency-messages",
+            "200",
+            "--latency-rate",
+            "1000",
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "started the embedded broker" in result.output
+    report = json.loads(out.read_text())
+    names = [row["name"] for row in report["rows"]]
+    assert names == [*profiles.PROFILES, RAW]
+    for row in report["rows"]:
+        assert set(row) == FIGURES | {"name"}
+        for figure in FIGURES:
+            value = row[figure]
+            assert len(value["runs"]) == 2
+            assert value["min"] <= value["median"] <= value["max"]
+            assert not math.isnan(value["median"]), (row["name"], figure)
+            assert value["median"] > 0, (row["name"], figure)
+    assert report["settings"]["messages"] == 2000
+    assert report["environment"]["cpus"] >= 1
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] > 300
+    assert image.shape[1] > 400

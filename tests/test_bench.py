@@ -1,0 +1,56 @@
+"""Benchmark settings and the plot, without a broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from governed_kafka import profiles
+from governed_kafka._stats import summarize
+from governed_kafka.bench import RAW, BenchReport, BenchRow, BenchSettings, plot
+
+
+def _row(name: str, rate: float, p99: float) -> BenchRow:
+    figure = summarize([1.0, 2.0, 3.0])
+    return BenchRow(
+        name=name,
+        produce_msgs_per_s=summarize([rate * 0.9, rate, rate * 1.1]),
+        produce_mb_per_s=figure,
+        delivery_p50_ms=figure,
+        delivery_p95_ms=figure,
+        delivery_p99_ms=summarize([p99 * 0.9, p99, p99 * 1.2]),
+        e2e_p50_ms=figure,
+        e2e_p99_ms=figure,
+        consume_msgs_per_s=figure,
+    )
+
+
+def test_plot_labels_every_row(tmp_path: Path) -> None:
+    """The plot draws one labelled point per profile and the raw row, and saves a PNG."""
+    rows = tuple(
+        _row(name, 1e5 * (i + 1), 5.0 * (i + 1)) for i, name in enumerate(profiles.PROFILES)
+    )
+    report = BenchReport(
+        settings=BenchSettings(), rows=(*rows, _row(RAW, 5e5, 4.0)), environment={}, broker="x"
+    )
+    path = tmp_path / "plot.png"
+    labels = plot(report, str(path))
+    assert labels == [*profiles.PROFILES, RAW]
+    assert matplotlib.image.imread(path).shape[2] in (3, 4)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("value_size", 4, "value_size"),
+        ("messages", 0, "messages"),
+        ("repeats", 0, "repeats"),
+        ("latency_rate", 0, "latency_rate"),
+    ],
+)
+def test_settings_refuse_nonsense(field: str, value: int, fragment: str) -> None:
+    """Settings that cannot be measured are refused with the field named."""
+    with pytest.raises(ValueError, match=fragment):
+        BenchSettings(**{field: value})  # type: ignore[arg-type]
