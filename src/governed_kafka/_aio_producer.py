@@ -25,6 +25,7 @@ from .producer import (
     GovernedProducer,
     Headers,
     RecordMetadata,
+    _not_queued,
 )
 from .registry import SchemaRegistry
 from .skew import SkewPolicy, SkewReport
@@ -198,6 +199,14 @@ class _Held:
     @property
     def topic(self) -> str:
         return str(self.args[0])
+
+    def not_queued(self, error: Exception) -> None:
+        """The record will never be queued: fail its future (unless its sender withdrew
+        it), and settle what its delivery callback awaited (observers, the skew watch)."""
+        bridge: _Bridge = self.args[4]
+        _not_queued(bridge.callback, self.topic, self.args[2], error)
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 class AsyncGovernedProducer:
@@ -391,17 +400,20 @@ class AsyncGovernedProducer:
         try:
             async for attempt in retrying:
                 with attempt:
-                    if future.cancelled():
-                        return  # withdrawn by its sender before it was queued: never sent
+                    if future.cancelled():  # withdrawn by its sender: never sent
+                        withdrawn = f"record for {held.topic!r} withdrawn before it was queued"
+                        held.not_queued(
+                            DeliveryError(
+                                withdrawn, topic=held.topic, key=held.args[2], code="CANCELLED"
+                            )
+                        )
+                        return
                     producer.queue(held.args)
         except _t.RetryError:
-            if not future.done():
-                waited = loop.time() - held.since
-                future.set_exception(producer._backpressure_timeout(held.topic, waited))
-            return
+            waited = loop.time() - held.since
+            held.not_queued(producer._backpressure_timeout(held.topic, waited))
         except _kafka.KafkaException as exc:
-            if not future.done():
-                future.set_exception(producer._produce_error(exc, held.topic, held.args[2]))
+            held.not_queued(producer._produce_error(exc, held.topic, held.args[2]))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -444,10 +456,9 @@ class AsyncGovernedProducer:
                 await asyncio.wait({drainer})
         while self._backlog:
             held = self._backlog.popleft()
-            if not held.future.done():
-                held.future.set_exception(
-                    ClosedError(f"producer closed before the record for {held.topic!r} was queued")
-                )
+            held.not_queued(
+                ClosedError(f"producer closed before the record for {held.topic!r} was queued")
+            )
         left = None if timeout is None else max(timeout - (time.monotonic() - started), 0.0)
         # Every record that failed did so through its own future, which says so.
         with contextlib.suppress(DeliveryError):

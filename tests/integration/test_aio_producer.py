@@ -290,6 +290,41 @@ async def test_a_full_queue_is_awaited_then_refused_with_backpressure_timeout(
     assert written == [b"warm-up"] + [f"{i}".encode() for i in range(5)]
 
 
+async def test_send_observers_hear_of_a_record_refused_for_backpressure(
+    stallable: LocalBroker, stalled_topic: Catalog, topic_name: str
+) -> None:
+    """A send hook's delivery observer is told of a record that never found room, as
+    with the sync producer; the records that were queued report their delivery."""
+    outcomes: list[str | None] = []
+
+    class Span(hooks.Hook):
+        def on_send(self, details: hooks.SendDetails) -> Any:
+            return lambda delivered: outcomes.append(
+                None if delivered.error is None else delivered.error.code
+            )
+
+    producer = _producer(
+        stalled_topic,
+        stallable.bootstrap_servers,
+        profile=TINY_QUEUE,
+        max_block_s=0.5,
+        hooks=[Span()],
+        overrides={"delivery.timeout.ms": 60_000},
+    )
+    async with producer:
+        await producer.send(topic_name, b"warm-up", key=b"k")
+        freeze(stallable)
+        try:
+            accepted = [producer.send_nowait(topic_name, f"{i}", key=b"k") for i in range(5)]
+            late = producer.send_nowait(topic_name, b"late", key=b"k")
+            await asyncio.wait({late})
+        finally:
+            stallable.resume()
+        await asyncio.gather(*accepted)
+    assert isinstance(late.exception(), BackpressureTimeout)
+    assert sorted(outcomes, key=str) == ["BackpressureTimeout"] + [None] * 6
+
+
 async def test_records_that_wait_for_room_keep_their_send_order(
     stallable: LocalBroker, tiny: AsyncGovernedProducer, topic_name: str
 ) -> None:
