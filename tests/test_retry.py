@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from governed_kafka import RetryPolicy
@@ -103,3 +105,53 @@ def test_nonsense_values_are_refused(field: str) -> None:
     """Zero attempts and negative waits are refused when the policy is built."""
     with pytest.raises(ValueError, match=field):
         RetryPolicy(**{field: 0 if field == "attempts" else -1})  # type: ignore[arg-type]
+
+
+async def _attempts_until(failures: int, calls: list[int]) -> str:
+    calls.append(1)
+    if len(calls) < failures:
+        raise ValueError("not yet")
+    return "ok"
+
+
+@pytest.mark.asyncio
+async def test_acall_retries_a_coroutine_until_it_succeeds() -> None:
+    """acall() awaits further attempts of a coroutine function until one succeeds."""
+    policy = RetryPolicy(attempts=5, initial_backoff_s=0, jitter_s=0)
+    calls: list[int] = []
+    retried: list[tuple[int, str]] = []
+    result, attempts = await policy.acall(
+        lambda: _attempts_until(2, calls),
+        first_error=ValueError("first"),
+        on_retry=lambda n, error, wait: retried.append((n, str(error))),
+    )
+    assert (result, attempts) == ("ok", 3)
+    assert retried == [(1, "first"), (2, "not yet")]
+
+
+@pytest.mark.asyncio
+async def test_acall_exhausted_attempts_carry_the_last_error() -> None:
+    """When every awaited attempt fails, RetriesExhausted carries the last error and count."""
+    policy = RetryPolicy(attempts=3, initial_backoff_s=0, jitter_s=0)
+    calls: list[int] = []
+    with pytest.raises(RetriesExhausted) as exhausted:
+        await policy.acall(lambda: _attempts_until(99, calls), first_error=ValueError("first"))
+    assert exhausted.value.attempts == 3
+    assert str(exhausted.value.error) == "not yet"
+
+
+@pytest.mark.asyncio
+async def test_acall_passes_cancellation_through_without_retrying() -> None:
+    """Cancelling an attempt is neither retried nor reported as exhausted retries."""
+    policy = RetryPolicy(attempts=5, initial_backoff_s=0, jitter_s=0)
+    started = asyncio.Event()
+
+    async def hangs() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(policy.acall(hangs, first_error=ValueError("first")))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

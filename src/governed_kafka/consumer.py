@@ -16,6 +16,7 @@ stops the consumer instead: skipping the record would lose it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -834,15 +835,19 @@ class GovernedConsumer:
 
     def _attempt(self, handler: Callable[[Record], object], record: Record, attempt: int) -> None:
         if self._hooks.process:
-            with self._hooks.around(
-                "on_process",
-                ProcessDetails(
-                    group_id=self.group_id, record=record, attempt=attempt, client_id=self.client_id
-                ),
-            ):
+            with self._process_scope(record, attempt):
                 handler(record)
         else:
             handler(record)
+
+    def _process_scope(self, record: Record, attempt: int) -> contextlib.ExitStack:
+        """What the ``on_process`` hooks wrap around one attempt at handling ``record``."""
+        return self._hooks.around(
+            "on_process",
+            ProcessDetails(
+                group_id=self.group_id, record=record, attempt=attempt, client_id=self.client_id
+            ),
+        )
 
     def _retrying(
         self, record: Record, attempt: int, error: BaseException, wait: float, stats: _RunStats

@@ -19,7 +19,8 @@
     │                                   commit, metadata): operation, error code
     ├── RegistryError                   the schema registry refused or failed an operation:
     │                                   operation, subject, HTTP status, registry error code
-    └── ClosedError (RuntimeError)      the client was used after ``close()``
+    └── ClosedError (RuntimeError)      the client was used after ``close()`` (or, for the
+                                        asyncio clients, before ``start()``)
 
 Foreign exceptions (``confluent_kafka.KafkaException``, ``fastavro`` errors, TOML
 parse errors) are translated into these with ``raise ... from exc``, so the original
@@ -261,4 +262,5 @@ class RegistryError(GovernedKafkaError):
 
 
 class ClosedError(GovernedKafkaError, RuntimeError):
-    """The producer or consumer was used after ``close()``."""
+    """The producer or consumer was used after ``close()``, or an asyncio client before
+    ``start()``."""

@@ -1155,16 +1155,7 @@ class GovernedProducer:
     ) -> None:
         """The local queue is full: serve delivery reports until there is room, or time out."""
         started = time.monotonic()
-        if self._hooks.backpressure:
-            self._hooks.emit(
-                "on_backpressure",
-                BackpressureDetails(
-                    kind="queue-full",
-                    in_flight=len(self._client),
-                    limit=self.profile.queue_max_messages,
-                    topic=topic,
-                ),
-            )
+        self._queue_full(topic)
         retrying = _t.Retrying(
             retry=_t.retry_if_exception_type(BufferError),
             stop=_t.stop_after_delay(self.max_block_s),
@@ -1177,15 +1168,31 @@ class GovernedProducer:
                 with attempt:
                     self._produce(topic, value, key, -1, callback, None, timestamp, headers)
         except _t.RetryError:
-            waited = time.monotonic() - started
-            msg = (
-                f"local queue full for {waited:.1f} s (max_block_s={self.max_block_s}): "
-                f"record for {topic!r} not accepted; the broker is not keeping up or is "
-                f"unreachable (queue limit: {self.profile.queue_max_messages} records)"
-            )
-            raise BackpressureTimeout(msg, topic=topic, waited_s=waited) from None
+            raise self._backpressure_timeout(topic, time.monotonic() - started) from None
         except _kafka.KafkaException as exc:
             raise self._produce_error(exc, topic, key) from exc
+
+    def _queue_full(self, topic: str) -> None:
+        """Tell the hooks that a record for ``topic`` found the local queue full."""
+        if self._hooks.backpressure:
+            self._hooks.emit(
+                "on_backpressure",
+                BackpressureDetails(
+                    kind="queue-full",
+                    in_flight=len(self._client),
+                    limit=self.profile.queue_max_messages,
+                    topic=topic,
+                ),
+            )
+
+    def _backpressure_timeout(self, topic: str, waited: float) -> BackpressureTimeout:
+        """The refusal of a record that waited ``waited`` seconds for room in vain."""
+        msg = (
+            f"local queue full for {waited:.1f} s (max_block_s={self.max_block_s}): "
+            f"record for {topic!r} not accepted; the broker is not keeping up or is "
+            f"unreachable (queue limit: {self.profile.queue_max_messages} records)"
+        )
+        return BackpressureTimeout(msg, topic=topic, waited_s=waited)
 
     def _serve_for(self, seconds: float) -> None:
         self._client.poll(seconds)

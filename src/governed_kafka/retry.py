@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
 
 import attrs
 import tenacity as _t
@@ -43,8 +43,9 @@ class RetryPolicy:
     backoff with jitter in between. When the attempts are exhausted, or the error is not
     retryable, the record goes to the topic's dead-letter topic.
 
-    Backoff blocks the consumer's poll loop, so the longest total wait must stay well
-    under ``max.poll.interval.ms``; the consumer refuses a policy that does not.
+    Backoff blocks the sync consumer's poll loop, so the longest total wait must stay well
+    under ``max.poll.interval.ms``; the consumer refuses a policy that does not. (The
+    asyncio consumer awaits the backoff and goes on polling, under the same limit.)
     """
 
     attempts: int = attrs.field(default=DEFAULT_ATTEMPTS, validator=_attempts)
@@ -89,24 +90,8 @@ class RetryPolicy:
         ``on_retry(attempt, error, wait_s)`` is called before each wait.
         """
         attempts = 0
-
-        def before_sleep(state: _t.RetryCallState) -> None:
-            if on_retry is not None and state.outcome is not None:
-                error = state.outcome.exception()
-                wait = state.next_action.sleep if state.next_action else 0.0
-                if error is not None:
-                    on_retry(state.attempt_number, error, wait)
-
-        retrying = _t.Retrying(
-            stop=_t.stop_after_attempt(self.attempts),
-            wait=_t.wait_exponential(multiplier=self.initial_backoff_s, max=self.max_backoff_s)
-            + _t.wait_random(0, self.jitter_s),
-            retry=_t.retry_if_exception(self.retryable),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
-            for attempt in retrying:
+            for attempt in _t.Retrying(**self._tenacity(on_retry)):
                 with attempt:
                     attempts += 1
                     if attempts == 1:
@@ -115,6 +100,52 @@ class RetryPolicy:
         except Exception as error:  # KeyboardInterrupt and SystemExit pass through
             raise RetriesExhausted(error, attempts) from error
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def acall(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        first_error: BaseException,
+        on_retry: Callable[[int, BaseException, float], object] | None = None,
+    ) -> tuple[T, int]:
+        """:meth:`call` for a coroutine function: the backoff is awaited, not slept.
+
+        Cancelling the caller cancels the attempt or the wait in progress;
+        ``asyncio.CancelledError`` is never retried nor turned into
+        :class:`RetriesExhausted`.
+        """
+        attempts = 0
+        try:
+            async for attempt in _t.AsyncRetrying(**self._tenacity(on_retry)):
+                with attempt:
+                    attempts += 1
+                    if attempts == 1:
+                        raise first_error
+                    return await fn(), attempts
+        except Exception as error:  # CancelledError is a BaseException: it passes through
+            raise RetriesExhausted(error, attempts) from error
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def _tenacity(
+        self, on_retry: Callable[[int, BaseException, float], object] | None
+    ) -> dict[str, Any]:
+        """The tenacity strategies of this policy, shared by :meth:`call` and :meth:`acall`."""
+
+        def before_sleep(state: _t.RetryCallState) -> None:
+            if on_retry is not None and state.outcome is not None:
+                error = state.outcome.exception()
+                wait = state.next_action.sleep if state.next_action else 0.0
+                if error is not None:
+                    on_retry(state.attempt_number, error, wait)
+
+        return {
+            "stop": _t.stop_after_attempt(self.attempts),
+            "wait": _t.wait_exponential(multiplier=self.initial_backoff_s, max=self.max_backoff_s)
+            + _t.wait_random(0, self.jitter_s),
+            "retry": _t.retry_if_exception(self.retryable),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
 
 
 class RetriesExhausted(Exception):

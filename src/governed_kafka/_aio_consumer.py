@@ -1,0 +1,841 @@
+"""The asyncio consumer: a GovernedConsumer driven from one thread, handlers on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import inspect
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from . import _kafka, profiles
+from ._aio_producer import _not_started
+from ._config import Overrides
+from .commit import CommitStrategy
+from .consumer import DEFAULT_BATCH, DEFAULT_MAX_IN_FLIGHT, GovernedConsumer, Record, RunSummary
+from .consumer import _RunStats as _Stats
+from .contracts import Catalog
+from .errors import ClosedError
+from .lag import LagReport
+from .registry import SchemaRegistry
+from .retry import RetriesExhausted, RetryPolicy
+
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_REVOKE_TIMEOUT_S", "AsyncGovernedConsumer", "Handler"]
+
+_log = logging.getLogger("governed_kafka.aio")
+
+T = TypeVar("T")
+
+#: An async handler of one record.
+Handler = Callable[[Record], Awaitable[object]]
+
+#: Handlers ``run()`` lets run at once, across partitions.
+DEFAULT_CONCURRENCY: Final = 10
+
+#: How long, when partitions are revoked, their handlers in flight may take to finish
+#: before they are cancelled (seconds). The rebalance waits for them: the group cannot
+#: hand the partitions on before their processed offsets are committed.
+DEFAULT_REVOKE_TIMEOUT_S: Final = 10.0
+
+#: Longest single wait inside the consumer's poll while handlers are at work, so that
+#: finished records are marked (and committed per the strategy) promptly.
+_BUSY_POLL_S: Final = 0.01
+
+#: Longest single wait inside the consumer's poll when nothing is being handled, so that
+#: ``stop()``, timeouts and ``close()`` are noticed quickly.
+_IDLE_POLL_S: Final = 0.1
+
+#: Extra time the consumer's thread gives the event loop to settle revoked partitions,
+#: beyond the revoke timeout, before it commits without hearing back.
+_SETTLE_MARGIN_S: Final = 5.0
+
+_Key = tuple[str, int]
+
+_Call = tuple["concurrent.futures.Future[Any]", Callable[[], Any]]
+
+
+class _Worker:
+    """The one thread that makes every call into a GovernedConsumer.
+
+    Calls run in the order they were submitted. A call may serve the queue itself while
+    it waits for the event loop (:meth:`serve_until`): a rebalance callback, which runs
+    inside a poll, waits that way for the loop to finish the revoked partitions' work,
+    and that work's own calls (marking records processed, dead letters) run meanwhile.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[_Call | object | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._calls.put((future, fn))
+        return future
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the worker thread and await its result."""
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def signal(self, token: object) -> None:
+        """Wake a :meth:`serve_until` that waits for ``token``."""
+        self._calls.put(token)
+
+    def stop(self) -> None:
+        """Let the thread end once the calls submitted so far have run."""
+        self._calls.put(None)
+
+    @property
+    def current(self) -> bool:
+        """Whether the caller runs on the worker thread."""
+        return threading.current_thread() is self._thread
+
+    def _serve(self) -> None:
+        while True:
+            item = self._calls.get()
+            if item is None:
+                return
+            if isinstance(item, tuple):
+                _run(item)
+            # Anything else is a token whose serve_until() gave up waiting: dropped.
+
+    def serve_until(self, token: object, timeout: float) -> bool:
+        """Run submitted calls here, inside the current one, until ``token`` arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                item = self._calls.get(timeout=remaining)
+            except queue.Empty:
+                return False
+            if item is token:
+                return True
+            if item is None:
+                self._calls.put(None)  # the stop is for the outer loop
+                return False
+            if isinstance(item, tuple):
+                _run(item)
+
+
+def _run(call: _Call) -> None:
+    future, fn = call
+    if not future.set_running_or_notify_cancel():
+        return  # its caller stopped waiting before it started
+    try:
+        result = fn()
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+class _LoopConsumer(GovernedConsumer):
+    """A GovernedConsumer whose rebalance callbacks let the event loop settle first.
+
+    Before revoked partitions are committed and dropped, the asyncio consumer finishes
+    (or cancels) their handlers in flight and hands over what they processed; before lost
+    partitions are dropped, it cancels their handlers.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        before_revoke: Callable[[list[_Key]], None],
+        before_lost: Callable[[list[_Key]], None],
+        **options: Any,
+    ) -> None:
+        self._before_revoke = before_revoke
+        self._before_lost = before_lost
+        #: The assignment, for readers on other threads (updated at each rebalance).
+        self.snapshot: tuple[_Key, ...] = ()
+        super().__init__(catalog, **options)
+
+    def _on_assign(self, consumer: Any, partitions: list[_kafka.TopicPartition]) -> None:
+        super()._on_assign(consumer, partitions)
+        self.snapshot = tuple(sorted(self._partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[_kafka.TopicPartition]) -> None:
+        self._before_revoke([(tp.topic, tp.partition) for tp in partitions])
+        super()._on_revoke(consumer, partitions)
+        self.snapshot = tuple(sorted(self._partitions))
+
+    def _on_lost(self, consumer: Any, partitions: list[_kafka.TopicPartition]) -> None:
+        self._before_lost([(tp.topic, tp.partition) for tp in partitions])
+        super()._on_lost(consumer, partitions)
+        self.snapshot = tuple(sorted(self._partitions))
+
+
+class _Lane:
+    """The records of one partition waiting for the handler, handled one at a time."""
+
+    __slots__ = ("records", "task")
+
+    def __init__(self) -> None:
+        self.records: deque[Record] = deque()
+        self.task: asyncio.Task[None] | None = None
+
+
+class _Run:
+    """The state of one ``run()`` call."""
+
+    def __init__(
+        self, handler: Handler, concurrency: int, limit: int | None, *, commit_each: bool
+    ) -> None:
+        self.handler = handler
+        #: Whether each record is committed before its partition's next one starts.
+        self.commit_each = commit_each
+        self.slots = asyncio.Semaphore(concurrency)
+        self.limit = limit
+        self.dispatched = 0
+        self.stats = _Stats()
+        self.finished = asyncio.Event()
+        self.halting = False
+        self.error: BaseException | None = None
+        self.done = asyncio.get_running_loop().create_future()
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.finished.set()
+
+    def handled(self) -> None:
+        self.stats.records += 1
+        if self.limit is not None and self.stats.records >= self.limit:
+            self.finished.set()
+
+
+def _check_handler(handler: object) -> None:
+    call = getattr(type(handler), "__call__", None)  # noqa: B004 - the class's, not the instance's
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call):
+        return
+    msg = (
+        f"handler must be an async function (async def handler(record): ...), got {handler!r}; "
+        "a blocking handler would stall the event loop"
+    )
+    raise TypeError(msg)
+
+
+class AsyncGovernedConsumer:
+    """:class:`~governed_kafka.GovernedConsumer` for asyncio: same parameters, same rules.
+
+    ``await run(handler, concurrency=10)`` hands records to an async handler:
+    concurrently across partitions, one at a time and in offset order within a
+    partition. ``async for record in consumer`` yields records one by one. Either way,
+    only processed offsets are committed, per the commit strategy, and synchronously
+    before revoked partitions go.
+
+    :param revoke_timeout_s: when partitions are revoked, how long their handlers in
+        flight may take to finish before they are cancelled. A cancelled handler's
+        record is not processed, so it is never committed: the partition's next owner
+        reads it again.
+
+    The other parameters are those of :class:`~governed_kafka.GovernedConsumer`.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        service: str,
+        group_id: str,
+        topics: str | Sequence[str],
+        bootstrap_servers: str | list[str] | tuple[str, ...],
+        commit: CommitStrategy | None = None,
+        retry: RetryPolicy | None = None,
+        hooks: Sequence[object] = (),
+        overrides: Overrides | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        resume_below: int | None = None,
+        profile: profiles.Profile = profiles.DURABLE,
+        registry: SchemaRegistry | None = None,
+        verify_topics: bool | None = None,
+        revoke_timeout_s: float = DEFAULT_REVOKE_TIMEOUT_S,
+    ) -> None:
+        if revoke_timeout_s < 0:
+            msg = f"revoke_timeout_s must be >= 0, got {revoke_timeout_s!r}"
+            raise ValueError(msg)
+        self.catalog = catalog
+        self.service = service
+        self.group_id = group_id
+        self.revoke_timeout_s = revoke_timeout_s
+        self._options: dict[str, Any] = {
+            "service": service,
+            "group_id": group_id,
+            "topics": topics,
+            "bootstrap_servers": bootstrap_servers,
+            "commit": commit,
+            "retry": retry,
+            "hooks": hooks,
+            "overrides": overrides,
+            "max_in_flight": max_in_flight,
+            "resume_below": resume_below,
+            "profile": profile,
+            "registry": registry,
+            "verify_topics": verify_topics,
+        }
+        self._consumer: _LoopConsumer | None = None
+        self._worker: _Worker | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting = asyncio.Lock()
+        #: Records polled and not yet handed out (appended by the worker thread).
+        self._inbox: deque[Record] = deque()
+        #: Records processed on the loop, to be marked by the worker thread.
+        self._processed: deque[Record] = deque()
+        self._lanes: dict[_Key, _Lane] = {}
+        #: The record ``async for`` handed out last, until the loop asks for the next.
+        self._current: Record | None = None
+        self._run: _Run | None = None
+        #: Whether the worker thread is inside a poll (a nested one must not start).
+        self._polling = False
+        self._settling: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._closing: asyncio.Future[None] | None = None
+        self._closed = False
+
+    async def start(self) -> AsyncGovernedConsumer:
+        """Build the governed consumer and subscribe (on its thread: it may talk to the cluster).
+
+        Raises what :class:`~governed_kafka.GovernedConsumer` raises at construction.
+        """
+        async with self._starting:
+            if self._closed:
+                raise ClosedError(f"consumer of group {self.group_id!r} is closed")
+            if self._consumer is not None:
+                return self
+            self._loop = asyncio.get_running_loop()
+            worker = _Worker(f"governed-kafka-aio-consumer[{self.group_id}]")
+            options = self._options
+
+            def build() -> _LoopConsumer:
+                return _LoopConsumer(
+                    self.catalog,
+                    before_revoke=self._settle_revoked,
+                    before_lost=self._settle_lost,
+                    **options,
+                )
+
+            built = worker.submit(build)
+
+            def close_if_built() -> None:  # the wait was cancelled while build() ran
+                if not built.cancelled() and built.exception() is None:
+                    built.result().close()
+
+            try:
+                self._consumer = await asyncio.wrap_future(built)
+            except BaseException:
+                worker.submit(close_if_built)
+                worker.stop()
+                raise
+            self._worker = worker
+            weakref.finalize(self, worker.stop)
+        return self
+
+    def _running(self) -> tuple[_LoopConsumer, _Worker]:
+        consumer, worker = self._consumer, self._worker
+        if self._closed:
+            raise ClosedError(f"consumer of group {self.group_id!r} is closed")
+        if consumer is None or worker is None:
+            raise _not_started("consumer", self.service)
+        return consumer, worker
+
+    @property
+    def commit_strategy(self) -> CommitStrategy:
+        """When processed offsets are committed."""
+        return self._running()[0].commit_strategy
+
+    @property
+    def config(self) -> dict[str, str | int | float | bool]:
+        """The librdkafka configuration in force (governed keys included)."""
+        return self._running()[0].config
+
+    @property
+    def assignment(self) -> list[tuple[str, int]]:
+        """``(topic, partition)`` pairs this consumer holds."""
+        return list(self._running()[0].snapshot)
+
+    @property
+    def hook_failures(self) -> int:
+        """How many times this consumer's hooks raised (each failure was contained)."""
+        return self._running()[0].hook_failures
+
+    @property
+    def paused(self) -> bool:
+        """Whether intake is paused by backpressure."""
+        return self._running()[0].paused
+
+    @property
+    def in_flight(self) -> int:
+        """Records delivered to the application and not yet processed."""
+        return self._running()[0].in_flight
+
+    # ------------------------------------------------------------ the worker's side
+
+    def _apply_processed(self) -> None:
+        """(worker) Mark the records the loop finished; commits follow the strategy."""
+        consumer = self._consumer
+        assert consumer is not None
+        processed = self._processed
+        while processed:
+            consumer.mark_processed(processed.popleft())
+
+    def _poll(self, want: int, wait: float) -> None:
+        """(worker) Poll up to ``want`` records into the inbox, waiting at most ``wait``."""
+        if self._polling:
+            return  # called from inside a rebalance callback: the outer poll goes on
+        consumer = self._consumer
+        assert consumer is not None
+        self._polling = True
+        try:
+            self._apply_processed()
+            # A batch poll waits for a full batch or the whole timeout; ask for what is
+            # there, else wait for one record and take what arrived with it.
+            records = consumer.poll_batch(max_records=want, timeout=0)
+            if not records:
+                records = consumer.poll_batch(max_records=1, timeout=wait)
+                if records and want > 1:
+                    records += consumer.poll_batch(max_records=want - 1, timeout=0)
+            self._inbox.extend(records)
+        finally:
+            self._polling = False
+
+    def _commit_processed(self, reason: str) -> None:
+        """(worker) Mark what was processed and commit it synchronously."""
+        consumer = self._consumer
+        assert consumer is not None
+        self._apply_processed()
+        consumer._commit(reason=reason, synchronous=True)
+
+    def _settle_revoked(self, keys: list[_Key]) -> None:
+        """(worker, in the revoke callback) Let the loop finish the revoked partitions' work."""
+        self._settle(keys, lost=False)
+
+    def _settle_lost(self, keys: list[_Key]) -> None:
+        """(worker, in the lost callback) Let the loop cancel the lost partitions' work."""
+        self._settle(keys, lost=True)
+
+    def _settle(self, keys: list[_Key], *, lost: bool) -> None:
+        loop, worker = self._loop, self._worker
+        if loop is None or worker is None or not loop.is_running():
+            self._drop_waiting(set(keys))  # nothing runs on the loop: no handler is in flight
+            return
+        token = object()
+        try:
+            loop.call_soon_threadsafe(self._start_settling, keys, lost, token)
+        except RuntimeError:  # the loop closed meanwhile
+            self._drop_waiting(set(keys))
+            return
+        if not worker.serve_until(token, self.revoke_timeout_s + _SETTLE_MARGIN_S):
+            _log.warning(
+                "group %r: the event loop did not settle %s within %.1f s; going on",
+                self.group_id,
+                keys,
+                self.revoke_timeout_s + _SETTLE_MARGIN_S,
+            )
+        self._apply_processed()
+
+    # ------------------------------------------------------------ the loop's side
+
+    def _start_settling(self, keys: list[_Key], lost: bool, token: object) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._settle_on_loop(keys, lost, token))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_on_loop(self, keys: list[_Key], lost: bool, token: object) -> None:
+        worker = self._worker
+        assert worker is not None
+        try:
+            gone = set(keys)
+            self._drop_waiting(gone)
+            busy = [
+                lane.task
+                for key in gone
+                if (lane := self._lanes.get(key)) is not None and lane.task is not None
+            ]
+            if busy and not lost:
+                _, late = await asyncio.wait(busy, timeout=self.revoke_timeout_s)
+                busy = list(late)
+                if busy:
+                    _log.warning(
+                        "group %r: %d handlers of revoked partitions still running after "
+                        "%.1f s; cancelling them (their records stay uncommitted)",
+                        self.group_id,
+                        len(busy),
+                        self.revoke_timeout_s,
+                    )
+            for task in busy:
+                task.cancel()
+            if busy:
+                await asyncio.wait(busy)
+            for key in gone:
+                self._lanes.pop(key, None)
+        finally:
+            worker.signal(token)
+
+    def _drop_waiting(self, gone: set[_Key]) -> None:
+        """Forget records of partitions this consumer no longer holds that nobody started."""
+        inbox = self._inbox
+        if any((r.topic, r.partition) in gone for r in inbox):
+            kept = [r for r in inbox if (r.topic, r.partition) not in gone]
+            inbox.clear()
+            inbox.extend(kept)
+        for key in gone:
+            lane = self._lanes.get(key)
+            if lane is not None:
+                lane.records.clear()
+        current = self._current
+        if current is not None and (current.topic, current.partition) in gone:
+            self._current = None
+
+    async def _worker_call(self, fn: Callable[[], T]) -> T:
+        return await self._running()[1].call(fn)
+
+    async def _fetch(self, want: int = DEFAULT_BATCH) -> None:
+        worker = self._running()[1]
+        wait = _BUSY_POLL_S if (self._lanes or self._processed) else _IDLE_POLL_S
+        await worker.call(functools.partial(self._poll, want, wait))
+
+    # ------------------------------------------------------------ run()
+
+    async def run(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_records: int | None = None,
+        timeout: float | None = None,
+    ) -> RunSummary:
+        """Await ``handler(record)`` for each record until ``max_records`` were handled,
+        ``timeout`` seconds passed, or :meth:`stop` was called (then the consumer closes).
+
+        At most ``concurrency`` handlers run at once, each on a different partition;
+        records of one partition are handled one at a time, in offset order. A failing
+        handler is retried per the retry policy (the backoff is awaited); a record that
+        still fails is dead-lettered and counts as handled. When the run ends, the
+        handlers in flight finish, the records not started wait for the next run, and
+        what was processed is committed synchronously (except with
+        ``CommitStrategy.manual()``).
+
+        Cancelling the task that awaits ``run()`` cancels the handlers in flight: their
+        records are not processed, so they are not committed; what was processed before
+        is committed, and the cancelled records come first in the next run.
+        """
+        _check_handler(handler)
+        if concurrency < 1:
+            msg = f"concurrency must be >= 1, got {concurrency}"
+            raise ValueError(msg)
+        consumer = self._running()[0]
+        if self._run is not None:
+            msg = "run() is already running on this consumer"
+            raise RuntimeError(msg)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        run = self._run = _Run(
+            handler,
+            concurrency,
+            max_records,
+            commit_each=consumer.commit_strategy.kind == "per_record",
+        )
+        self._requeue_current()
+        feeder = loop.create_task(self._feed(run))
+        cancelled = False
+        try:
+            if self._stopping or (max_records is not None and max_records <= 0):
+                run.finished.set()
+            await asyncio.wait_for(run.finished.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            await self._end(run, feeder, cancel_handlers=cancelled)
+        summary = run.stats.summary(loop.time() - started)
+        if run.error is not None:
+            raise run.error
+        if self._stopping:
+            await self.close()
+        return summary
+
+    async def _feed(self, run: _Run) -> None:
+        """Poll while the run lasts, and hand records to their partitions' lanes."""
+        try:
+            while not run.finished.is_set():
+                self._dispatch(run)
+                await self._fetch()
+                self._dispatch(run)
+        except Exception as error:
+            run.fail(error)
+
+    def _dispatch(self, run: _Run) -> None:
+        inbox, lanes = self._inbox, self._lanes
+        while inbox and not run.halting and (run.limit is None or run.dispatched < run.limit):
+            record = inbox.popleft()
+            key = (record.topic, record.partition)
+            lane = lanes.get(key)
+            if lane is None:
+                lane = lanes[key] = _Lane()
+            lane.records.append(record)
+            run.dispatched += 1
+            if lane.task is None:
+                lane.task = asyncio.get_running_loop().create_task(self._drive(key, lane, run))
+
+    async def _drive(self, key: _Key, lane: _Lane, run: _Run) -> None:
+        """Handle one partition's records in order, one at a time, while the run lasts."""
+        records = lane.records
+        try:
+            while records and not run.halting:
+                async with run.slots:
+                    if run.halting or not records:
+                        break  # the run ended, or the partition was revoked, meanwhile
+                    record = records.popleft()
+                    try:
+                        await self._handle(run, record)
+                    except asyncio.CancelledError:
+                        records.appendleft(record)  # not processed: it comes first next time
+                        raise
+                    if run.commit_each:
+                        await self._worker_call(self._apply_processed)  # before the next one
+        except Exception as error:
+            run.fail(error)
+        finally:
+            lane.task = None
+            if not records and self._lanes.get(key) is lane:
+                del self._lanes[key]
+
+    async def _handle(self, run: _Run, record: Record) -> None:
+        consumer, worker = self._running()
+        stats = run.stats
+        attempts = 1
+        try:
+            await self._attempt(consumer, run.handler, record, attempts)
+        except Exception as first:
+
+            def again() -> Awaitable[None]:
+                nonlocal attempts
+                attempts += 1
+                return self._attempt(consumer, run.handler, record, attempts)
+
+            try:
+                await consumer.retry.acall(
+                    again,
+                    first_error=first,
+                    on_retry=lambda n, error, wait: consumer._retrying(
+                        record, n, error, wait, stats
+                    ),
+                )
+            except RetriesExhausted as exhausted:
+                await worker.call(
+                    functools.partial(
+                        consumer._dead_letter,
+                        record,
+                        exhausted.error,
+                        attempts=exhausted.attempts,
+                    )
+                )
+                stats.dead_lettered += 1
+        self._processed.append(record)
+        run.handled()
+
+    @staticmethod
+    async def _attempt(
+        consumer: GovernedConsumer, handler: Handler, record: Record, attempt: int
+    ) -> None:
+        if consumer._hooks.process:
+            with consumer._process_scope(record, attempt):
+                await handler(record)
+        else:
+            await handler(record)
+
+    async def _end(self, run: _Run, feeder: asyncio.Task[None], *, cancel_handlers: bool) -> None:
+        """Finish a run: stop intake, let handlers finish (or cancel them), commit."""
+        run.halting = True
+        run.finished.set()
+        feeder.cancel()
+        lanes = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if cancel_handlers:
+            for task in lanes:
+                task.cancel()
+        try:
+            # If this wait is cancelled, gather() cancels the handlers too.
+            await asyncio.gather(feeder, *lanes, return_exceptions=True)
+        finally:
+            unstarted = [r for lane in self._lanes.values() for r in lane.records]
+            self._lanes.clear()
+            self._inbox.extendleft(reversed(unstarted))
+            consumer, worker = self._consumer, self._worker
+            assert consumer is not None
+            assert worker is not None
+            try:
+                if self._stopping or consumer.commit_strategy.kind != "manual":
+                    reason = "close" if self._stopping else "routine"
+                    await worker.call(functools.partial(self._commit_processed, reason))
+            finally:
+                self._run = None
+                run.done.set_result(None)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` (or ``async for``) to finish the records in flight, commit, and
+        leave the group. Safe to call from any thread and from a signal handler.
+        """
+        self._stopping = True
+        run, loop = self._run, self._loop
+        if run is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+                loop.call_soon_threadsafe(run.finished.set)
+
+    # ------------------------------------------------------------ async for
+
+    def __aiter__(self) -> AsyncGovernedConsumer:
+        self._requeue_current()
+        return self
+
+    async def __anext__(self) -> Record:
+        """The next record. The one before counts as processed now.
+
+        Leaving the loop (``break``, an exception, cancellation) leaves the current
+        record unprocessed: the next ``async for`` on this consumer yields it again, and
+        it is never committed before. Call :meth:`mark_processed` before ``break`` if it
+        was. Errors in the loop body are yours: use :meth:`run` for retries and dead
+        letters.
+        """
+        consumer, worker = self._running()
+        if self._run is not None:
+            msg = "async for cannot read while run() is running on this consumer"
+            raise RuntimeError(msg)
+        current = self._current
+        if current is not None:
+            self._current = None
+            self._processed.append(current)
+            if consumer.commit_strategy.kind == "per_record":
+                await worker.call(self._apply_processed)
+        while not self._stopping:
+            if self._inbox:
+                record = self._current = self._inbox.popleft()
+                return record
+            await self._fetch()
+        await self.close()  # commits what was processed, like run() after stop()
+        raise StopAsyncIteration
+
+    def _requeue_current(self) -> None:
+        current = self._current
+        if current is not None:
+            self._current = None
+            self._inbox.appendleft(current)
+
+    # ------------------------------------------------------------ by hand
+
+    async def poll_batch(
+        self, *, max_records: int = DEFAULT_BATCH, timeout: float = 1.0
+    ) -> list[Record]:
+        """Up to ``max_records`` records (possibly none) within ``timeout`` seconds.
+
+        Each must come back through :meth:`mark_processed` once processed.
+        """
+        self._running()
+        if self._run is not None:
+            msg = "poll_batch() cannot read while run() is running on this consumer"
+            raise RuntimeError(msg)
+        self._requeue_current()
+        deadline = time.monotonic() + timeout
+        while not self._inbox:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self._fetch_for(max_records, min(left, _IDLE_POLL_S))
+        inbox = self._inbox
+        return [inbox.popleft() for _ in range(min(max_records, len(inbox)))]
+
+    async def _fetch_for(self, want: int, wait: float) -> None:
+        worker = self._running()[1]
+        await worker.call(functools.partial(self._poll, want, wait))
+
+    def mark_processed(self, record: Record) -> None:
+        """Count ``record`` as processed (see ``GovernedConsumer.mark_processed``).
+
+        It takes effect at the consumer's next call (poll, commit, lag, close).
+        """
+        if record is self._current:
+            self._current = None
+        self._processed.append(record)
+
+    async def commit(self) -> None:
+        """Commit every processed offset now, synchronously.
+
+        Raises :class:`~governed_kafka.errors.BrokerError` if the broker refuses.
+        """
+        consumer, worker = self._running()
+
+        def commit() -> None:
+            self._apply_processed()
+            consumer.commit()
+
+        await worker.call(commit)
+
+    async def lag(self, *, timeout: float = 10.0) -> LagReport:
+        """Lag of every assigned partition (see ``GovernedConsumer.lag``)."""
+        consumer, worker = self._running()
+
+        def lag() -> LagReport:
+            self._apply_processed()
+            return consumer.lag(timeout=timeout)
+
+        return await worker.call(lag)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def close(self) -> None:
+        """Commit processed offsets, leave the group, and release the consumer.
+
+        A :meth:`run` in progress is stopped first: its handlers in flight finish.
+        """
+        run = self._run
+        if run is not None:
+            self.stop()
+            await asyncio.shield(run.done)
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)  # every caller returns once it is closed
+
+    async def _close(self) -> None:
+        async with self._starting:  # a start() in progress finishes first
+            self._closed = True
+        consumer, worker = self._consumer, self._worker
+        if consumer is None or worker is None:
+            return
+
+        def close() -> None:
+            self._apply_processed()
+            consumer.close()
+
+        try:
+            await worker.call(close)
+        finally:
+            worker.stop()
+
+    async def __aenter__(self) -> AsyncGovernedConsumer:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "started" if self._consumer else "not started"
+        return f"<AsyncGovernedConsumer service={self.service!r} group={self.group_id!r} {state}>"
