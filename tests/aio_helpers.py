@@ -6,13 +6,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import threading
-import time
 from collections.abc import Iterator
 
 from governed_kafka import profiles
-from governed_kafka.testing import LocalBroker
 
 #: A profile whose local queue holds five records: a paused broker fills it at once.
 TINY_QUEUE = profiles.Profile(
@@ -82,29 +79,6 @@ async def ticks_during(awaitable: asyncio.Future[object], *, every_s: float = 0.
     finally:
         ticker.cancel()
     return count
-
-
-def freeze(broker: LocalBroker, *, timeout: float = 5.0) -> None:
-    """Pause ``broker`` and return once every one of its threads is stopped.
-
-    ``SIGSTOP`` reaches each thread of the process on its own; a thread that is running
-    at that moment (on a busy machine, for a few milliseconds) can still answer a request
-    sent right after ``pause()`` returns.
-    """
-    broker.pause()
-    tasks = f"/proc/{broker.pid}/task"
-    deadline = time.monotonic() + timeout
-    while True:
-        states = []
-        for tid in os.listdir(tasks):
-            with contextlib.suppress(FileNotFoundError), open(f"{tasks}/{tid}/stat") as stat:
-                states.append(stat.read().rsplit(")", 1)[1].split()[0])
-        if states and all(state in "Tt" for state in states):
-            return
-        if time.monotonic() > deadline:
-            msg = f"broker threads not stopped {timeout} s after SIGSTOP: {states}"
-            raise TimeoutError(msg)
-        time.sleep(0.001)
 
 
 async def threads_gone(prefix: str, *, timeout: float = 15.0) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from aio_helpers import freeze, threads_gone
+from aio_helpers import threads_gone
 from conftest import CatalogFactory
 from governed_kafka import (
     Catalog,
@@ -712,7 +712,7 @@ async def test_a_cancelled_start_leaves_the_group_again(
     bootstrap = stallable.bootstrap_servers
     create_topics(bootstrap, [(topic_name, 2, {})])
     abandoned = _consumer(catalog, bootstrap, topic_name, group, verify_topics=True)
-    freeze(stallable)
+    stallable.pause()
     try:
         start = asyncio.ensure_future(abandoned.start())
         await asyncio.sleep(0.5)

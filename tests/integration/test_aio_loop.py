@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aio_helpers import TINY_QUEUE, freeze, slow_callbacks
+from aio_helpers import TINY_QUEUE, slow_callbacks
 from governed_kafka import BackpressureTimeout, Catalog, CommitStrategy, Record
 from governed_kafka.aio import AsyncGovernedConsumer, AsyncGovernedProducer
 from governed_kafka.testing import LocalBroker
@@ -88,7 +88,7 @@ async def test_no_call_blocks_the_loop_while_the_broker_is_stalled(tmp_path: Pat
             # so the blocked call returns and is reported instead of hanging the test.
             safety = threading.Timer(15, broker.resume)
             with slow_callbacks(THRESHOLD_S) as reports:
-                freeze(broker)
+                broker.pause()
                 safety.start()
                 try:
                     # The queue holds five records: the other fifteen wait, then are refused.

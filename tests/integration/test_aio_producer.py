@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aio_helpers import TINY_QUEUE, freeze, ticks_during
+from aio_helpers import TINY_QUEUE, ticks_during
 from conftest import CatalogFactory
 from governed_kafka import (
     BackpressureTimeout,
@@ -272,7 +272,7 @@ async def test_a_full_queue_is_awaited_then_refused_with_backpressure_timeout(
     )
     async with producer:
         await producer.send(topic_name, b"warm-up", key=b"k")
-        freeze(stallable)
+        stallable.pause()
         try:
             accepted = [producer.send_nowait(topic_name, f"{i}", key=b"k") for i in range(5)]
             late = producer.send_nowait(topic_name, b"late", key=b"k")
@@ -313,7 +313,7 @@ async def test_send_observers_hear_of_a_record_refused_for_backpressure(
     )
     async with producer:
         await producer.send(topic_name, b"warm-up", key=b"k")
-        freeze(stallable)
+        stallable.pause()
         try:
             accepted = [producer.send_nowait(topic_name, f"{i}", key=b"k") for i in range(5)]
             late = producer.send_nowait(topic_name, b"late", key=b"k")
@@ -330,7 +330,7 @@ async def test_records_that_wait_for_room_keep_their_send_order(
 ) -> None:
     """Records sent while earlier ones wait for room, even once room appears, are written
     after them, in send order."""
-    freeze(stallable)
+    stallable.pause()
     try:
         futures = [tiny.send_nowait(topic_name, f"{i}", key=b"k") for i in range(40)]
         await asyncio.sleep(0.3)
@@ -351,7 +351,7 @@ async def test_cancelling_a_send_that_waits_for_room_withdraws_the_record(
     stallable: LocalBroker, tiny: AsyncGovernedProducer, topic_name: str
 ) -> None:
     """A send cancelled while it waits for room in the queue is never written."""
-    freeze(stallable)
+    stallable.pause()
     try:
         accepted = [tiny.send_nowait(topic_name, f"{i}", key=b"k") for i in range(5)]
         withdrawn = tiny.send_nowait(topic_name, b"withdrawn", key=b"k")
@@ -376,7 +376,7 @@ async def test_a_record_that_is_not_delivered_fails_its_future(
     )
     async with producer:
         await producer.send(topic_name, b"warm-up", key=b"k")
-        freeze(stallable)
+        stallable.pause()
         try:
             with pytest.raises(DeliveryError) as failed:
                 await asyncio.wait_for(producer.send(topic_name, b"x", key=b"lost"), 15)
@@ -390,7 +390,7 @@ async def test_flush_waits_for_records_still_waiting_for_room(
     stallable: LocalBroker, tiny: AsyncGovernedProducer, topic_name: str
 ) -> None:
     """flush() counts records that wait for room as remaining, and returns 0 once all land."""
-    freeze(stallable)
+    stallable.pause()
     try:
         futures = [tiny.send_nowait(topic_name, f"{i}", key=b"k") for i in range(12)]
         remaining = await tiny.flush(timeout=0.3)

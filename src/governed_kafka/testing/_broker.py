@@ -286,10 +286,33 @@ class LocalBroker:
             self._terminate()
         return self.start()
 
-    def pause(self) -> None:
-        """Freeze the broker process (``SIGSTOP``): connections stay open, nothing answers."""
-        if self._process is not None:
-            os.kill(self._process.pid, signal.SIGSTOP)
+    def pause(self, *, timeout: float = 5.0) -> None:
+        """Freeze the broker process (``SIGSTOP``): connections stay open, nothing answers.
+
+        Returns once every thread of the broker is stopped (where ``/proc`` tells):
+        ``SIGSTOP`` reaches each thread on its own, and one still running for a few
+        milliseconds could answer a request sent right after ``pause()`` returned.
+        """
+        if self._process is None:
+            return
+        pid = self._process.pid
+        os.kill(pid, signal.SIGSTOP)
+        tasks = Path(f"/proc/{pid}/task")
+        if not tasks.is_dir():
+            return  # no /proc: the signal is all there is to wait for
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for task in tasks.iterdir():
+                with contextlib.suppress(OSError):
+                    stat = (task / "stat").read_text()
+                    states.append(stat.rsplit(")", 1)[1].split()[0])
+            if states and all(state in "Tt" for state in states):
+                return
+            if time.monotonic() > deadline:
+                msg = f"broker threads not stopped {timeout} s after SIGSTOP: {states}"
+                raise BrokerStartError(msg, log=self.log_tail())
+            time.sleep(0.001)
 
     def resume(self) -> None:
         """Continue a paused broker (``SIGCONT``)."""
