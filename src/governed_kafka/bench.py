@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import struct
 import threading
 import time
@@ -58,7 +59,7 @@ class BenchSettings:
     """What to measure."""
 
     messages: int = 20_000
-    value_size: int = 100
+    value_size: int = 1024
     keys: int = 1_000
     partitions: int = 6
     value_format: Literal["bytes"] = "bytes"
@@ -419,8 +420,30 @@ def _create_topic(bootstrap: str, topic: str, settings: BenchSettings) -> None:
             raise _kafka.broker_error(exc, f"create benchmark topic {topic!r}") from exc
 
 
+def _payload(size: int) -> bytes:
+    """``size`` bytes that compress like real event payloads (JSON-ish text, about 2:1).
+
+    A value of one repeated byte would flatter compression; random bytes would deny it.
+    """
+    rng = random.Random(size)
+    parts: list[bytes] = []
+    length = 0
+    while length < size:
+        part = (
+            f'{{"order_id":"o-{rng.randrange(10**8):08d}","sku":"sku-{rng.randrange(500)}",'
+            f'"qty":{rng.randrange(1, 9)},"price_cents":{rng.randrange(100, 99999)},'
+            f'"note":"{rng.choice(_WORDS)} {rng.choice(_WORDS)}"}}'
+        ).encode()
+        parts.append(part)
+        length += len(part)
+    return b"".join(parts)[:size]
+
+
+_WORDS = ("gift", "express", "fragile", "repeat", "priority", "bulk", "return", "new")
+
+
 def _value(settings: BenchSettings) -> bytes:
-    return _TIMESTAMP.pack(time.monotonic_ns()) + b"x" * (settings.value_size - _TIMESTAMP.size)
+    return _TIMESTAMP.pack(time.monotonic_ns()) + _payload(settings.value_size - _TIMESTAMP.size)
 
 
 class _Bench:
@@ -494,7 +517,7 @@ class _Bench:
         reading.start()
         deliveries: list[float] = []
         interval = 1 / settings.latency_rate
-        payload = b"x" * (settings.value_size - _TIMESTAMP.size)
+        payload = _payload(settings.value_size - _TIMESTAMP.size)
         begin = time.perf_counter()
         for i in range(settings.latency_messages):
             wait = begin + i * interval - time.perf_counter()
@@ -582,7 +605,10 @@ def plot(report: BenchReport, path: str) -> list[str]:
         yerr = [[y - row.produce_msgs_per_s.low], [row.produce_msgs_per_s.high - y]]
         marker = "s" if row.name == RAW else "o"
         axes.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, capsize=3)
-        axes.annotate(row.name, (x, y), textcoords="offset points", xytext=(6, 6))
+        # Alternate label heights so that neighbouring points keep readable labels.
+        axes.annotate(
+            row.name, (x, y), textcoords="offset points", xytext=(6, 6 if len(labels) % 2 else -14)
+        )
         labels.append(row.name)
     settings = report.settings
     axes.set_xlabel("p99 send-to-delivery latency (ms, steady rate)")

@@ -18,7 +18,7 @@ from ._common import clean_errors, console, err_console, fail, main
 
 #: Session timeout for benchmark consumers on the embedded broker: its group joins take
 #: about half of it, and nothing else shares that broker.
-_EMBEDDED_SESSION_TIMEOUT_MS = 2000
+_EMBEDDED_SESSION_TIMEOUT_MS = 4000
 
 
 def _rate(value: Figure) -> str:
@@ -102,6 +102,14 @@ def _broker(bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
         broker.stop()
 
 
+def _writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
 @main.command()
 @click.option("--bootstrap-servers", help="Cluster to measure; default: start the embedded broker.")
 @click.option(
@@ -112,7 +120,9 @@ def _broker(bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
     help="Comma-separated profiles to compare.",
 )
 @click.option("--messages", default=20_000, show_default=True, help="Records per produce run.")
-@click.option("--value-size", default=100, show_default=True, help="Bytes per value.")
+@click.option(
+    "--value-size", default=1024, show_default=True, help="Bytes per value (JSON-like text)."
+)
 @click.option("--keys", default=1_000, show_default=True, help="Distinct keys (cardinality).")
 @click.option("--partitions", default=6, show_default=True, help="Partitions of each test topic.")
 @click.option(
@@ -166,6 +176,9 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
             import matplotlib  # noqa: F401
         except ImportError:
             fail('--plot needs matplotlib: pip install "governed-kafka[plot]"')
+    for output in (json_path, plot_path):
+        if output:  # find out now, not after minutes of measuring, that it cannot be written
+            _writable(Path(output))
     with _broker(bootstrap_servers) as (servers, label):
         consumer_overrides = (
             () if bootstrap_servers else (("session.timeout.ms", _EMBEDDED_SESSION_TIMEOUT_MS),)
