@@ -425,7 +425,7 @@ def _payload(size: int) -> bytes:
 
     A value of one repeated byte would flatter compression; random bytes would deny it.
     """
-    rng = random.Random(size)
+    rng = random.Random(size)  # noqa: S311 - benchmark payloads, not secrets
     parts: list[bytes] = []
     length = 0
     while length < size:
