@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from pathlib import Path
 
+import confluent_kafka
 import matplotlib.image
 import pytest
 
 from governed_kafka import profiles
 from governed_kafka._stats import summarize
-from governed_kafka.bench import RAW, BenchReport, BenchRow, BenchSettings, plot
+from governed_kafka.bench import RAW, BenchReport, BenchRow, BenchSettings, environment, plot
 
 
 def _row(name: str, rate: float, p99: float) -> BenchRow:
@@ -54,3 +57,10 @@ def test_settings_refuse_nonsense(field: str, value: int, fragment: str) -> None
     """Settings that cannot be measured are refused with the field named."""
     with pytest.raises(ValueError, match=fragment):
         BenchSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_environment_names_the_installed_client_versions() -> None:
+    found = environment()
+    assert found["confluent-kafka"] == importlib.metadata.version("confluent-kafka")
+    assert found["librdkafka"] == confluent_kafka.libversion()[0]
+    assert found["python"] == platform.python_version()

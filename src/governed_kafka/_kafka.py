@@ -8,6 +8,7 @@ It creates the librdkafka clients from governed configuration dicts and translat
 from __future__ import annotations
 
 import concurrent.futures
+import importlib.metadata
 import json
 import logging
 import re
@@ -62,7 +63,7 @@ _PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}
 def client_versions() -> dict[str, str]:
     """Versions of the client libraries underneath, for logs and benchmark reports."""
     return {
-        "confluent-kafka": confluent_kafka.version()[0],
+        "confluent-kafka": importlib.metadata.version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
     }
 
