@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import time
 from pathlib import Path
 
 import confluent_kafka
 import matplotlib.image
 import pytest
 
-from governed_kafka import profiles
+from governed_kafka import LocalSchemaRegistry, profiles
 from governed_kafka._stats import summarize
-from governed_kafka.bench import RAW, BenchReport, BenchRow, BenchSettings, environment, plot
+from governed_kafka.avro import AvroReader, parse_schema
+from governed_kafka.bench import (
+    AVRO_SCHEMA,
+    RAW,
+    BenchReport,
+    BenchRow,
+    BenchSettings,
+    _catalog,
+    _Values,
+    environment,
+    plot,
+)
 
 
 def _row(name: str, rate: float, p99: float) -> BenchRow:
@@ -51,9 +63,10 @@ def test_plot_labels_every_row(tmp_path: Path) -> None:
         ("messages", 0, "messages"),
         ("repeats", 0, "repeats"),
         ("latency_rate", 0, "latency_rate"),
+        ("value_format", "json", "value_format"),
     ],
 )
-def test_settings_refuse_nonsense(field: str, value: int, fragment: str) -> None:
+def test_settings_refuse_nonsense(field: str, value: object, fragment: str) -> None:
     """Settings that cannot be measured are refused with the field named."""
     with pytest.raises(ValueError, match=fragment):
         BenchSettings(**{field: value})  # type: ignore[arg-type]
@@ -64,3 +77,30 @@ def test_environment_names_the_installed_client_versions() -> None:
     assert found["confluent-kafka"] == importlib.metadata.version("confluent-kafka")
     assert found["librdkafka"] == confluent_kafka.libversion()[0]
     assert found["python"] == platform.python_version()
+
+
+@pytest.mark.parametrize("size", [60, 200, 1024, 5000])
+def test_avro_values_are_wire_format_of_the_requested_size(tmp_path: Path, size: int) -> None:
+    """The raw row's Avro bytes are what the governed reader decodes, at the asked size."""
+    values = _Values(BenchSettings(value_format="avro", value_size=size), tmp_path)
+    sent = time.monotonic_ns()  # what the benchmark sends: a send time on this clock
+    value = values.value(sent)
+    assert values.encode is not None
+    assert values.decode is not None
+    data = values.encode(value)
+    assert len(data) == size
+    assert values.sent_ns(values.decode(data)) == sent
+    assert values.schema is not None
+    registry = LocalSchemaRegistry.from_catalog(_catalog("bench.t", 3, values.schema))
+    reader = AvroReader(registry, topic="bench.t", reader_schema=parse_schema(AVRO_SCHEMA))
+    assert reader.decode(data) == value
+
+
+def test_byte_values_carry_their_send_time(tmp_path: Path) -> None:
+    values = _Values(BenchSettings(value_size=100), tmp_path)
+    value = values.value(42)
+    assert isinstance(value, bytes)
+    assert len(value) == 100
+    assert values.sent_ns(value) == 42
+    assert values.encode is None
+    assert values.schema is None

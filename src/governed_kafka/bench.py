@@ -5,8 +5,13 @@ confluent-kafka row with the same durability settings: idempotence and ``acks=al
 and each repetition, on a fresh topic:
 
 1. **produce**: send ``messages`` records as fast as the client takes them and wait
-   until all are delivered: records/s and MB/s;
-2. **consume**: a fresh consumer group reads them back, decoding each value and
+   until all are delivered: records/s and MB/s. Values are ``value_size`` bytes of
+   JSON-like text (``value_format="bytes"``), or Avro records of about that size in the
+   Confluent wire format (``"avro"``): each variant then encodes every record, the
+   governed producer checking it against the contract's schema first, the raw client
+   with plain fastavro;
+2. **consume**: a fresh consumer group reads them back, decoding each value (Avro
+   values: the governed consumer by schema id, the raw one with plain fastavro) and
    committing in batches of 500: records/s from the first record to the last (the
    group join is not timed);
 3. **latency**: ``latency_messages`` records sent at a steady ``latency_rate`` while the
@@ -22,28 +27,34 @@ A warm-up run per variant (produce only) is not recorded. Each figure is the med
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import platform
 import random
 import struct
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Final, Literal, Protocol
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
 
 import attrs
+import fastavro
 
 from . import _kafka, profiles
 from ._librdkafka_keys import GLOBAL_KEYS
 from ._stats import Figure, percentile, summarize
+from .avro import frame, parse_schema, schema_id_of
 from .commit import CommitStrategy
 from .consumer import GovernedConsumer, Record
 from .contracts import Catalog
 from .producer import GovernedProducer
 
-__all__ = ["BenchReport", "BenchRow", "BenchSettings", "environment", "run_bench"]
+__all__ = ["AVRO_SCHEMA", "BenchReport", "BenchRow", "BenchSettings", "environment", "run_bench"]
 
 #: Name of the raw-client row.
 RAW: Final = "raw confluent-kafka"
@@ -62,7 +73,7 @@ class BenchSettings:
     value_size: int = 1024
     keys: int = 1_000
     partitions: int = 6
-    value_format: Literal["bytes"] = "bytes"
+    value_format: Literal["bytes", "avro"] = "bytes"
     repeats: int = 3
     latency_messages: int = 2_000
     latency_rate: int = 2_000
@@ -80,6 +91,9 @@ class BenchSettings:
             if getattr(self, name) < 1:
                 msg = f"{name} must be >= 1"
                 raise ValueError(msg)
+        if self.value_format not in {"bytes", "avro"}:
+            msg = f"value_format must be 'bytes' or 'avro', not {self.value_format!r}"
+            raise ValueError(msg)
         if self.latency_rate < 1:
             msg = "latency_rate must be >= 1 record per second"
             raise ValueError(msg)
@@ -167,9 +181,12 @@ class _Reader(Protocol):
     """A consumer of one variant, reading one topic in one group."""
 
     def read(
-        self, want: int, counts: Callable[[bytes], bool], stop: threading.Event | None = None
+        self, want: int, counts: Callable[[Any], bool], stop: threading.Event | None = None
     ) -> float:
-        """Read until ``want`` records counted (``counts(value)`` is true); return their rate."""
+        """Read until ``want`` records counted (``counts(value)`` is true); return their rate.
+
+        ``value`` is the decoded value: bytes, or the Avro record as a dict.
+        """
 
     def close(self) -> None:
         """Commit and leave the group."""
@@ -179,9 +196,9 @@ class _Clients(Protocol):
     """The producer and consumers of one variant, behind one small interface."""
 
     def send(
-        self, topic: str, value: bytes, key: bytes, on_done: Callable[[float], None] | None
+        self, topic: str, value: object, key: bytes, on_done: Callable[[float], None] | None
     ) -> None:
-        """Send one record; ``on_done(seconds)`` when its delivery report reaches us."""
+        """Send one record (encoding it); ``on_done(seconds)`` when its delivery is reported."""
 
     def flush(self) -> None:
         """Wait until everything sent is delivered."""
@@ -228,7 +245,7 @@ class _GovernedReader:
         self.consumer = consumer
 
     def read(
-        self, want: int, counts: Callable[[bytes], bool], stop: threading.Event | None = None
+        self, want: int, counts: Callable[[Any], bool], stop: threading.Event | None = None
     ) -> float:
         rate = _Rate()
 
@@ -268,7 +285,7 @@ class _Governed:
         )
 
     def send(
-        self, topic: str, value: bytes, key: bytes, on_done: Callable[[float], None] | None
+        self, topic: str, value: object, key: bytes, on_done: Callable[[float], None] | None
     ) -> None:
         if on_done is None:
             self.producer.send(topic, value, key=key)
@@ -302,20 +319,25 @@ class _Governed:
 
 
 class _RawReader:
-    def __init__(self, consumer: _kafka.Consumer) -> None:
+    def __init__(self, consumer: _kafka.Consumer, decode: Callable[[bytes], Any] | None) -> None:
         self.consumer = consumer
+        self.decode = decode
 
     def read(
-        self, want: int, counts: Callable[[bytes], bool], stop: threading.Event | None = None
+        self, want: int, counts: Callable[[Any], bool], stop: threading.Event | None = None
     ) -> float:
         rate = _Rate()
+        decode = self.decode
         deadline = time.monotonic() + _READ_TIMEOUT_S
         while rate.seen < want and time.monotonic() < deadline:
             if stop is not None and stop.is_set():
                 break
             batch = self.consumer.consume(500, 0.2)
             for msg in batch:
-                if msg.error() is None and counts(msg.value() or b""):
+                if msg.error() is not None:
+                    continue
+                data = msg.value() or b""
+                if counts(data if decode is None else decode(data)):
                     rate.tick()
             if batch:
                 # Batched commits, as the governed consumer makes them.
@@ -327,9 +349,10 @@ class _RawReader:
 
 
 class _Raw:
-    def __init__(self, bootstrap: str, settings: BenchSettings) -> None:
+    def __init__(self, bootstrap: str, settings: BenchSettings, values: _Values) -> None:
         self.bootstrap = bootstrap
         self.settings = settings
+        self.values = values
         config: dict[str, object] = {
             "bootstrap.servers": bootstrap,
             "client.id": f"{_SERVICE}-raw",
@@ -342,12 +365,14 @@ class _Raw:
         self.sends = 0
 
     def send(
-        self, topic: str, value: bytes, key: bytes, on_done: Callable[[float], None] | None
+        self, topic: str, value: object, key: bytes, on_done: Callable[[float], None] | None
     ) -> None:
         callback = None if on_done is None else _Stopwatch(on_done)
+        encode = self.values.encode
+        data: Any = value if encode is None else encode(value)
         while True:
             try:
-                self.producer.produce(topic, value, key, on_delivery=callback)
+                self.producer.produce(topic, data, key, on_delivery=callback)
                 break
             except BufferError:
                 self.producer.poll(0.01)
@@ -374,7 +399,7 @@ class _Raw:
         }
         consumer = _kafka.new_consumer(config)
         consumer.subscribe([topic])
-        return _RawReader(consumer)
+        return _RawReader(consumer, self.values.decode)
 
 
 class _Stopwatch:
@@ -390,21 +415,19 @@ class _Stopwatch:
         self.on_done(time.perf_counter() - self.started)
 
 
-def _catalog(topic: str, partitions: int) -> Catalog:
-    return Catalog.from_dict(
-        {
-            "topics": [
-                {
-                    "name": topic,
-                    "partitions": partitions,
-                    "replication_factor": 1,
-                    "key": "required",
-                    "producers": [_SERVICE],
-                    "consumers": [_SERVICE],
-                }
-            ]
-        }
-    )
+def _catalog(topic: str, partitions: int, schema: Path | None) -> Catalog:
+    contract: dict[str, object] = {
+        "name": topic,
+        "partitions": partitions,
+        "replication_factor": 1,
+        "key": "required",
+        "producers": [_SERVICE],
+        "consumers": [_SERVICE],
+    }
+    if schema is None:
+        return Catalog.from_dict({"topics": [contract]})
+    contract["value_schema"] = schema.name
+    return Catalog.from_dict({"topics": [contract]}, path=schema.parent / "governance.toml")
 
 
 def _create_topic(bootstrap: str, topic: str, settings: BenchSettings) -> None:
@@ -442,23 +465,108 @@ def _payload(size: int) -> bytes:
 _WORDS = ("gift", "express", "fragile", "repeat", "priority", "bulk", "return", "new")
 
 
-def _value(settings: BenchSettings) -> bytes:
-    return _TIMESTAMP.pack(time.monotonic_ns()) + _payload(settings.value_size - _TIMESTAMP.size)
+#: The benchmark's Avro record: the send time (for end-to-end latency) and order-like fields;
+#: ``note`` pads the encoded record to the requested value size.
+AVRO_SCHEMA: Final[dict[str, object]] = {
+    "type": "record",
+    "name": "BenchEvent",
+    "namespace": "governed_kafka.bench",
+    "fields": [
+        {"name": "sent_ns", "type": "long"},
+        {"name": "order_id", "type": "string"},
+        {"name": "sku", "type": "string"},
+        {"name": "qty", "type": "int"},
+        {"name": "price_cents", "type": "long"},
+        {"name": "note", "type": "string"},
+    ],
+}
+
+
+class _Values:
+    """The values of one benchmark: how to make one, and how the raw client encodes it.
+
+    ``encode``/``decode`` are the raw client's own (de)serialization, ``None`` for bytes;
+    the governed clients use the topic's contract instead.
+    """
+
+    def __init__(self, settings: BenchSettings, schema_dir: Path) -> None:
+        self.schema: Path | None = None
+        self.encode: Callable[[Any], bytes] | None = None
+        self.decode: Callable[[bytes], Any] | None = None
+        if settings.value_format == "bytes":
+            self.payload: object = _payload(settings.value_size - _TIMESTAMP.size)
+            return
+        self.schema = schema_dir / "bench_event.avsc"
+        self.schema.write_text(json.dumps(AVRO_SCHEMA), encoding="utf-8")
+        parsed = fastavro.parse_schema(AVRO_SCHEMA)
+        header = frame(schema_id_of(parse_schema(AVRO_SCHEMA)), b"")
+        record: dict[str, object] = {
+            "order_id": "o-00012345",
+            "sku": "sku-17",
+            "qty": 2,
+            "price_cents": 4999,
+            "note": "",
+        }
+        # Pad ``note`` until the framed record is value_size bytes (its length prefix grows too).
+        target = settings.value_size - _HEADER_SIZE
+        pad = max(target - len(self._avro(parsed, {"sent_ns": time.monotonic_ns(), **record})), 0)
+        while True:
+            record["note"] = _payload(pad).decode("ascii")
+            size = len(self._avro(parsed, {"sent_ns": time.monotonic_ns(), **record}))
+            if size <= target or pad == 0:
+                break
+            pad -= size - target
+        self.payload = record
+
+        def encode(value: dict[str, object]) -> bytes:
+            return header + self._avro(parsed, value)
+
+        def decode(data: bytes) -> dict[str, object]:
+            buffer = io.BytesIO(data)
+            buffer.seek(_HEADER_SIZE)
+            return fastavro.schemaless_reader(buffer, parsed, None)  # type: ignore[return-value]
+
+        self.encode, self.decode = encode, decode
+
+    @staticmethod
+    def _avro(parsed: Any, value: dict[str, object]) -> bytes:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, parsed, value)
+        return buffer.getvalue()
+
+    def value(self, sent_ns: int) -> object:
+        """A value carrying ``sent_ns``, the send time on the monotonic clock."""
+        if isinstance(self.payload, bytes):
+            return _TIMESTAMP.pack(sent_ns) + self.payload
+        return {"sent_ns": sent_ns, **self.payload}  # type: ignore[dict-item]
+
+    def sent_ns(self, value: Any) -> int:
+        """The send time carried by a decoded ``value``."""
+        if isinstance(value, dict):
+            sent: int = value["sent_ns"]
+            return sent
+        stamp: int = _TIMESTAMP.unpack_from(value)[0]
+        return stamp
+
+
+_HEADER_SIZE: Final = 5
 
 
 class _Bench:
-    def __init__(self, bootstrap: str, settings: BenchSettings, progress: Progress | None) -> None:
+    def __init__(
+        self, bootstrap: str, settings: BenchSettings, progress: Progress | None, values: _Values
+    ) -> None:
         self.bootstrap = bootstrap
         self.settings = settings
         self.progress = progress or (lambda _text, _steps: None)
         self.keys = [f"key-{i:06d}".encode() for i in range(settings.keys)]
+        self.values = values
 
     def clients(self, variant: profiles.Profile | None, topic: str) -> _Clients:
         if variant is None:
-            return _Raw(self.bootstrap, self.settings)
-        return _Governed(
-            self.bootstrap, variant, _catalog(topic, self.settings.partitions), self.settings
-        )
+            return _Raw(self.bootstrap, self.settings, self.values)
+        catalog = _catalog(topic, self.settings.partitions, self.values.schema)
+        return _Governed(self.bootstrap, variant, catalog, self.settings)
 
     def run(self, variant: profiles.Profile | None, *, warm_up: bool) -> _Run:
         settings = self.settings
@@ -468,12 +576,12 @@ class _Bench:
         result = _Run()
         name = variant.name if variant else RAW
         try:
-            clients.send(topic, _value(settings), self.keys[0], None)  # connect, get a PID
+            value = self.values.value(time.monotonic_ns())
+            clients.send(topic, value, self.keys[0], None)  # connect, get a PID
             clients.flush()
             count = max(settings.messages // 10, 1) if warm_up else settings.messages
             keys = self.keys
             n_keys = len(keys)
-            value = _value(settings)
             send = clients.send
             started = time.perf_counter()
             for i in range(count):
@@ -502,9 +610,10 @@ class _Bench:
         settings = self.settings
         marker = time.monotonic_ns()
         received: list[float] = []
+        sent_ns = self.values.sent_ns
 
-        def counts(value: bytes) -> bool:
-            sent: int = _TIMESTAMP.unpack_from(value)[0]
+        def counts(value: object) -> bool:
+            sent = sent_ns(value)
             if sent < marker:
                 return False
             received.append((time.monotonic_ns() - sent) / 1e6)
@@ -517,7 +626,7 @@ class _Bench:
         reading.start()
         deliveries: list[float] = []
         interval = 1 / settings.latency_rate
-        payload = _payload(settings.value_size - _TIMESTAMP.size)
+        value_at = self.values.value
         begin = time.perf_counter()
         for i in range(settings.latency_messages):
             wait = begin + i * interval - time.perf_counter()
@@ -525,7 +634,7 @@ class _Bench:
                 clients.serve(wait)
             clients.send(
                 topic,
-                _TIMESTAMP.pack(time.monotonic_ns()) + payload,
+                value_at(time.monotonic_ns()),
                 self.keys[i % len(self.keys)],
                 lambda seconds: deliveries.append(seconds * 1000),
             )
@@ -545,16 +654,19 @@ def run_bench(
     progress: Progress | None = None,
 ) -> BenchReport:
     """Run the benchmark against ``bootstrap_servers`` and return every row."""
-    bench = _Bench(bootstrap_servers, settings, progress)
     variants: list[profiles.Profile | None] = list(settings.profiles)
     if settings.raw_baseline:
         variants.append(None)
-    for variant in variants:
-        bench.run(variant, warm_up=True)
     runs: dict[str, list[_Run]] = {(v.name if v else RAW): [] for v in variants}
-    for _ in range(settings.repeats):
-        for variant in variants:  # interleaved: drift hits every variant alike
-            runs[variant.name if variant else RAW].append(bench.run(variant, warm_up=False))
+    # The Avro schema file lives as long as the catalogs that read it.
+    with tempfile.TemporaryDirectory(prefix="governed-kafka-bench-") as schema_dir:
+        values = _Values(settings, Path(schema_dir))
+        bench = _Bench(bootstrap_servers, settings, progress, values)
+        for variant in variants:
+            bench.run(variant, warm_up=True)
+        for _ in range(settings.repeats):
+            for variant in variants:  # interleaved: drift hits every variant alike
+                runs[variant.name if variant else RAW].append(bench.run(variant, warm_up=False))
     rows = tuple(_row(name, measured) for name, measured in runs.items())
     return BenchReport(
         settings=settings,

@@ -64,3 +64,38 @@ def test_bench_writes_every_profile_and_the_raw_baseline(tmp_path: Path) -> None
     image = matplotlib.image.imread(png)
     assert image.shape[0] > 300
     assert image.shape[1] > 400
+
+
+def test_bench_avro_encodes_and_decodes_through_the_contract(tmp_path: Path) -> None:
+    """--format avro measures schema-checked Avro records for profiles and raw alike."""
+    out = tmp_path / "avro.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--format",
+            "avro",
+            "--value-size",
+            "300",
+            "--profiles",
+            "durable,low-latency",
+            "--messages",
+            "2000",
+            "--repeats",
+            "1",
+            "--latency-messages",
+            "200",
+            "--latency-rate",
+            "1000",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "300 B Avro" in result.output
+    report = json.loads(out.read_text())
+    assert report["settings"]["value_format"] == "avro"
+    assert [row["name"] for row in report["rows"]] == ["durable", "low-latency", RAW]
+    for row in report["rows"]:
+        for figure in FIGURES:
+            assert row[figure]["median"] > 0, (row["name"], figure)

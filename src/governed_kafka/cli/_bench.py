@@ -41,7 +41,8 @@ def render(report: BenchReport) -> list[Table]:
     settings = report.settings
     throughput = Table(
         title=(
-            f"throughput: {settings.messages:,} records x {settings.value_size} B, "
+            f"throughput: {settings.messages:,} records x {settings.value_size} B "
+            f"{'Avro' if settings.value_format == 'avro' else 'bytes'}, "
             f"{settings.keys:,} keys, {settings.partitions} partitions "
             + (
                 f"(median of {settings.repeats}, dim: min-max)"
@@ -128,10 +129,10 @@ def _writable(path: Path) -> None:
 @click.option(
     "--format",
     "value_format",
-    type=click.Choice(["bytes"]),
+    type=click.Choice(["bytes", "avro"]),
     default="bytes",
     show_default=True,
-    help="Value encoding.",
+    help="Values: JSON-like bytes, or Avro records (schema-checked, wire format).",
 )
 @click.option("--repeats", default=3, show_default=True, help="Measured runs per variant.")
 @click.option(
