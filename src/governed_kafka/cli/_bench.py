@@ -41,8 +41,8 @@ def render(report: BenchReport) -> list[Table]:
     settings = report.settings
     throughput = Table(
         title=(
-            f"throughput: {settings.messages:,} records x {settings.value_size} B "
-            f"{'Avro' if settings.value_format == 'avro' else 'bytes'}, "
+            f"throughput: {settings.messages:,} records x {settings.value_size} B"
+            f"{' Avro' if settings.value_format == 'avro' else ''}, "
             f"{settings.keys:,} keys, {settings.partitions} partitions "
             + (
                 f"(median of {settings.repeats}, dim: min-max)"
