@@ -71,6 +71,11 @@ _POLL_SLICE_S: Final = 0.5
 #: Fraction of ``max.poll.interval.ms`` without a poll at which a slow handler is reported.
 _SLOW_HANDLER_FRACTION: Final = 0.8
 
+#: Longest ``close()`` waits for librdkafka to leave the group. librdkafka can wait for a
+#: rebalance in progress to end before it leaves, and with some brokers that wait does
+#: not end; processed offsets are committed before this wait starts.
+CLOSE_TIMEOUT_S: Final = 30.0
+
 #: librdkafka's default ``max.poll.interval.ms``.
 _DEFAULT_MAX_POLL_INTERVAL_MS: Final = 300_000
 
@@ -1311,11 +1316,45 @@ class GovernedConsumer:
         finally:
             self._closed = True
             try:
-                self._consumer.close()  # leaves the group; revoke commits nothing new
+                self._leave_group()
             except _kafka.KafkaException as exc:
                 _log.warning("closing consumer of %r: %s", self.group_id, exc)
             if self._dead_letter_producer is not None:
                 self._dead_letter_producer.close()
+
+    def _leave_group(self) -> None:
+        """Close the librdkafka consumer (it leaves the group), waiting ``CLOSE_TIMEOUT_S``.
+
+        librdkafka's close has no timeout, and can wait for a rebalance in progress to
+        end before it leaves; it runs on a thread of its own so that a wait that never
+        ends cannot hang the application's shutdown. Offsets were committed before, so
+        giving up costs nothing but a clean exit from the group: the coordinator evicts
+        this member after ``session.timeout.ms``.
+        """
+        failure: list[BaseException] = []
+
+        def close() -> None:
+            try:
+                self._consumer.close()  # revoke callbacks run here; they commit nothing new
+            except BaseException as exc:  # re-raised on the caller's thread
+                failure.append(exc)
+
+        closing = threading.Thread(
+            target=close, name=f"governed-kafka-close[{self.group_id}]", daemon=True
+        )
+        closing.start()
+        closing.join(CLOSE_TIMEOUT_S)
+        if closing.is_alive():
+            _log.error(
+                "group %r: the client did not leave the group within %.0f s (librdkafka "
+                "waits for a rebalance in progress); processed offsets were committed, and "
+                "the coordinator will evict this member after session.timeout.ms",
+                self.group_id,
+                CLOSE_TIMEOUT_S,
+            )
+            return
+        if failure:
+            raise failure[0]
 
     def __enter__(self) -> GovernedConsumer:
         return self

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +23,9 @@ from governed_kafka import (
     hooks,
     profiles,
 )
+from governed_kafka import consumer as consumer_module
 from governed_kafka.testing import LocalBroker
-from kafka_helpers import read_all
+from kafka_helpers import create_topics, read_all, write_catalog
 
 FAST = {"session.timeout.ms": 6000}
 
@@ -609,3 +612,39 @@ def test_rebalance_mid_stream_commits_on_revoke_and_never_past_a_gap(
     for partition, offset in processed:
         ends[partition] = max(ends.get(partition, 0), offset + 1)
     assert committed == ends
+
+
+@pytest.mark.slow
+def test_close_gives_up_leaving_the_group_after_the_close_timeout(
+    tmp_path: Path,
+    topic_name: str,
+    group: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """librdkafka's close has no timeout of its own; close() stops waiting for it after
+    CLOSE_TIMEOUT_S, says so, and what was processed is committed all the same."""
+    policy = "[policy]\nmin_replication_factor = 1\nmin_insync_replicas = 1\n"
+    catalog = Catalog.load(write_catalog(tmp_path, policy + _contracts(topic_name, dlq=False)))
+    with LocalBroker() as broker:
+        bootstrap = broker.bootstrap_servers
+        create_topics(bootstrap, [(topic_name, 3, {})])
+        _produce(catalog, bootstrap, topic_name, 30)
+        consumer = _consumer(
+            catalog, bootstrap, topic_name, group, commit=CommitStrategy.per_record()
+        )
+        summary = consumer.run(lambda _record: None, max_records=30, timeout=60)
+        assert summary.records == 30
+        monkeypatch.setattr(consumer_module, "CLOSE_TIMEOUT_S", 0.5)
+        broker.pause()  # the group cannot be left: librdkafka's close waits for the broker
+        try:
+            with caplog.at_level(logging.ERROR, logger="governed_kafka.consumer"):
+                consumer.close()
+            stuck = [t for t in threading.enumerate() if t.name == f"governed-kafka-close[{group}]"]
+            assert stuck, "close() returned because librdkafka's close finished, not the timeout"
+            assert f"group {group!r}: the client did not leave the group" in caplog.text
+        finally:
+            broker.resume()
+        for thread in stuck:
+            thread.join(60)
+        assert sum(_committed(bootstrap, group, topic_name, 3).values()) == 30
