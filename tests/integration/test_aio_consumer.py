@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from test_consumer import FAST, _committed, _contracts
 
 from aio_helpers import threads_gone
 from conftest import CatalogFactory
@@ -32,35 +32,6 @@ from kafka_helpers import create_topics, read_all, write_catalog
 
 pytestmark = pytest.mark.asyncio
 
-FAST = {"session.timeout.ms": 6000}
-
-
-def _contracts(topic: str, *, partitions: int = 3, dlq: bool = True) -> str:
-    text = f"""
-    [[topics]]
-    name = "{topic}"
-    owner = "team-test"
-    partitions = {partitions}
-    replication_factor = 1
-    retention_ms = 3600000
-    producers = ["checkout"]
-    consumers = ["billing"]
-    """
-    if dlq:
-        text += f"""
-    dead_letter_topic = "{topic}.dlq"
-
-    [[topics]]
-    name = "{topic}.dlq"
-    owner = "team-test"
-    partitions = 1
-    replication_factor = 1
-    retention_ms = 3600000
-    producers = ["billing"]
-    consumers = ["ops"]
-    """
-    return text
-
 
 def _produce(
     catalog: Catalog, bootstrap: str, topic: str, count: int, *, one_by_one: bool = False
@@ -73,16 +44,6 @@ def _produce(
             future = producer.send(topic, str(i).encode(), key=f"k{i % 13}")
             if one_by_one:
                 future.result(10)
-
-
-def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    """The group's committed offsets, read with a raw client outside the group."""
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
-    try:
-        tps = reader.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-    finally:
-        reader.close()
-    return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
 
 
 def _ends(bootstrap: str, topic: str) -> dict[int, int]:
