@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_consumer import FAST, _committed, _contracts
+from test_consumer import FAST, Recorder, _committed, _contracts
 
 from aio_helpers import threads_gone
 from conftest import CatalogFactory
@@ -52,38 +52,6 @@ def _ends(bootstrap: str, topic: str) -> dict[int, int]:
     for record in read_all(bootstrap, topic):
         ends[record.partition()] = record.offset() + 1
     return ends
-
-
-class Recorder(hooks.Hook):
-    """Collects commits, rebalances, backpressure and dead letters, with the time seen."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, float, Any]] = []
-        self.lock = threading.Lock()
-
-    def _add(self, name: str, details: Any) -> None:
-        with self.lock:
-            self.events.append((name, time.monotonic(), details))
-
-    def of(self, name: str) -> list[Any]:
-        with self.lock:
-            return [d for n, _, d in self.events if n == name]
-
-    def timed(self, name: str) -> list[tuple[float, Any]]:
-        with self.lock:
-            return [(t, d) for n, t, d in self.events if n == name]
-
-    def on_commit(self, details: hooks.CommitDetails) -> None:
-        self._add("commit", details)
-
-    def on_rebalance(self, details: hooks.RebalanceDetails) -> None:
-        self._add("rebalance", details)
-
-    def on_backpressure(self, details: hooks.BackpressureDetails) -> None:
-        self._add("backpressure", details)
-
-    def on_dead_letter(self, details: hooks.DeadLetterDetails) -> None:
-        self._add("dead_letter", details)
 
 
 @pytest.fixture(scope="module")

@@ -74,19 +74,23 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[
 
 
 class Recorder(hooks.Hook):
-    """Collects every event it sees."""
+    """Collects every event it sees, with the time it saw it."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
+        self.events: list[tuple[str, float, Any]] = []
         self.lock = threading.Lock()
 
     def _add(self, name: str, details: Any) -> None:
         with self.lock:
-            self.events.append((name, details))
+            self.events.append((name, time.monotonic(), details))
 
     def of(self, name: str) -> list[Any]:
         with self.lock:
-            return [d for n, d in self.events if n == name]
+            return [d for n, _, d in self.events if n == name]
+
+    def timed(self, name: str) -> list[tuple[float, Any]]:
+        with self.lock:
+            return [(t, d) for n, t, d in self.events if n == name]
 
     def on_commit(self, details: hooks.CommitDetails) -> None:
         self._add("commit", details)

@@ -32,6 +32,7 @@ from opentelemetry.trace import (
 
 from conftest import CatalogFactory
 from governed_kafka import (
+    Catalog,
     DeliveryError,
     GovernedConsumer,
     GovernedProducer,
@@ -73,6 +74,13 @@ def hook(exporter: InMemorySpanExporter) -> OpenTelemetryHook:
     return OpenTelemetryHook(tracer_provider=provider)
 
 
+def _checkout(bootstrap: str, catalog: Catalog, *hooks: object, **options: Any) -> GovernedProducer:
+    """The producing service of these tests, with ``hooks``."""
+    return GovernedProducer(
+        catalog, service="checkout", bootstrap_servers=bootstrap, hooks=hooks, **options
+    )
+
+
 def _named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.name == name]
 
@@ -111,9 +119,7 @@ def test_the_process_span_is_a_child_of_the_send_span_across_the_broker(
     """The consumer's process span has the producer's send span as parent, in one trace."""
     catalog = provisioned(_topic(topic_name))
     bootstrap = kafka_broker.bootstrap_servers
-    with GovernedProducer(
-        catalog, service="checkout", bootstrap_servers=bootstrap, hooks=[hook]
-    ) as producer:
+    with _checkout(bootstrap, catalog, hook) as producer:
         producer.send_and_wait(topic_name, b"order-1", key=b"customer-7")
     _consume(bootstrap, catalog, topic_name, hook, 1)
     [send] = _named(exporter, f"send {topic_name}")
@@ -133,12 +139,7 @@ def test_the_send_span_follows_the_messaging_conventions(
 ) -> None:
     """A send span is a PRODUCER span 'send <topic>' with the Kafka attributes, OK status."""
     catalog = provisioned(_topic(topic_name, partitions=3))
-    with GovernedProducer(
-        catalog,
-        service="checkout",
-        bootstrap_servers=kafka_broker.bootstrap_servers,
-        hooks=[hook],
-    ) as producer:
+    with _checkout(kafka_broker.bootstrap_servers, catalog, hook) as producer:
         metadata = producer.send_and_wait(topic_name, b"order-1", key=b"customer-7")
     [span] = _named(exporter, f"send {topic_name}")
     assert span.kind is SpanKind.PRODUCER
@@ -165,12 +166,7 @@ def test_the_trace_context_travels_as_a_w3c_traceparent_header(
 ) -> None:
     """The record on the broker carries traceparent naming the send span."""
     catalog = provisioned(_topic(topic_name))
-    with GovernedProducer(
-        catalog,
-        service="checkout",
-        bootstrap_servers=kafka_broker.bootstrap_servers,
-        hooks=[hook],
-    ) as producer:
+    with _checkout(kafka_broker.bootstrap_servers, catalog, hook) as producer:
         producer.send_and_wait(topic_name, b"order-1", key=b"k", headers={"app": "x"})
     [span] = _named(exporter, f"send {topic_name}")
     [record] = read_all(kafka_broker.bootstrap_servers, topic_name)
@@ -238,9 +234,7 @@ def test_the_applications_global_propagator_is_the_one_used(
     """With another global propagator, its header is written and read instead of W3C's."""
     catalog = provisioned(_topic(topic_name))
     bootstrap = kafka_broker.bootstrap_servers
-    with GovernedProducer(
-        catalog, service="checkout", bootstrap_servers=bootstrap, hooks=[hook]
-    ) as producer:
+    with _checkout(bootstrap, catalog, hook) as producer:
         producer.send_and_wait(topic_name, b"order-1", key=b"k")
     [record] = read_all(bootstrap, topic_name)
     names = [name for name, _ in record.headers() or []]
@@ -262,7 +256,7 @@ def test_the_process_span_follows_the_messaging_conventions(
     """A process span is a CONSUMER span 'process <topic>' with group, partition, offset."""
     catalog = provisioned(_topic(topic_name))
     bootstrap = kafka_broker.bootstrap_servers
-    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+    with _checkout(bootstrap, catalog) as producer:
         producer.send_and_wait(topic_name, b"order-1", key=b"customer-7")
     group = f"g-{uuid.uuid4().hex[:8]}"
     with GovernedConsumer(
@@ -304,7 +298,7 @@ def test_the_handler_runs_inside_its_process_span(
     """While the handler runs, the current span is the record's process span."""
     catalog = provisioned(_topic(topic_name))
     bootstrap = kafka_broker.bootstrap_servers
-    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+    with _checkout(bootstrap, catalog) as producer:
         producer.send_and_wait(topic_name, b"order-1", key=b"k")
     current: list[int] = []
     _consume(
@@ -329,7 +323,7 @@ def test_a_failing_attempt_marks_its_process_span_as_an_error(
     """A handler that fails once gets an ERROR span with error.type, then an OK retry span."""
     catalog = provisioned(_topic(topic_name))
     bootstrap = kafka_broker.bootstrap_servers
-    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+    with _checkout(bootstrap, catalog) as producer:
         producer.send_and_wait(topic_name, b"order-1", key=b"k")
     calls: list[int] = []
 
@@ -368,9 +362,7 @@ def test_a_batch_handler_span_links_every_records_context(
     """A batch span carries one link per record, to that record's send span."""
     catalog = provisioned(_topic(topic_name, partitions=2))
     bootstrap = kafka_broker.bootstrap_servers
-    with GovernedProducer(
-        catalog, service="checkout", bootstrap_servers=bootstrap, hooks=[hook]
-    ) as producer:
+    with _checkout(bootstrap, catalog, hook) as producer:
         for i in range(8):
             producer.send(topic_name, f"v{i}", key=f"k{i}")
     sends = {s.context.span_id for s in _named(exporter, f"send {topic_name}")}
@@ -429,12 +421,7 @@ def test_a_send_span_ends_when_the_delivery_report_arrives(
     with LocalBroker() as broker:
         catalog = provisioned(_topic(topic_name), create=False)
         create_topics(broker.bootstrap_servers, [(topic_name, 1, {})])
-        with GovernedProducer(
-            catalog,
-            service="checkout",
-            bootstrap_servers=broker.bootstrap_servers,
-            hooks=[hook],
-        ) as producer:
+        with _checkout(broker.bootstrap_servers, catalog, hook) as producer:
             producer.send_and_wait(topic_name, b"warm-up", key=b"k")
             exporter.clear()
             broker.pause()
@@ -491,12 +478,8 @@ def test_a_send_refused_by_the_client_ends_its_span_with_an_error(
 ) -> None:
     """A record librdkafka refuses at send() ends its span at once, ERROR with the code."""
     catalog = provisioned(_topic(topic_name))
-    with GovernedProducer(
-        catalog,
-        service="checkout",
-        bootstrap_servers=kafka_broker.bootstrap_servers,
-        hooks=[hook],
-        overrides={"message.max.bytes": 10_000},
+    with _checkout(
+        kafka_broker.bootstrap_servers, catalog, hook, overrides={"message.max.bytes": 10_000}
     ) as producer:
         with pytest.raises(DeliveryError):
             producer.send(topic_name, b"x" * 20_000, key=b"big")
@@ -512,12 +495,7 @@ def test_without_an_sdk_sends_carry_no_trace_header(
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     catalog = provisioned(_topic(topic_name))
     hook = OpenTelemetryHook()
-    with GovernedProducer(
-        catalog,
-        service="checkout",
-        bootstrap_servers=kafka_broker.bootstrap_servers,
-        hooks=[hook],
-    ) as producer:
+    with _checkout(kafka_broker.bootstrap_servers, catalog, hook) as producer:
         producer.send_and_wait(topic_name, b"v", key=b"k")
     assert not hook.wants_send()
     [record] = read_all(kafka_broker.bootstrap_servers, topic_name)
@@ -542,12 +520,7 @@ def test_without_an_sdk_the_hook_stays_off_the_send_path(
         is_remote=True,
         trace_flags=TraceFlags(1),
     )
-    with GovernedProducer(
-        catalog,
-        service="checkout",
-        bootstrap_servers=kafka_broker.bootstrap_servers,
-        hooks=[Counting()],
-    ) as producer:
+    with _checkout(kafka_broker.bootstrap_servers, catalog, Counting()) as producer:
         token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(upstream)))
         try:
             for future in [producer.send(topic_name, b"v", key=b"k") for _ in range(200)]:
