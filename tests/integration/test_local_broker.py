@@ -103,15 +103,27 @@ def test_no_binary_anywhere_says_how_to_install_one(monkeypatch: pytest.MonkeyPa
         LocalBroker().start()
 
 
-def test_broker_dies_with_a_killed_owner(tmp_path: Path) -> None:
-    """When the process that started the broker is SIGKILLed, the broker process dies too."""
+@pytest.mark.parametrize("starter", ["main-thread", "worker-thread"])
+def test_broker_dies_with_a_killed_owner(tmp_path: Path, starter: str) -> None:
+    """When the process that started the broker is SIGKILLed, the broker process dies too,
+    whichever thread started it; a broker started by a thread that ended stays up."""
     pid_file = tmp_path / "broker.pid"
     script = textwrap.dedent(
         f"""
-        import time
+        import threading, time
         from governed_kafka.testing import LocalBroker
-        broker = LocalBroker().start()
-        open({str(pid_file)!r}, "w").write(str(broker.pid))
+        brokers = []
+        def start():
+            brokers.append(LocalBroker().start())
+        if {starter == "worker-thread"!r}:
+            thread = threading.Thread(target=start)
+            thread.start()
+            thread.join()
+            time.sleep(1)  # the starting thread has ended: the broker must still run
+            assert brokers[0].running
+        else:
+            start()
+        open({str(pid_file)!r}, "w").write(str(brokers[0].pid))
         time.sleep(60)
         """
     )

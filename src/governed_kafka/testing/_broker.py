@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,6 +18,7 @@ from types import TracebackType
 from .. import _kafka
 from ..errors import GovernedKafkaError
 from ._proxy import FaultProxy
+from ._tied import TiedProcess
 
 __all__ = ["BrokerNotFoundError", "BrokerStartError", "LocalBroker", "find_broker_binary"]
 
@@ -79,14 +77,6 @@ def _free_port(host: str) -> int:
         return port
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    # If the process that started the broker dies without stopping it (SIGKILL,
-    # crash), the kernel kills the broker too: no orphan brokers outlive a test run.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 class LocalBroker:
     """A Tansu broker on a free loopback port, memory only.
 
@@ -122,7 +112,7 @@ class LocalBroker:
         self.port = port
         self.advertised_port = advertised_port
         self.startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: TiedProcess | None = None
         self._log_path: Path | None = None
         self._lock = threading.Lock()
 
@@ -152,7 +142,7 @@ class LocalBroker:
     @property
     def running(self) -> bool:
         """Whether the broker process is alive."""
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.running
 
     def start(self) -> LocalBroker:
         """Start the broker and wait until it answers a Metadata request."""
@@ -198,25 +188,24 @@ class LocalBroker:
             "--advertised-listener-url",
             f"tcp://{self.host}:{advertised}",
         ]
-        linux_main_thread = sys.platform.startswith("linux") and (
-            threading.current_thread() is threading.main_thread()
-        )
-        with os.fdopen(fd, "wb") as log:
-            self._process = subprocess.Popen(
+        os.close(fd)
+        # The broker dies with this process, however it ends and whichever thread
+        # started the broker (see governed_kafka.testing._tied).
+        try:
+            self._process = TiedProcess(
                 args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if linux_main_thread else None,  # noqa: PLW1509
+                log_path=self._log_path,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             )
+        except OSError as exc:
+            msg = f"cannot start the broker {binary!r}: {exc}\n{self.log_tail()}"
+            raise BrokerStartError(msg, log=self.log_tail()) from exc
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         address = (self.host, self.port or 0)
         while True:
-            if self._process is None or self._process.poll() is not None:
+            if self._process is None or not self._process.running:
                 code = self._process.returncode if self._process else None
                 msg = f"broker exited during startup (exit code {code})\n{self.log_tail()}"
                 raise BrokerStartError(msg, log=self.log_tail())
@@ -258,24 +247,14 @@ class LocalBroker:
 
     def _terminate(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGCONT)  # a paused broker cannot handle SIGTERM
-                process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            process.terminate(timeout)  # continues a paused broker first
 
     def kill(self) -> None:
         """Kill the broker at once (``SIGKILL``); its data is gone."""
         with self._lock:
-            if self._process is not None and self._process.poll() is None:
+            if self._process is not None:
                 self._process.kill()
-                self._process.wait()
 
     def restart(self) -> LocalBroker:
         """Stop and start again on the same port (memory storage: the data is gone).
@@ -317,7 +296,7 @@ class LocalBroker:
     def resume(self) -> None:
         """Continue a paused broker (``SIGCONT``)."""
         if self._process is not None:
-            os.kill(self._process.pid, signal.SIGCONT)
+            self._process.signal(signal.SIGCONT)
 
     def create_topic(
         self,
