@@ -1,20 +1,68 @@
-"""Shared fixtures: the real broker comes from governed_kafka's own pytest plugin."""
+"""Shared fixtures: the real brokers come from governed_kafka's own pytest plugin.
+
+``kafka_broker`` is parametrized over both brokers: every test that takes it runs on
+the embedded Tansu broker (the default tier) and on the session's three-node Apache
+Kafka cluster (the ``apache_kafka`` tier, ``python -m pytest -m apache_kafka``). Tests
+that need what only one of them has take ``tansu_broker`` or ``kafka_cluster``.
+"""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from governed_kafka import Catalog
-from governed_kafka.testing import LocalBroker
+from governed_kafka.testing import KafkaCluster, LocalBroker
 from kafka_helpers import create_topics, unique_topic, write_catalog
 
 pytest_plugins = ["pytester"]
 
 CatalogFactory = Callable[..., Catalog]
+
+#: Either broker; both offer ``bootstrap_servers`` and ``create_topic()``.
+Broker = LocalBroker | KafkaCluster
+
+#: xdist group of every Apache Kafka test: they share one cluster, in one worker.
+APACHE_KAFKA_GROUP = "apache-kafka"
+
+
+@pytest.fixture(scope="session")
+def tansu_broker() -> Iterator[LocalBroker]:
+    """The session's embedded broker, for tests of what only it has (pause, restart)."""
+    with LocalBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("tansu", id="tansu"),
+        pytest.param("apache-kafka", id="apache-kafka", marks=pytest.mark.apache_kafka),
+    ],
+)
+def kafka_broker(request: pytest.FixtureRequest) -> Broker:
+    """The embedded broker, or the session's Apache Kafka cluster: the test runs on both."""
+    if request.param == "tansu":
+        broker: Broker = request.getfixturevalue("tansu_broker")
+    else:
+        broker = request.getfixturevalue("kafka_cluster")
+    return broker
+
+
+def on_apache_kafka(broker: Broker) -> bool:
+    """Whether ``broker`` is the Apache Kafka cluster (replication, CreatePartitions ...)."""
+    return isinstance(broker, KafkaCluster)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Send every Apache Kafka test to the same xdist worker: one cluster per session."""
+    for item in items:
+        if item.get_closest_marker("apache_kafka") is not None:
+            item.add_marker(pytest.mark.xdist_group(APACHE_KAFKA_GROUP))
 
 
 @pytest.fixture
@@ -24,7 +72,7 @@ def topic_name() -> str:
 
 
 @pytest.fixture
-def provisioned(kafka_broker: LocalBroker, tmp_path: Path) -> CatalogFactory:
+def provisioned(kafka_broker: Broker, tmp_path: Path) -> CatalogFactory:
     """Write a contracts file, create its topics on the broker, and return the catalog.
 
     Call with the TOML text of the ``[[topics]]`` tables; a permissive local policy is

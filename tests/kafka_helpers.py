@@ -29,6 +29,7 @@ def create_topics(bootstrap: str, topics: Iterable[tuple[str, int, dict[str, str
     new = [NewTopic(n, num_partitions=p, replication_factor=1, config=c) for n, p, c in topics]
     for future in admin.create_topics(new, operation_timeout=10).values():
         future.result(10)
+    wait_visible(admin, [t.topic for t in new])
 
 
 def create_topic(
@@ -39,6 +40,31 @@ def create_topic(
     config = {k.replace("_", "."): v for k, v in configs.items()}
     new = NewTopic(name, num_partitions=partitions, replication_factor=rf, config=config)
     admin.create_topics([new], operation_timeout=10)[name].result(10)
+    wait_visible(admin, [name])
+
+
+def wait_visible(admin: AdminClient, names: list[str], *, timeout: float = 15.0) -> None:
+    """Wait until metadata shows every topic of ``names`` with a leader for each partition.
+
+    A multi-broker cluster answers CreateTopics before every broker has the new
+    metadata; asking right away can find the topic missing. Three answers in a row that
+    show it (from whichever brokers librdkafka asks) are taken as propagated.
+    """
+    deadline = time.monotonic() + timeout
+    in_a_row = 0
+    while in_a_row < 3:
+        if time.monotonic() > deadline:
+            msg = f"topics {names} not visible with leaders within {timeout} s"
+            raise TimeoutError(msg)
+        topics = admin.list_topics(timeout=5).topics
+        ready = all(
+            name in topics
+            and topics[name].error is None
+            and all(p.leader >= 0 for p in topics[name].partitions.values())
+            for name in names
+        )
+        in_a_row = in_a_row + 1 if ready else 0
+        time.sleep(0.02)
 
 
 def topic_names(bootstrap: str) -> set[str]:

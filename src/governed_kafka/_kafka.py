@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -356,6 +357,32 @@ class Admin:
             else:
                 outcome[name] = None
         return outcome
+
+    def wait_visible(self, names: Sequence[str]) -> list[str]:
+        """Wait until metadata shows each topic with a leader for every partition.
+
+        A cluster of several brokers answers CreateTopics before every broker has the
+        new metadata; a client started right after could find the topic missing.
+        Returns the names still not visible after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + self.timeout
+        pending = list(names)
+        while pending:
+            try:
+                topics = self._client.list_topics(timeout=self.timeout).topics
+            except KafkaException:
+                topics = {}
+            pending = [
+                name
+                for name in pending
+                if name not in topics
+                or topics[name].error is not None
+                or any(p.leader < 0 for p in topics[name].partitions.values())
+            ]
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return pending
 
     def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
         """Set ``configs`` on topic ``name`` (IncrementalAlterConfigs), leaving the others."""

@@ -457,12 +457,18 @@ class Cluster:
                 )
             )
         outcome = self._admin.create_topics(specs)
+        created = [name for name, error in outcome.items() if error is None]
+        not_visible = set(self._admin.wait_visible(created))
         for index, change in creates.items():
             error = outcome.get(change.topic)
             if error is None:
-                results[index] = ChangeResult(
-                    change=change, outcome="applied", message=f"created with {change.wanted}"
-                )
+                message = f"created with {change.wanted}"
+                if change.topic in not_visible:
+                    message += (
+                        f"; not yet in every broker's metadata after {self.timeout:g} s "
+                        "(clients started right away may not find it)"
+                    )
+                results[index] = ChangeResult(change=change, outcome="applied", message=message)
             else:
                 results[index] = ChangeResult(change=change, outcome="failed", message=str(error))
 

@@ -71,9 +71,9 @@ def _answered(proxy: FaultProxy) -> bool:
 
 
 @pytest.fixture
-def proxy(kafka_broker: LocalBroker) -> Iterator[FaultProxy]:
+def proxy(tansu_broker: LocalBroker) -> Iterator[FaultProxy]:
     """A proxy of this test's own in front of the session broker (seed 0)."""
-    with FaultProxy(kafka_broker.bootstrap_servers, seed=0) as started:
+    with FaultProxy(tansu_broker.bootstrap_servers, seed=0) as started:
         yield started
 
 
@@ -165,11 +165,11 @@ def _drop_pattern(proxy: FaultProxy, requests: int) -> list[bool]:
     return pattern
 
 
-def test_same_seed_drops_the_same_responses(kafka_broker: LocalBroker) -> None:
+def test_same_seed_drops_the_same_responses(tansu_broker: LocalBroker) -> None:
     """Two proxies with one seed drop the same responses of one traffic; another seed differs."""
     patterns = []
     for seed in (11, 11, 12):
-        with FaultProxy(kafka_broker.bootstrap_servers, seed=seed) as proxy:
+        with FaultProxy(tansu_broker.bootstrap_servers, seed=seed) as proxy:
             proxy.drop_responses(0.3)
             patterns.append(_drop_pattern(proxy, 40))
     first, again, other = patterns
@@ -263,7 +263,7 @@ def test_heal_ends_every_fault_at_once(proxy: FaultProxy) -> None:
         assert _response(sock) == 9
 
 
-def test_unreachable_broker_closes_the_client_connection(kafka_broker: LocalBroker) -> None:
+def test_unreachable_broker_closes_the_client_connection(tansu_broker: LocalBroker) -> None:
     """With no broker behind it, the proxy accepts, then closes, and counts the failure."""
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))
@@ -281,9 +281,9 @@ def test_bytes_that_are_not_kafka_framing_close_the_connection(proxy: FaultProxy
     assert _round_trip(proxy) == 1
 
 
-def test_stop_closes_connections_and_stops_listening(kafka_broker: LocalBroker) -> None:
+def test_stop_closes_connections_and_stops_listening(tansu_broker: LocalBroker) -> None:
     """After stop() open connections are closed and new ones are refused by the system."""
-    proxy = FaultProxy(kafka_broker.bootstrap_servers).start()
+    proxy = FaultProxy(tansu_broker.bootstrap_servers).start()
     port = proxy.port
     with _connect(proxy) as sock:
         proxy.stop()

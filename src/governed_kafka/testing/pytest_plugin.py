@@ -1,18 +1,31 @@
-"""pytest plugin: a real broker for the whole test session, and one behind a fault proxy.
+"""pytest plugin: real brokers for the test session, and one behind a fault proxy.
 
 Registered through the ``pytest11`` entry point, so installing governed_kafka is
-enough. Nothing starts unless a test asks for ``kafka_broker`` or
-``proxied_kafka_broker``.
+enough. Nothing starts unless a test asks for ``kafka_broker``,
+``proxied_kafka_broker`` or ``kafka_cluster``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
 from ._broker import LocalBroker
+from ._cluster import KafkaCluster
 from ._proxy import FaultProxy
+
+#: The session's KafkaCluster, once a test asked for it.
+_CLUSTER = pytest.StashKey[KafkaCluster]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``apache_kafka`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "apache_kafka: runs against real Apache Kafka (the kafka_cluster fixture: "
+        "Java 17+, and Maven on the first run to fetch the broker's jars)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +57,34 @@ def proxied_kafka_broker() -> Iterator[LocalBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[KafkaCluster]:
+    """A running three-node :class:`~governed_kafka.testing.KafkaCluster`, shared by the
+    session.
+
+    A test may kill, stop or pause nodes: after each test every node is brought back
+    and the cluster is ready again before the next one starts. Isolate tests by topic
+    and group names. Without Java (or, on the first run, Maven) the fixture raises
+    :class:`~governed_kafka.testing.KafkaClusterUnavailable`, which fails the test
+    instead of skipping it.
+    """
+    cluster = KafkaCluster(brokers=3)
+    cluster.start()
+    request.config.stash[_CLUSTER] = cluster
+    try:
+        yield cluster
+    finally:
+        del request.config.stash[_CLUSTER]
+        cluster.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    """After a test and its fixtures: restart every node of the session cluster it took down."""
+    result = yield
+    cluster = item.config.stash.get(_CLUSTER, None)
+    if cluster is not None:
+        cluster.restore()
+    return result
