@@ -52,14 +52,41 @@ def kafka_broker(request: pytest.FixtureRequest) -> Broker:
     return broker
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("classic", id="classic"),
+        pytest.param("consumer", id="kip848", marks=pytest.mark.apache_kafka),
+    ]
+)
+def group_protocol(request: pytest.FixtureRequest) -> str:
+    """A consumer group protocol: classic, and on Apache Kafka also KIP-848's ``consumer``.
+
+    The embedded broker speaks only the classic protocol: its pairing with ``consumer`` is
+    never generated (deselected at collection).
+    """
+    protocol: str = request.param
+    return protocol
+
+
 def on_apache_kafka(broker: Broker) -> bool:
     """Whether ``broker`` is the Apache Kafka cluster (replication, CreatePartitions ...)."""
     return isinstance(broker, KafkaCluster)
 
 
+def _impossible(item: pytest.Item) -> bool:
+    params = getattr(item, "callspec", None)
+    chosen = params.params if params is not None else {}
+    return chosen.get("kafka_broker") == "tansu" and chosen.get("group_protocol") == "consumer"
+
+
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Send every Apache Kafka test to the same xdist worker: one cluster per session."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop pairings no broker can run; send every Apache Kafka test to one xdist worker,
+    since they share one cluster per session."""
+    impossible = [item for item in items if _impossible(item)]
+    if impossible:
+        config.hook.pytest_deselected(items=impossible)
+        items[:] = [item for item in items if not _impossible(item)]
     for item in items:
         if item.get_closest_marker("apache_kafka") is not None:
             item.add_marker(pytest.mark.xdist_group(APACHE_KAFKA_GROUP))

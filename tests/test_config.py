@@ -178,3 +178,83 @@ def test_empty_bootstrap_servers_are_refused() -> None:
             bootstrap_servers=[], client_id="svc", profile=profiles.DURABLE, overrides=None
         )
     assert refused.value.key == "bootstrap.servers"
+
+
+def _consumer(**kwargs: object) -> dict[str, object]:
+    options: dict[str, object] = {
+        "bootstrap_servers": "127.0.0.1:1",
+        "client_id": "svc",
+        "group_id": "g",
+        "overrides": None,
+    }
+    options.update(kwargs)
+    return dict(consumer_config(**options))  # type: ignore[arg-type]
+
+
+def test_classic_protocol_is_the_default_with_cooperative_sticky_assignment() -> None:
+    """Without group_protocol the consumer speaks the classic protocol, cooperative-sticky."""
+    config = _consumer()
+    assert config["group.protocol"] == "classic"
+    assert config["partition.assignment.strategy"] == "cooperative-sticky"
+
+
+def test_consumer_protocol_sets_none_of_the_keys_the_broker_owns() -> None:
+    """With group_protocol="consumer" no assignor, session timeout or heartbeat is set."""
+    config = _consumer(group_protocol="consumer")
+    assert config["group.protocol"] == "consumer"
+    assert not {
+        "partition.assignment.strategy",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "group.protocol.type",
+    } & set(config)
+    assert config["enable.auto.commit"] is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("session.timeout.ms", 6000, "group.consumer.session.timeout.ms"),
+        ("heartbeat.interval.ms", 1000, "group.consumer.heartbeat.interval.ms"),
+        ("partition.assignment.strategy", "range", "group.remote.assignor"),
+        ("group.protocol.type", "consumer", "no protocol type"),
+    ],
+)
+def test_consumer_protocol_refuses_overrides_of_what_the_broker_owns(
+    key: str, value: object, why: str
+) -> None:
+    """Under KIP-848 an override of a broker-owned group setting is refused, saying why."""
+    with pytest.raises(ConfigError, match=why) as refused:
+        _consumer(group_protocol="consumer", overrides={key: value})
+    assert refused.value.key == key
+    assert "KIP-848" in str(refused.value)
+
+
+def test_server_side_assignor_is_refused_with_the_classic_protocol() -> None:
+    """group.remote.assignor means nothing to a classic group, so it is refused there."""
+    with pytest.raises(ConfigError, match=r"group\.remote\.assignor") as refused:
+        _consumer(overrides={"group.remote.assignor": "uniform"})
+    assert refused.value.key == "group.remote.assignor"
+    config = _consumer(group_protocol="consumer", overrides={"group.remote.assignor": "uniform"})
+    assert config["group.remote.assignor"] == "uniform"
+
+
+def test_group_protocol_is_chosen_by_argument_not_by_override() -> None:
+    """group.protocol is the constructor's to set; an unknown protocol name is refused."""
+    with pytest.raises(ConfigError, match="group_protocol=") as owned:
+        _consumer(overrides={"group.protocol": "consumer"})
+    assert owned.value.key == "group.protocol"
+    with pytest.raises(ConfigError, match="'classic', 'consumer'") as unknown:
+        _consumer(group_protocol="share")
+    assert unknown.value.key == "group.protocol"
+
+
+def test_client_rack_sets_client_rack_once() -> None:
+    """client_rack= becomes client.rack; an empty rack, or a second one, is refused."""
+    assert _consumer(client_rack="eu-west-1a")["client.rack"] == "eu-west-1a"
+    assert "client.rack" not in _consumer()
+    with pytest.raises(ConfigError, match="client_rack") as empty:
+        _consumer(client_rack=" ")
+    assert empty.value.key == "client.rack"
+    with pytest.raises(ConfigError, match="not both"):
+        _consumer(client_rack="a", overrides={"client.rack": "b"})

@@ -19,7 +19,7 @@ from typing import Any, Final, TypeVar
 
 from . import _kafka, profiles
 from ._aio_producer import _not_started
-from ._config import Overrides
+from ._config import GROUP_PROTOCOL, GroupProtocol, Overrides
 from .commit import CommitStrategy
 from .consumer import DEFAULT_BATCH, DEFAULT_MAX_IN_FLIGHT, GovernedConsumer, Record, RunSummary
 from .consumer import _RunStats as _Stats
@@ -261,6 +261,8 @@ class AsyncGovernedConsumer:
         profile: profiles.Profile = profiles.DURABLE,
         registry: SchemaRegistry | None = None,
         verify_topics: bool | None = None,
+        group_protocol: GroupProtocol = GROUP_PROTOCOL,
+        client_rack: str | None = None,
         revoke_timeout_s: float = DEFAULT_REVOKE_TIMEOUT_S,
     ) -> None:
         if revoke_timeout_s < 0:
@@ -284,6 +286,8 @@ class AsyncGovernedConsumer:
             "profile": profile,
             "registry": registry,
             "verify_topics": verify_topics,
+            "group_protocol": group_protocol,
+            "client_rack": client_rack,
         }
         self._consumer: _LoopConsumer | None = None
         self._worker: _Worker | None = None

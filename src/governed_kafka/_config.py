@@ -13,7 +13,7 @@ A client's configuration is laid down in this order, later layers winning:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 import attrs
 
@@ -31,9 +31,11 @@ __all__ = [
     "ACKS",
     "AUTO_OFFSET_RESET",
     "ENABLE_IDEMPOTENCE",
+    "GROUP_PROTOCOL",
     "ISOLATION_LEVEL",
     "MAX_IN_FLIGHT",
     "PARTITIONER",
+    "GroupProtocol",
     "Overrides",
     "admin_config",
     "consumer_config",
@@ -70,6 +72,28 @@ AUTO_OFFSET_RESET: Final = "earliest"
 #: ``partition.assignment.strategy=cooperative-sticky``: rebalances move only the
 #: partitions that must move instead of stopping the whole group.
 ASSIGNMENT_STRATEGY: Final = "cooperative-sticky"
+
+#: How a consumer takes part in its group: ``classic`` (JoinGroup/SyncGroup, the client
+#: assigns partitions) or ``consumer`` (KIP-848, Kafka 4.0+: the broker assigns them and
+#: hands them over incrementally).
+GroupProtocol = Literal["classic", "consumer"]
+
+#: ``group.protocol=classic``: the protocol every Kafka version and every other broker
+#: speaks. The consumer protocol is opt-in until measured better on the clusters served.
+GROUP_PROTOCOL: Final[GroupProtocol] = "classic"
+
+#: Keys the consumer group protocol moves to the broker or replaces, and why a consumer
+#: of that protocol refuses them.
+_CLASSIC_ONLY: Final[Mapping[str, str]] = {
+    "partition.assignment.strategy": (
+        "the broker assigns partitions (choose its assignor with group.remote.assignor)"
+    ),
+    "session.timeout.ms": ("the session timeout is the broker's group.consumer.session.timeout.ms"),
+    "heartbeat.interval.ms": (
+        "the heartbeat interval is the broker's group.consumer.heartbeat.interval.ms"
+    ),
+    "group.protocol.type": "the protocol has no protocol type",
+}
 
 _INT32_MAX = 2_147_483_647
 
@@ -165,6 +189,7 @@ _OWNED: dict[str, str] = {
     "bootstrap.servers": "pass bootstrap_servers= to the constructor",
     "metadata.broker.list": "pass bootstrap_servers= to the constructor",
     "group.id": "pass group_id= to the constructor",
+    "group.protocol": "pass group_protocol= to the constructor",
     "enable.partition.eof": "the consumer manages end-of-partition events itself",
     "on_delivery": "use the DeliveryFuture returned by send(), or a hook",
     "dr_cb": "use the DeliveryFuture returned by send(), or a hook",
@@ -341,6 +366,28 @@ def admin_config(
     return config
 
 
+def _check_group_protocol(group_protocol: object, overrides: Mapping[str, Scalar]) -> None:
+    if group_protocol not in get_args(GroupProtocol):
+        msg = (
+            f"group_protocol must be one of {', '.join(map(repr, get_args(GroupProtocol)))}, "
+            f"got {group_protocol!r}"
+        )
+        raise ConfigError(msg, key="group.protocol", value=group_protocol)
+    if group_protocol == "consumer":
+        for key, why in _CLASSIC_ONLY.items():
+            if key in overrides:
+                msg = f"override {key!r} is refused with group_protocol='consumer' (KIP-848): {why}"
+                raise ConfigError(msg, key=key, value=overrides[key])
+    elif "group.remote.assignor" in overrides:
+        msg = (
+            "override 'group.remote.assignor' is refused with group_protocol='classic': "
+            "only the consumer group protocol (group_protocol='consumer') assigns on the broker"
+        )
+        raise ConfigError(
+            msg, key="group.remote.assignor", value=overrides["group.remote.assignor"]
+        )
+
+
 def consumer_config(
     *,
     bootstrap_servers: str | list[str] | tuple[str, ...],
@@ -348,17 +395,37 @@ def consumer_config(
     group_id: str,
     overrides: Overrides | None,
     profile: Profile | None = None,
+    group_protocol: GroupProtocol = GROUP_PROTOCOL,
+    client_rack: str | None = None,
 ) -> dict[str, Scalar]:
-    """Build a governed consumer's librdkafka configuration."""
+    """Build a governed consumer's librdkafka configuration.
+
+    With ``group_protocol="consumer"`` (KIP-848) the keys the broker owns under that
+    protocol are neither set nor accepted; ``client_rack`` sets ``client.rack``, so a
+    cluster with a rack-aware replica selector serves fetches from a replica in the
+    consumer's rack.
+    """
+    checked = check_consumer_overrides(overrides)
+    _check_group_protocol(group_protocol, checked)
+    if client_rack is not None and (not isinstance(client_rack, str) or not client_rack.strip()):
+        msg = f"client_rack must be a non-empty rack name or None, got {client_rack!r}"
+        raise ConfigError(msg, key="client.rack", value=client_rack)
     config: dict[str, Scalar] = {
         "bootstrap.servers": bootstrap(bootstrap_servers),
         "client.id": client_id,
         "group.id": group_id,
         "auto.offset.reset": AUTO_OFFSET_RESET,
-        "partition.assignment.strategy": ASSIGNMENT_STRATEGY,
+        "group.protocol": group_protocol,
     }
+    if group_protocol == "classic":
+        config["partition.assignment.strategy"] = ASSIGNMENT_STRATEGY
+    if client_rack is not None:
+        if "client.rack" in checked:
+            msg = "pass the rack once: client_rack= or the client.rack override, not both"
+            raise ConfigError(msg, key="client.rack", value=checked["client.rack"])
+        config["client.rack"] = client_rack
     if profile is not None:
         config.update(profile.to_librdkafka("consumer"))
-    config.update(check_consumer_overrides(overrides))
+    config.update(checked)
     config.update(GOVERNED_CONSUMER)
     return config

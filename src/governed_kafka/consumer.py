@@ -28,7 +28,7 @@ from typing import Any, Final, NamedTuple
 import attrs
 
 from . import _config, _kafka, cluster, profiles
-from ._config import Overrides
+from ._config import GROUP_PROTOCOL, GroupProtocol, Overrides
 from ._librdkafka_keys import GLOBAL_KEYS
 from .avro import EVENT_TYPE_HEADER, AvroReader, AvroSchema, load_schema
 from .commit import CommitStrategy, PartitionOffsets
@@ -237,6 +237,16 @@ class GovernedConsumer:
         its contract; a mismatch raises :class:`~governed_kafka.errors.GovernanceViolation`
         (``topic.missing``, ``topic.drift``). ``None`` follows :attr:`Catalog.verify_topics
         <governed_kafka.contracts.Catalog.verify_topics>`.
+    :param group_protocol: ``"classic"`` (default; every Kafka-protocol broker) or
+        ``"consumer"``, the consumer group protocol of KIP-848 (Apache Kafka 4.0+): the
+        broker assigns partitions and moves them incrementally, so members that keep
+        their partitions never stop. Under it the session timeout, heartbeat interval
+        and assignor belong to the broker: overrides of ``session.timeout.ms``,
+        ``heartbeat.interval.ms`` and ``partition.assignment.strategy`` raise
+        :class:`~governed_kafka.errors.ConfigError`. The commit rules are the same.
+    :param client_rack: the rack (availability zone) this consumer runs in
+        (``client.rack``): on a cluster with a rack-aware replica selector it fetches
+        from a replica in its own rack instead of crossing to the leader's.
 
     ``group_id`` must match the policy's ``group_id_pattern`` when it sets one
     (rule ``consumer.group-id-pattern``).
@@ -259,6 +269,8 @@ class GovernedConsumer:
         profile: profiles.Profile = profiles.DURABLE,
         registry: SchemaRegistry | None = None,
         verify_topics: bool | None = None,
+        group_protocol: GroupProtocol = GROUP_PROTOCOL,
+        client_rack: str | None = None,
     ) -> None:
         if not isinstance(service, str) or not service.strip():
             msg = f"service must be a non-empty name, got {service!r}"
@@ -291,6 +303,8 @@ class GovernedConsumer:
             group_id=group_id,
             overrides=self._overrides,
             profile=profile,
+            group_protocol=group_protocol,
+            client_rack=client_rack,
         )
         self._bootstrap_servers = bootstrap_servers
         self._max_poll_interval_s = (

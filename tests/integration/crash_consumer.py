@@ -1,6 +1,6 @@
 """A consumer process for the crash test: records what it processes, one line per record.
 
-Usage: python crash_consumer.py BOOTSTRAP CATALOG TOPIC GROUP OUTPUT DELAY_S
+Usage: python crash_consumer.py BOOTSTRAP CATALOG TOPIC GROUP OUTPUT DELAY_S [PROTOCOL]
 Stops cleanly on SIGTERM (stop() from a signal handler).
 """
 
@@ -16,6 +16,7 @@ from governed_kafka import Catalog, CommitStrategy, GovernedConsumer, Record
 
 def main() -> None:
     bootstrap, catalog_path, topic, group, output, delay = sys.argv[1:7]
+    protocol = sys.argv[7] if len(sys.argv) > 7 else "classic"
     stopping: list[GovernedConsumer] = []
 
     def on_sigterm(signum: int, frame: object) -> None:
@@ -32,7 +33,8 @@ def main() -> None:
         topics=[topic],
         bootstrap_servers=bootstrap,
         commit=CommitStrategy.batched(max_records=50, max_interval_s=60),
-        overrides={"session.timeout.ms": 6000},
+        overrides={"session.timeout.ms": 6000} if protocol == "classic" else {},
+        group_protocol=protocol,  # type: ignore[arg-type]
     )
     stopping.append(consumer)
     fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_consumer import FAST, Recorder, _committed, _contracts
+from test_consumer import Recorder, _committed, _contracts, fast
 
 from aio_helpers import threads_gone
-from conftest import CatalogFactory
+from conftest import Broker, CatalogFactory
 from governed_kafka import (
     Catalog,
     CommitStrategy,
@@ -67,9 +67,15 @@ def group(topic_name: str) -> str:
 
 
 def _consumer(
-    catalog: Catalog, bootstrap: str, topic: str, group: str, **kwargs: Any
+    catalog: Catalog,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    *,
+    group_protocol: str = "classic",
+    **kwargs: Any,
 ) -> AsyncGovernedConsumer:
-    overrides = {**FAST, **kwargs.pop("overrides", {})}
+    overrides = {**fast(group_protocol), **kwargs.pop("overrides", {})}
     return AsyncGovernedConsumer(
         catalog,
         service="billing",
@@ -77,12 +83,17 @@ def _consumer(
         topics=[topic],
         bootstrap_servers=bootstrap,
         overrides=overrides,
+        group_protocol=group_protocol,  # type: ignore[arg-type]
         **kwargs,
     )
 
 
 async def test_run_handles_every_record_and_commits_the_end(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """run() awaits the handler once per record and commits each partition's end."""
     catalog = provisioned(_contracts(topic_name))
@@ -94,7 +105,9 @@ async def test_run_handles_every_record_and_commits_the_end(
         await asyncio.sleep(0)
         seen.append(record.value)
 
-    async with _consumer(catalog, bootstrap, topic_name, group) as consumer:
+    async with _consumer(
+        catalog, bootstrap, topic_name, group, group_protocol=group_protocol
+    ) as consumer:
         summary = await consumer.run(handler, max_records=600, timeout=60)
     assert summary.records == 600
     assert sorted(int(v) for v in seen) == list(range(600))
@@ -365,7 +378,11 @@ async def test_stop_before_run_ends_the_run_at_once_and_closes(
 
 
 async def test_per_record_strategy_commits_each_record_before_the_partition_moves_on(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """With per_record, a partition's next handler starts only once the previous record
     is committed."""
@@ -384,6 +401,7 @@ async def test_per_record_strategy_commits_each_record_before_the_partition_move
         bootstrap,
         topic_name,
         group,
+        group_protocol=group_protocol,
         commit=CommitStrategy.per_record(),
         hooks=[recorder],
     ) as consumer:
@@ -517,7 +535,11 @@ async def _until(condition: Any, timeout: float, what: str) -> None:
 
 @pytest.mark.slow
 async def test_revoke_waits_for_handlers_in_flight_and_commits_what_they_processed(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """When a second member joins mid-stream, the first lets the handlers in flight of the
     partitions it gives up finish, commits them synchronously before the partitions go,
@@ -550,10 +572,11 @@ async def test_revoke_waits_for_handlers_in_flight_and_commits_what_they_process
         bootstrap,
         topic_name,
         group,
+        group_protocol=group_protocol,
         hooks=[first_hooks],
         commit=CommitStrategy.manual(),  # whatever it commits, it commits on revoke or close
     )
-    second = _consumer(catalog, bootstrap, topic_name, group)
+    second = _consumer(catalog, bootstrap, topic_name, group, group_protocol=group_protocol)
     async with first:
         first_run = asyncio.create_task(first.run(first_handler, concurrency=4, timeout=120))
         await _until(lambda: sum(map(len, ends_of_first.values())) >= 8, 60, "first member")

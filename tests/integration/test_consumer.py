@@ -116,10 +116,25 @@ def group(topic_name: str) -> str:
     return f"group-{topic_name}"
 
 
+def fast(group_protocol: str = "classic") -> dict[str, Any]:
+    """Overrides that make group joins quick under ``group_protocol``.
+
+    Under KIP-848's protocol the broker owns the session timeout (the test cluster sets
+    it low), so there is nothing to override.
+    """
+    return dict(FAST) if group_protocol == "classic" else {}
+
+
 def _consumer(
-    catalog: Catalog, bootstrap: str, topic: str, group: str, **kwargs: Any
+    catalog: Catalog,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    *,
+    group_protocol: str = "classic",
+    **kwargs: Any,
 ) -> GovernedConsumer:
-    overrides = {**FAST, **kwargs.pop("overrides", {})}
+    overrides = {**fast(group_protocol), **kwargs.pop("overrides", {})}
     return GovernedConsumer(
         catalog,
         service="billing",
@@ -127,19 +142,26 @@ def _consumer(
         topics=[topic],
         bootstrap_servers=bootstrap,
         overrides=overrides,
+        group_protocol=group_protocol,  # type: ignore[arg-type]
         **kwargs,
     )
 
 
 def test_run_processes_every_record_and_commits_the_end(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """run() hands every record to the handler once and commits each partition's end."""
     catalog = provisioned(_contracts(topic_name))
     bootstrap = kafka_broker.bootstrap_servers
     _produce(catalog, bootstrap, topic_name, 600)
     seen: list[bytes] = []
-    with _consumer(catalog, bootstrap, topic_name, group) as consumer:
+    with _consumer(
+        catalog, bootstrap, topic_name, group, group_protocol=group_protocol
+    ) as consumer:
         summary = consumer.run(lambda r: seen.append(r.value), max_records=600, timeout=60)
     assert summary.records == 600
     assert sorted(int(v) for v in seen) == list(range(600))
@@ -169,14 +191,23 @@ def test_records_keep_their_key_headers_and_timestamp(
 
 
 def test_out_of_order_processing_commits_only_the_processed_prefix(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """With records finished out of order, the commit stops at the first unprocessed one."""
     catalog = provisioned(_contracts(topic_name, partitions=1))
     bootstrap = kafka_broker.bootstrap_servers
     _produce(catalog, bootstrap, topic_name, 10)
     with _consumer(
-        catalog, bootstrap, topic_name, group, commit=CommitStrategy.manual()
+        catalog,
+        bootstrap,
+        topic_name,
+        group,
+        group_protocol=group_protocol,
+        commit=CommitStrategy.manual(),
     ) as consumer:
         records: list[Record] = []
         deadline = time.monotonic() + 30
@@ -195,7 +226,11 @@ def test_out_of_order_processing_commits_only_the_processed_prefix(
 
 
 def test_per_record_strategy_commits_after_each_record(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """per_record commits synchronously once per processed record."""
     catalog = provisioned(_contracts(topic_name, partitions=1))
@@ -213,6 +248,7 @@ def test_per_record_strategy_commits_after_each_record(
         bootstrap,
         topic_name,
         group,
+        group_protocol=group_protocol,
         commit=CommitStrategy.per_record(),
         hooks=[recorder],
     ) as consumer:
@@ -224,13 +260,24 @@ def test_per_record_strategy_commits_after_each_record(
 
 
 def test_manual_strategy_commits_only_when_asked_and_on_close(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """manual never commits by itself; close() still commits what was processed."""
     catalog = provisioned(_contracts(topic_name, partitions=1))
     bootstrap = kafka_broker.bootstrap_servers
     _produce(catalog, bootstrap, topic_name, 30)
-    consumer = _consumer(catalog, bootstrap, topic_name, group, commit=CommitStrategy.manual())
+    consumer = _consumer(
+        catalog,
+        bootstrap,
+        topic_name,
+        group,
+        group_protocol=group_protocol,
+        commit=CommitStrategy.manual(),
+    )
     records: list[Record] = []
     deadline = time.monotonic() + 30
     while len(records) < 30 and time.monotonic() < deadline:
@@ -500,14 +547,20 @@ def test_stop_from_another_thread_finishes_the_record_commits_and_leaves(
 
 
 def test_run_resumes_where_the_previous_run_stopped(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """Records fetched but not handled when a run ends are handled by the next run, once."""
     catalog = provisioned(_contracts(topic_name, partitions=1))
     bootstrap = kafka_broker.bootstrap_servers
     _produce(catalog, bootstrap, topic_name, 100)
     seen: list[int] = []
-    with _consumer(catalog, bootstrap, topic_name, group) as consumer:
+    with _consumer(
+        catalog, bootstrap, topic_name, group, group_protocol=group_protocol
+    ) as consumer:
         first = consumer.run(lambda r: seen.append(r.offset), max_records=30, timeout=60)
         second = consumer.run(lambda r: seen.append(r.offset), max_records=70, timeout=60)
     assert (first.records, second.records) == (30, 70)
@@ -544,13 +597,18 @@ def test_batch_handler_isolates_the_poison_record(
 
 
 def test_rebalance_mid_stream_commits_on_revoke_and_never_past_a_gap(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, group: str
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    group: str,
+    group_protocol: str,
 ) -> None:
     """A member joins and leaves mid-stream: all processed, commits on revoke, none past a gap."""
     catalog = provisioned(_contracts(topic_name, partitions=4))
     bootstrap = kafka_broker.bootstrap_servers
     total = 3000
     _produce(catalog, bootstrap, topic_name, 1000)
+    filled = {m.partition() for m in read_all(bootstrap, topic_name)}
     processed: dict[tuple[int, int], int] = {}
     lock = threading.Lock()
     violations: list[str] = []
@@ -579,6 +637,7 @@ def test_rebalance_mid_stream_commits_on_revoke_and_never_past_a_gap(
         bootstrap,
         topic_name,
         group,
+        group_protocol=group_protocol,
         hooks=[first_hooks],
         commit=CommitStrategy.manual(),
     )
@@ -593,10 +652,20 @@ def test_rebalance_mid_stream_commits_on_revoke_and_never_past_a_gap(
     second_done = 0
     try:
         deadline = time.monotonic() + 90
-        while len(processed) < 300 and time.monotonic() < deadline:
+        # Whichever partitions the group moves, the first member has processed some of
+        # each that holds records, so it has something to commit on revoke.
+        while (len(processed) < 300 or {p for p, _ in processed} < filled) and (
+            time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         second = _consumer(
-            catalog, bootstrap, topic_name, group, hooks=[second_hooks], commit=strategy
+            catalog,
+            bootstrap,
+            topic_name,
+            group,
+            group_protocol=group_protocol,
+            hooks=[second_hooks],
+            commit=strategy,
         )
         while not second.assignment and time.monotonic() < deadline:
             second_done += second.run(handler, timeout=0.5).records

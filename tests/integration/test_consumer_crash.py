@@ -10,9 +10,8 @@ from pathlib import Path
 
 from test_consumer import _committed, _contracts
 
-from conftest import CatalogFactory
+from conftest import Broker, CatalogFactory
 from governed_kafka import GovernedProducer
-from governed_kafka.testing import LocalBroker
 
 CHILD = Path(__file__).with_name("crash_consumer.py")
 
@@ -37,7 +36,11 @@ def _wait(predicate: object, timeout: float) -> bool:
 
 
 def test_sigkill_mid_stream_then_restart_loses_nothing(
-    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, tmp_path: Path
+    kafka_broker: Broker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    tmp_path: Path,
+    group_protocol: str,
 ) -> None:
     """After SIGKILL and a restart every record is processed, and only uncommitted ones twice."""
     catalog = provisioned(_contracts(topic_name, partitions=3))
@@ -50,7 +53,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     args = [sys.executable, str(CHILD), bootstrap, str(catalog.path), topic_name, group]
 
-    first = subprocess.Popen([*args, str(first_log), "0.002"])
+    first = subprocess.Popen([*args, str(first_log), "0.002", group_protocol])
     try:
         assert _wait(lambda: len(_lines(first_log)) >= 800, 60), "first consumer never got going"
     finally:
@@ -58,7 +61,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
         first.wait()
     committed_at_kill = _committed(bootstrap, group, topic_name, 3)
 
-    second = subprocess.Popen([*args, str(second_log), "0"])
+    second = subprocess.Popen([*args, str(second_log), "0", group_protocol])
     try:
         assert _wait(lambda: len(set(_lines(first_log)) | set(_lines(second_log))) >= total, 90), (
             "the restarted consumer did not finish the stream"
