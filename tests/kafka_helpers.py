@@ -95,20 +95,25 @@ def set_topic_configs(bootstrap: str, topic: str, configs: dict[str, str]) -> No
     admin.incremental_alter_configs([resource], request_timeout=10)[resource].result(10)
 
 
-def partition_count(bootstrap: str, topic: str) -> int:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def partition_count(bootstrap: str, topic: str, config: dict[str, str] | None = None) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(config or {})})
     return len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
 
 
-def read_all(bootstrap: str, topic: str, *, timeout: float = 15.0) -> list[Message]:
+def read_all(
+    bootstrap: str, topic: str, *, timeout: float = 15.0, config: dict[str, str] | None = None
+) -> list[Message]:
     """Every record of ``topic``, read with a raw consumer from the beginning.
+
+    ``config`` adds client settings (SASL credentials).
 
     Done when each partition's position reaches the high watermark reported by fetch
     responses (ListOffsets is not trusted: see DESIGN.md's broker facts).
     """
-    partitions = partition_count(bootstrap, topic)
+    partitions = partition_count(bootstrap, topic, config)
     consumer = Consumer(
         {
+            **(config or {}),
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,

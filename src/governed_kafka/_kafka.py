@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -196,7 +197,7 @@ def delivery_error(err: KafkaError, msg: Message | None) -> DeliveryError:
     )
 
 
-def broker_error(exc: BaseException, operation: str) -> BrokerError:
+def broker_error(exc: BaseException | KafkaError, operation: str) -> BrokerError:
     """Translate a ``KafkaException`` (or a bare ``KafkaError``) raised by ``operation``."""
     err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
     if isinstance(err, KafkaError):
@@ -252,6 +253,57 @@ def latest_offsets(
         raise broker_error(exc, "list latest offsets") from exc
     except TimeoutError as exc:
         raise unreachable("list latest offsets", timeout) from exc
+
+
+def recent_keys(
+    config: Mapping[str, object],
+    topic: str,
+    partitions: int,
+    *,
+    per_partition: int,
+    timeout: float,
+) -> list[bytes]:
+    """Keys of the last ``per_partition`` records of each partition of ``topic``.
+
+    Keyless records are left out. Reads with a consumer of its own that joins no group
+    and commits nothing; stops at each partition's end or after ``timeout`` seconds.
+    """
+    reader = new_consumer(
+        {
+            **config,
+            "group.id": f"governed-kafka-plan-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    operation = f"read recent keys of topic {topic!r}"
+    deadline = time.monotonic() + timeout
+    keys: list[bytes] = []
+    try:
+        starts = []
+        for partition in range(partitions):
+            tp = TopicPartition(topic, partition)
+            low, high = reader.get_watermark_offsets(tp, timeout=timeout)
+            if high > low:
+                starts.append(TopicPartition(topic, partition, max(low, high - per_partition)))
+        reader.assign(starts)
+        pending = {tp.partition for tp in starts}
+        while pending and time.monotonic() < deadline:
+            for message in reader.consume(1000, 0.2):
+                error = message.error()
+                if error is None:
+                    key = message.key()
+                    if key is not None:
+                        keys.append(key if isinstance(key, bytes) else str(key).encode())
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+                else:
+                    raise broker_error(error, operation)
+    except KafkaException as exc:
+        raise broker_error(exc, operation) from exc
+    finally:
+        reader.close()
+    return keys
 
 
 def unreachable(operation: str, timeout: float) -> BrokerError:

@@ -25,7 +25,7 @@ from typing import Final, Literal
 
 import attrs
 
-from . import _config, _kafka
+from . import _config, _kafka, _partitioner
 from ._config import Overrides, Scalar
 from .contracts import Catalog, TopicContract
 from .errors import BrokerError, GovernanceViolation
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "INTERNAL_PREFIX",
     "KAFKA_TOPIC_DEFAULTS",
+    "RECENT_RECORDS_PER_PARTITION",
     "ApplyResult",
     "ChangeKind",
     "ChangeResult",
@@ -49,6 +50,10 @@ __all__ = [
 #: Longest wait for any one admin request (seconds), so an unreachable cluster is
 #: reported instead of waited on.
 DEFAULT_TIMEOUT_S: Final = 10.0
+
+#: Records per partition whose keys ``plan`` reads to say how many keys a partition
+#: increase moves: the recent traffic, bounded so that a plan stays quick.
+RECENT_RECORDS_PER_PARTITION: Final = 1000
 
 #: Topics whose names start with this belong to the cluster itself (offsets,
 #: transactions ...): never reported as unmanaged.
@@ -102,24 +107,42 @@ class TopicChange:
     refused: str | None = None
     #: For a ``create``: the topic configs it will be created with.
     configs: tuple[tuple[str, str], ...] = ()
+    #: For a partition increase: distinct keys among the partitions' recent records
+    #: (the last :data:`RECENT_RECORDS_PER_PARTITION` of each), and how many of them the
+    #: new partition count sends to another partition. ``None`` when not measured.
+    keys_seen: int | None = None
+    keys_moving: int | None = None
 
     @property
     def safe(self) -> bool:
         """Whether ``apply`` makes this change."""
         return self.refused is None
 
+    @property
+    def impact(self) -> str | None:
+        """What applying the change does to the topic's data, when that needs saying."""
+        if self.keys_seen is None or self.keys_moving is None:
+            return None
+        return (
+            f"{self.keys_moving} of {self.keys_seen} recently seen keys move to another "
+            "partition: their order holds only within a partition, so records of a moved "
+            "key may be read out of order around the change (drain consumers first)"
+        )
+
     def describe(self) -> str:
         """One sentence saying what differs."""
         if self.kind == "create":
             return f"missing: create with {self.wanted}"
         live = "(not set)" if self.live is None else self.live
-        return f"{self.field}: live {live}, contract {self.wanted}"
+        text = f"{self.field}: live {live}, contract {self.wanted}"
+        return f"{text}; {self.impact}" if self.impact else text
 
     def to_dict(self) -> dict[str, object]:
         """The change as plain data, for JSON."""
         data = attrs.asdict(self)
         data["configs"] = dict(self.configs)
         data["safe"] = self.safe
+        data["impact"] = self.impact
         return data
 
 
@@ -335,6 +358,7 @@ class Cluster:
             raise ValueError(msg)
         self.bootstrap_servers = str(config["bootstrap.servers"])
         self.timeout = timeout
+        self._connection = dict(config)
         self._admin = _kafka.Admin(config, timeout=timeout)
 
     @classmethod
@@ -396,7 +420,7 @@ class Cluster:
             if state is None:
                 changes.append(_create(contract))
                 continue
-            found = _differences(contract, state)
+            found = [self._with_impact(change) for change in _differences(contract, state)]
             if found:
                 changes.extend(found)
             else:
@@ -413,6 +437,21 @@ class Cluster:
             unmanaged=tuple(unmanaged),
             violations=violations,
         )
+
+    def _with_impact(self, change: TopicChange) -> TopicChange:
+        """A partition increase, with how many recently seen keys it would move."""
+        if change.kind != "partitions" or not change.safe:
+            return change
+        before, after = int(str(change.live)), int(str(change.wanted))
+        keys = _kafka.recent_keys(
+            self._connection,
+            change.topic,
+            before,
+            per_partition=RECENT_RECORDS_PER_PARTITION,
+            timeout=self.timeout,
+        )
+        moving, seen = _partitioner.keys_moved(keys, before, after)
+        return attrs.evolve(change, keys_seen=seen, keys_moving=moving)
 
     def apply(self, catalog: Catalog) -> ApplyResult:
         """Make the safe changes of :meth:`plan`; refuse the unsafe ones, saying why.
@@ -525,8 +564,10 @@ class Cluster:
     def verify(self, catalog: Catalog, topics: Iterable[str]) -> None:
         """Refuse, before any traffic, topics that are missing or differ from their contracts.
 
-        Checks that each topic exists and that its partition count, cleanup policy and
-        (when the contract sets it) ``min.insync.replicas`` match. Raises
+        Checks that each topic exists, that its partition count, cleanup policy and
+        (when the contract sets it) ``min.insync.replicas`` match, and that it has at
+        least the contract's replication factor (more copies are drift for ``plan``,
+        not a reason to refuse a client). Raises
         :class:`GovernanceViolation` (rule ``topic.missing`` or ``topic.drift``) naming
         every problem found.
         """
@@ -565,7 +606,8 @@ class Cluster:
 def _gate_drift(
     contract: TopicContract, state: TopicState
 ) -> list[tuple[str, str, str | None, object, str]]:
-    """What the runtime gate refuses in ``state``: partitions, cleanup policy, min ISR."""
+    """What the runtime gate refuses in ``state``: partitions, too few replicas, cleanup
+    policy, min ISR."""
     found: list[tuple[str, str, str | None, object, str]] = []
     name = contract.name
     if state.partitions != contract.partitions:
@@ -577,6 +619,18 @@ def _gate_drift(
                 state.partitions,
                 f"topic {name!r} has {state.partitions} partitions live, "
                 f"the contract says {contract.partitions}",
+            )
+        )
+    if state.replication_factor < contract.replication_factor:
+        found.append(
+            (
+                "topic.drift",
+                name,
+                "replication_factor",
+                state.replication_factor,
+                f"topic {name!r} has replication factor {state.replication_factor} live, "
+                f"the contract says {contract.replication_factor}: fewer copies than the "
+                "contract promises",
             )
         )
     live_policy = state.config("cleanup.policy")

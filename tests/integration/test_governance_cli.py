@@ -132,7 +132,10 @@ def test_config_changed_behind_our_back_shows_as_drift(broker: LocalBroker) -> N
             "wanted": "604800000",
             "refused": None,
             "configs": {},
+            "keys_seen": None,
+            "keys_moving": None,
             "safe": True,
+            "impact": None,
         }
     ]
 

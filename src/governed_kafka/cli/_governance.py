@@ -206,6 +206,8 @@ def _print_changes(plan: Plan) -> None:
         for change in drift:
             if change.safe:
                 verdict = Text("will fix", style="green")
+                if change.impact:
+                    verdict.append(f"\n{change.impact}", style="yellow")
             else:
                 verdict = Text.assemble(("refused: ", "red"), str(change.refused))
             table.add_row(

@@ -62,7 +62,8 @@ def proxied_kafka_broker() -> Iterator[LocalBroker]:
 @pytest.fixture(scope="session")
 def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[KafkaCluster]:
     """A running three-node :class:`~governed_kafka.testing.KafkaCluster`, shared by the
-    session.
+    session; its nodes are in racks ``a``, ``b`` and ``c`` (``cluster.racks``), so
+    consumers with ``client_rack`` fetch from the replica in their rack.
 
     A test may kill, stop or pause nodes: after each test every node is brought back
     and the cluster is ready again before the next one starts. Isolate tests by topic
@@ -70,7 +71,7 @@ def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[KafkaCluster]:
     :class:`~governed_kafka.testing.KafkaClusterUnavailable`, which fails the test
     instead of skipping it.
     """
-    cluster = KafkaCluster(brokers=3)
+    cluster = KafkaCluster(brokers=3, racks=("a", "b", "c"))
     cluster.start()
     request.config.stash[_CLUSTER] = cluster
     try:
