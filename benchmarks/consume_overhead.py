@@ -44,7 +44,7 @@ SCHEMA = {
 SESSION = {"session.timeout.ms": 6000}
 
 
-def _catalog(directory: Path, topic: str) -> Catalog:
+def _catalog(directory: Path, topic: str, rf: int) -> Catalog:
     (directory / "order.avsc").write_text(json.dumps(SCHEMA), encoding="utf-8")
     return Catalog.from_dict(
         {
@@ -52,7 +52,7 @@ def _catalog(directory: Path, topic: str) -> Catalog:
                 {
                     "name": topic,
                     "partitions": PARTITIONS,
-                    "replication_factor": 1,
+                    "replication_factor": rf,
                     "key": "required",
                     "value_schema": "order.avsc",
                     "producers": ["bench"],
@@ -65,10 +65,7 @@ def _catalog(directory: Path, topic: str) -> Catalog:
 
 
 def fill(bootstrap: str, catalog: Catalog, topic: str, messages: int) -> None:
-    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": bootstrap})
-    new = confluent_kafka.admin.NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)
-    for future in admin.create_topics([new]).values():
-        future.result(10)
+    harness.create_topic(bootstrap, topic, PARTITIONS, catalog.topic(topic).replication_factor)
     with GovernedProducer(
         catalog, service="bench", bootstrap_servers=bootstrap, profile=profiles.HIGH_THROUGHPUT
     ) as producer:
@@ -143,7 +140,7 @@ def main() -> None:
     harness.print_environment()
     with harness.broker(args.bootstrap_servers) as bootstrap, tempfile.TemporaryDirectory() as tmp:
         topic = f"bench.consume.t{uuid.uuid4().hex[:10]}.v1"
-        catalog = _catalog(Path(tmp), topic)
+        catalog = _catalog(Path(tmp), topic, args.replication_factor)
         fill(bootstrap, catalog, topic, args.messages)
         rates = harness.compare(
             {
@@ -153,7 +150,8 @@ def main() -> None:
             repeats=args.repeats,
         )
     print(
-        f"{args.messages:,} Avro records (4 fields), {PARTITIONS} partitions, "
+        f"{args.messages:,} Avro records (4 fields), {PARTITIONS} partitions "
+        f"(RF {args.replication_factor}), "
         f"{args.repeats} runs each, fresh group per run"
     )
     harness.report(

@@ -66,7 +66,38 @@ def arguments(
     parser.add_argument("--repeats", type=int, default=repeats, help="timed runs per variant")
     parser.add_argument("--messages", type=int, default=messages, help="records per run")
     parser.add_argument("--json", dest="json_path", help="also write the results here")
+    parser.add_argument(
+        "--replication-factor",
+        type=int,
+        default=1,
+        help="replication factor of the benchmark topics, with min.insync.replicas "
+        "min(2, RF); 3 on a 3-broker cluster",
+    )
     return parser
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, replication_factor: int) -> None:
+    """Create a benchmark topic (``min.insync.replicas`` min(2, RF)) and wait until every
+    broker knows it."""
+    import time
+
+    import confluent_kafka.admin
+
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": bootstrap})
+    topic = confluent_kafka.admin.NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=replication_factor,
+        config={"min.insync.replicas": str(min(2, replication_factor))},
+    )
+    for future in admin.create_topics([topic]).values():
+        future.result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = admin.list_topics(timeout=10).topics.get(name)
+        if found is not None and all(p.leader >= 0 for p in found.partitions.values()):
+            return
+        time.sleep(0.05)
 
 
 def compare(

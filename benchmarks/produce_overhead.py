@@ -30,19 +30,16 @@ KEYS = [f"customer-{i:04d}".encode() for i in range(1000)]
 VALUE = b"v" * 100
 
 
-def _new_topic(bootstrap: str) -> tuple[str, Catalog]:
+def _new_topic(bootstrap: str, rf: int) -> tuple[str, Catalog]:
     name = f"bench.produce.t{uuid.uuid4().hex[:10]}.v1"
-    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": bootstrap})
-    topic = confluent_kafka.admin.NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)
-    for future in admin.create_topics([topic]).values():
-        future.result(10)
+    harness.create_topic(bootstrap, name, PARTITIONS, rf)
     catalog = Catalog.from_dict(
         {
             "topics": [
                 {
                     "name": name,
                     "partitions": PARTITIONS,
-                    "replication_factor": 1,
+                    "replication_factor": rf,
                     "key": "required",
                     "producers": ["bench"],
                 }
@@ -52,8 +49,8 @@ def _new_topic(bootstrap: str) -> tuple[str, Catalog]:
     return name, catalog
 
 
-def raw(bootstrap: str, messages: int, *, callback: bool) -> float:
-    topic, _ = _new_topic(bootstrap)
+def raw(bootstrap: str, messages: int, *, callback: bool, rf: int) -> float:
+    topic, _ = _new_topic(bootstrap, rf)
     # The very settings a GovernedProducer runs with, handed to the raw client.
     config = producer_config(
         bootstrap_servers=bootstrap, client_id="bench", profile=profiles.DURABLE, overrides=None
@@ -91,8 +88,8 @@ def raw(bootstrap: str, messages: int, *, callback: bool) -> float:
     return messages / elapsed
 
 
-def governed(bootstrap: str, messages: int) -> float:
-    topic, catalog = _new_topic(bootstrap)
+def governed(bootstrap: str, messages: int, rf: int) -> float:
+    topic, catalog = _new_topic(bootstrap, rf)
     producer = GovernedProducer(
         catalog, service="bench", bootstrap_servers=bootstrap, profile=profiles.DURABLE
     )
@@ -112,18 +109,19 @@ def governed(bootstrap: str, messages: int) -> float:
 def main() -> None:
     args = harness.arguments(__doc__.splitlines()[0], messages=200_000).parse_args()
     harness.print_environment()
+    rf = args.replication_factor
     with harness.broker(args.bootstrap_servers) as bootstrap:
         rates = harness.compare(
             {
-                "raw": lambda: raw(bootstrap, args.messages, callback=False),
-                "raw+callback": lambda: raw(bootstrap, args.messages, callback=True),
-                "governed": lambda: governed(bootstrap, args.messages),
+                "raw": lambda: raw(bootstrap, args.messages, callback=False, rf=rf),
+                "raw+callback": lambda: raw(bootstrap, args.messages, callback=True, rf=rf),
+                "governed": lambda: governed(bootstrap, args.messages, rf),
             },
             repeats=args.repeats,
         )
     print(
         f"{args.messages:,} records of {len(VALUE)} bytes, {len(KEYS):,} keys, "
-        f"{PARTITIONS} partitions, {args.repeats} runs each"
+        f"{PARTITIONS} partitions (RF {rf}), {args.repeats} runs each"
     )
     harness.report(
         rates, baseline="raw", unit="msg/s", target=("governed", 0.8), json_path=args.json_path

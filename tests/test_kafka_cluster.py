@@ -147,3 +147,12 @@ def test_sasl_users_get_an_admin_and_client_settings() -> None:
         KafkaCluster().security_config("checkout")
     with pytest.raises(RuntimeError, match="not started"):
         _ = cluster.bootstrap_servers
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """A cluster id is 22 URL-safe base64 characters and never looks like an option."""
+    from governed_kafka.testing._cluster import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == 2000

@@ -364,21 +364,43 @@ class Admin:
         return found
 
     def topic_configs(self, names: list[str]) -> dict[str, dict[str, str]]:
-        """The configs the broker reports for each topic (DescribeConfigs)."""
+        """The configs the broker reports for each topic (DescribeConfigs).
+
+        A topic just created is listed by some brokers before the one answering
+        DescribeConfigs knows it: ``UNKNOWN_TOPIC_OR_PART`` is asked again until
+        ``timeout``.
+        """
         if not names:
             return {}
-        resources = [ConfigResource("topic", name) for name in names]
         operation = "describe topic configs"
-        try:
-            futures = self._client.describe_configs(resources, request_timeout=self.timeout)
-            result: dict[str, dict[str, str]] = {}
-            for resource, future in futures.items():
-                entries = _wait(future, self.timeout + 1, operation)
-                result[resource.name] = {
-                    key: entry.value for key, entry in entries.items() if entry.value is not None
-                }
-        except KafkaException as exc:
-            raise broker_error(exc, operation) from exc
+        deadline = time.monotonic() + self.timeout
+        result: dict[str, dict[str, str]] = {}
+        pending = list(names)
+        while pending:
+            resources = [ConfigResource("topic", name) for name in pending]
+            unknown = []
+            try:
+                futures = self._client.describe_configs(resources, request_timeout=self.timeout)
+                for resource, future in futures.items():
+                    try:
+                        entries = _wait(future, self.timeout + 1, operation)
+                    except KafkaException as exc:
+                        err = exc.args[0] if exc.args else None
+                        code = err.code() if isinstance(err, KafkaError) else None
+                        if code != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                            raise
+                        unknown.append(resource.name)
+                        continue
+                    result[resource.name] = {
+                        key: entry.value
+                        for key, entry in entries.items()
+                        if entry.value is not None
+                    }
+            except KafkaException as exc:
+                raise broker_error(exc, operation) from exc
+            pending = unknown
+            if pending:
+                time.sleep(0.1)
         return result
 
     def create_topics(

@@ -79,6 +79,10 @@ class BenchSettings:
     latency_rate: int = 2_000
     profiles: tuple[profiles.Profile, ...] = tuple(profiles.PROFILES.values())
     raw_baseline: bool = True
+    #: Replication factor and ``min.insync.replicas`` of the benchmark topics; ``None``
+    #: leaves both to the broker's defaults.
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
     #: Extra librdkafka settings for every client (TLS, SASL, session timeouts).
     producer_overrides: tuple[tuple[str, str | int | float | bool], ...] = ()
     consumer_overrides: tuple[tuple[str, str | int | float | bool], ...] = ()
@@ -97,6 +101,11 @@ class BenchSettings:
         if self.latency_rate < 1:
             msg = "latency_rate must be >= 1 record per second"
             raise ValueError(msg)
+        for name in ("replication_factor", "min_insync_replicas"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                msg = f"{name} must be >= 1 (or None for the broker's default)"
+                raise ValueError(msg)
 
     @property
     def steps(self) -> int:
@@ -415,11 +424,11 @@ class _Stopwatch:
         self.on_done(time.perf_counter() - self.started)
 
 
-def _catalog(topic: str, partitions: int, schema: Path | None) -> Catalog:
+def _catalog(topic: str, settings: BenchSettings, schema: Path | None) -> Catalog:
     contract: dict[str, object] = {
         "name": topic,
-        "partitions": partitions,
-        "replication_factor": 1,
+        "partitions": settings.partitions,
+        "replication_factor": settings.replication_factor or 1,
         "key": "required",
         "producers": [_SERVICE],
         "consumers": [_SERVICE],
@@ -434,13 +443,15 @@ def _create_topic(bootstrap: str, topic: str, settings: BenchSettings) -> None:
     config: dict[str, object] = {"bootstrap.servers": bootstrap}
     # Connection settings (TLS, SASL) apply to the admin client too.
     config.update({k: v for k, v in settings.producer_overrides if k in GLOBAL_KEYS})
-    admin = _kafka.new_admin(config)
-    new = _kafka.NewTopic(topic, num_partitions=settings.partitions, replication_factor=-1)
-    for future in admin.create_topics([new], operation_timeout=30).values():
-        try:
-            future.result(30)
-        except _kafka.KafkaException as exc:
-            raise _kafka.broker_error(exc, f"create benchmark topic {topic!r}") from exc
+    admin = _kafka.Admin(config, timeout=30)
+    configs = {}
+    if settings.min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(settings.min_insync_replicas)
+    spec = (topic, settings.partitions, settings.replication_factor or -1, configs)
+    error = admin.create_topics([spec])[topic]
+    if error is not None:
+        raise error
+    admin.wait_visible([topic])
 
 
 def _payload(size: int) -> bytes:
@@ -565,7 +576,7 @@ class _Bench:
     def clients(self, variant: profiles.Profile | None, topic: str) -> _Clients:
         if variant is None:
             return _Raw(self.bootstrap, self.settings, self.values)
-        catalog = _catalog(topic, self.settings.partitions, self.values.schema)
+        catalog = _catalog(topic, self.settings, self.values.schema)
         return _Governed(self.bootstrap, variant, catalog, self.settings)
 
     def run(self, variant: profiles.Profile | None, *, warm_up: bool) -> _Run:

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import matplotlib.image
+import pytest
 from click.testing import CliRunner
 
 from governed_kafka import profiles
@@ -99,3 +100,50 @@ def test_bench_avro_encodes_and_decodes_through_the_contract(tmp_path: Path) -> 
     for row in report["rows"]:
         for figure in FIGURES:
             assert row[figure]["median"] > 0, (row["name"], figure)
+
+
+@pytest.mark.apache_kafka
+def test_bench_on_a_replicated_apache_kafka_cluster_it_starts_itself(tmp_path: Path) -> None:
+    """--apache-kafka 3 starts three Kafka nodes, measures there on RF 3 / min ISR 2 topics,
+    and stops them."""
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--apache-kafka",
+            "3",
+            "--profiles",
+            "durable",
+            "--messages",
+            "1000",
+            "--repeats",
+            "1",
+            "--latency-messages",
+            "100",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "started Apache Kafka" in result.output
+    report = json.loads(out.read_text())
+    assert [row["name"] for row in report["rows"]] == ["durable", RAW]
+    assert (
+        report["settings"]["replication_factor"],
+        report["settings"]["min_insync_replicas"],
+    ) == (
+        3,
+        2,
+    )
+    assert "3 node(s)" in report["broker"]
+    assert all(row["produce_msgs_per_s"]["median"] > 0 for row in report["rows"])
+
+
+def test_bench_takes_servers_or_a_cluster_to_start_not_both() -> None:
+    """--bootstrap-servers with --apache-kafka is refused in one line."""
+    result = CliRunner().invoke(
+        main, ["bench", "--bootstrap-servers", "127.0.0.1:1", "--apache-kafka", "3"]
+    )
+    assert result.exit_code != 0
+    assert "not both" in result.output

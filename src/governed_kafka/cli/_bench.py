@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .. import profiles
@@ -83,9 +90,46 @@ def render(report: BenchReport) -> list[Table]:
 
 
 @contextlib.contextmanager
-def _broker(bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
+def _apache_kafka(brokers: int) -> Iterator[tuple[str, str]]:
+    from ..testing import BrokerStartError, KafkaCluster, KafkaClusterUnavailable
+
+    cluster = KafkaCluster(brokers=brokers)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        bar.add_task(f"starting Apache Kafka {cluster.version}, {brokers} node(s)", total=None)
+        try:
+            cluster.start()
+        except (KafkaClusterUnavailable, BrokerStartError) as exc:
+            fail(f"--apache-kafka {brokers}: {exc}")
+    err_console.print(
+        f"started Apache Kafka {cluster.version} with {brokers} node(s) at "
+        f"{cluster.bootstrap_servers} (KRaft, one JVM per node, on this machine)"
+    )
+    try:
+        yield (
+            cluster.bootstrap_servers,
+            (
+                f"Apache Kafka {cluster.version}, {brokers} node(s) on this machine, "
+                f"topics RF {min(3, brokers)}, min ISR {min(2, brokers)}"
+            ),
+        )
+    finally:
+        cluster.stop()
+
+
+@contextlib.contextmanager
+def _broker(bootstrap_servers: str | None, apache_kafka: int | None) -> Iterator[tuple[str, str]]:
     if bootstrap_servers:
         yield bootstrap_servers, bootstrap_servers
+        return
+    if apache_kafka is not None:
+        with _apache_kafka(apache_kafka) as started:
+            yield started
         return
     from ..testing import BrokerNotFoundError, LocalBroker
 
@@ -113,6 +157,15 @@ def _writable(path: Path) -> None:
 
 @main.command()
 @click.option("--bootstrap-servers", help="Cluster to measure; default: start the embedded broker.")
+@click.option(
+    "--apache-kafka",
+    "apache_kafka",
+    type=click.IntRange(min=1),
+    help=(
+        "Start an Apache Kafka cluster of this many nodes on this machine and measure there "
+        "(topics RF min(3, N), min ISR min(2, N)); needs Java 17+, and Maven once."
+    ),
+)
 @click.option(
     "--profiles",
     "profile_names",
@@ -154,6 +207,7 @@ def _writable(path: Path) -> None:
 @clean_errors
 def bench(  # noqa: PLR0917 - one parameter per command-line option
     bootstrap_servers: str | None,
+    apache_kafka: int | None,
     profile_names: str,
     messages: int,
     value_size: int,
@@ -168,6 +222,8 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
     plot_path: str | None,
 ) -> None:
     """Measure throughput and latency of each profile against the raw client, same run."""
+    if bootstrap_servers and apache_kafka is not None:
+        fail("give --bootstrap-servers or --apache-kafka, not both")
     try:
         chosen = tuple(profiles.by_name(n) for n in profile_names.split(",") if n.strip())
     except ValueError as exc:
@@ -180,9 +236,12 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
     for output in (json_path, plot_path):
         if output:  # find out now, not after minutes of measuring, that it cannot be written
             _writable(Path(output))
-    with _broker(bootstrap_servers) as (servers, label):
+    rf = min(3, apache_kafka) if apache_kafka is not None else None
+    min_isr = min(2, apache_kafka) if apache_kafka is not None else None
+    with _broker(bootstrap_servers, apache_kafka) as (servers, label):
+        embedded = not bootstrap_servers and apache_kafka is None
         consumer_overrides = (
-            () if bootstrap_servers else (("session.timeout.ms", _EMBEDDED_SESSION_TIMEOUT_MS),)
+            (("session.timeout.ms", _EMBEDDED_SESSION_TIMEOUT_MS),) if embedded else ()
         )
         try:
             settings = BenchSettings(
@@ -197,6 +256,8 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
                 profiles=chosen,
                 raw_baseline=not no_raw,
                 consumer_overrides=consumer_overrides,
+                replication_factor=rf,
+                min_insync_replicas=min_isr,
             )
         except ValueError as exc:
             fail(str(exc))

@@ -109,7 +109,12 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A random Kafka cluster id: a UUID in URL-safe base64, never starting with ``-``
+    (the storage tool would read it as an option; Kafka's own ids avoid it too)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 class _Node:
