@@ -278,6 +278,19 @@ class KafkaCluster:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def prepare(self) -> KafkaCluster:
+        """Find Java and the broker's jars (fetching them with Maven on a first run),
+        starting nothing; :meth:`start` does this first.
+
+        Raises :class:`KafkaClusterUnavailable` saying what to install. Useful as a
+        set-up step of its own, e.g. in CI before the tests run.
+        """
+        with self._lock:
+            if self._dist is None:
+                self._java, _ = find_java()
+                self._dist = find_kafka(self.requested_version, self.kafka_home)
+            return self
+
     def start(self, node_id: int | None = None) -> KafkaCluster:
         """Start the cluster, or (with ``node_id``) start that one node again.
 
@@ -297,8 +310,7 @@ class KafkaCluster:
                         self._spawn(node)
                 self._wait_ready(list(self._nodes.values()))
                 return self
-            self._java, _ = find_java()
-            self._dist = find_kafka(self.requested_version, self.kafka_home)
+            self.prepare()
             attempts = 1 if self.ports is not None else 3
             for attempt in range(1, attempts + 1):
                 try:
