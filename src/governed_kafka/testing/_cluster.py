@@ -9,6 +9,7 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -338,11 +339,12 @@ class KafkaCluster:
         for node in self._nodes.values():
             node.data.mkdir(parents=True)
             node.properties.write_text(self._properties(node), encoding="utf-8")
+        deadline = time.monotonic() + self.startup_timeout
         with ThreadPoolExecutor(max_workers=self.brokers) as pool:
-            list(pool.map(lambda n: self._format(n, cluster_id), self._nodes.values()))
+            list(pool.map(lambda n: self._format(n, cluster_id, deadline), self._nodes.values()))
         for node in self._nodes.values():
             self._spawn(node)
-        self._wait_ready(list(self._nodes.values()))
+        self._wait_ready(list(self._nodes.values()), deadline)
         _log.info("Kafka %s cluster ready at %s", self.version, self.bootstrap_servers)
 
     def _properties(self, node: _Node) -> str:
@@ -424,18 +426,22 @@ class KafkaCluster:
             *args,
         ]
 
-    def _format(self, node: _Node, cluster_id: str) -> None:
+    def _format(self, node: _Node, cluster_id: str, deadline: float) -> None:
         args = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(node.properties)]
         for user, password in self.users.items():
             args += ["--add-scram", f"{SASL_MECHANISMS[0]}=[name={user},password={password}]"]
         command = self._java_command(*args)
-        command[1:1] = ["-Xmx128m"]  # the formatter needs little, and starts faster
+        command.insert(1 + len(self.jvm_options), "-Xmx128m")  # the formatter needs little
         process = TiedProcess(command, log_path=node.log)
         try:
-            code = process.wait(self.startup_timeout)
-        except Exception:
+            code = process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
             process.kill()
-            raise
+            msg = (
+                f"formatting the storage of node {node.id} did not finish within the "
+                f"startup timeout ({self.startup_timeout:g} s):\n{node.tail()}"
+            )
+            raise BrokerStartError(msg, log=node.tail()) from None
         if code != 0:
             msg = f"formatting the storage of node {node.id} failed (exit {code}):\n{node.tail()}"
             raise BrokerStartError(msg, log=node.tail())
@@ -449,8 +455,9 @@ class KafkaCluster:
             raise BrokerStartError(msg, log=node.tail()) from exc
         node.paused = False
 
-    def _wait_ready(self, nodes: Sequence[_Node]) -> None:
-        deadline = time.monotonic() + self.startup_timeout
+    def _wait_ready(self, nodes: Sequence[_Node], deadline: float | None = None) -> None:
+        if deadline is None:
+            deadline = time.monotonic() + self.startup_timeout
         expected = {n.id for n in self._nodes.values() if n.running and not n.paused}
         for node in nodes:
             self._wait_node(node, expected, deadline)
