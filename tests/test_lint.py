@@ -115,7 +115,10 @@ SRC = GOOD["name"]
 VERSIONS = ["schemas/order_created.v1.avsc", "schemas/order_created.v2.avsc"]
 #: A v2 whose amount_cents changes type, and v1, relative to the repository (schema paths
 #: stay inside the contracts file's folder).
-BREAKING = ["examples/schemas/order_created.v1.avsc", "tests/schemas/order_created.v2-breaking.avsc"]
+BREAKING = [
+    "examples/schemas/order_created.v1.avsc",
+    "tests/schemas/order_created.v2-breaking.avsc",
+]
 
 CASES = [
     Case(
@@ -455,3 +458,33 @@ def test_every_rule_is_documented() -> None:
     docs = (Path(__file__).parent.parent / "docs" / "governance.md").read_text(encoding="utf-8")
     assert [rule for rule in RULES if f"`{rule}`" not in docs] == []
 
+
+def test_lint_and_the_producer_agree_on_a_schema_nested_too_deep(tmp_path: Path) -> None:
+    """A schema nested 400 deep fails lint (schema.parse) and GovernedProducer alike."""
+    from governed_kafka import ContractError, GovernedProducer
+
+    text = '{"type": "record", "name": "L0", "fields": [{"name": "x", "type": "int"}]}'
+    for level in range(1, 400):
+        text = (
+            f'{{"type": "record", "name": "L{level}", "fields": [{{"name": "c", "type": {text}}}]}}'
+        )
+    (tmp_path / "deep.avsc").write_text(text, encoding="utf-8")
+    path = write_catalog(
+        tmp_path,
+        """
+        [[topics]]
+        name = "payments.order.created.v1"
+        partitions = 1
+        replication_factor = 1
+        value_schema = "deep.avsc"
+        producers = ["checkout"]
+        """,
+    )
+    catalog = Catalog.load(path)
+    [violation] = [v for v in catalog.lint() if v.rule == "schema.parse"]
+    assert "nested more than 64" in violation.message
+    with pytest.raises(ContractError, match="nested more than 64") as refused:
+        GovernedProducer(
+            catalog, service="checkout", bootstrap_servers="127.0.0.1:1", verify_topics=False
+        )
+    assert refused.value.path == str(tmp_path / "deep.avsc")
