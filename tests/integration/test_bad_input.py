@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import shutil
 import threading
 import time
+import tracemalloc
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -17,9 +21,19 @@ from governed_kafka import (
     GovernedConsumer,
     GovernedProducer,
     Record,
+    SerializationError,
 )
 from governed_kafka.testing import LocalBroker
 from kafka_helpers import create_topics, read_all
+
+EXAMPLE_SCHEMAS = Path(__file__).parent.parent.parent / "examples" / "schemas"
+ORDER = {
+    "order_id": "o-1",
+    "customer_id": "c-1",
+    "amount_cents": 1000,
+    "currency": "EUR",
+    "created_at": 1_700_000_000_000,
+}
 
 
 def test_record_above_the_contracts_max_message_bytes_is_refused(
@@ -161,3 +175,188 @@ def unused_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+# ------------------------------------------------------------------ hostile input (issue 14)
+
+MARKER = b"marker"
+
+
+def _marker_read(bootstrap: str, producer: GovernedProducer, topic: str) -> list[bytes | None]:
+    """Send a marker record, then read the whole topic back with an independent raw consumer."""
+    producer.send_and_wait(topic, MARKER, key=b"k")
+    return [r.value() for r in read_all(bootstrap, topic)]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"\ud800": b"x"},
+        [("ok", b"1"), ("bad\udfff", b"x")],
+        {"event-type\x00": b"forged"},
+        {"a\x00b": b"x"},
+        {"h": "\ud800"},
+        {"h": 42},
+        {b"bytes-name": b"x"},
+        {"": b"x"},
+    ],
+    ids=[
+        "surrogate-name",
+        "surrogate-name-in-list",
+        "nul-reserved",
+        "nul",
+        "surrogate-value",
+        "int-value",
+        "bytes-name",
+        "empty-name",
+    ],
+)
+def test_malformed_header_is_refused_naming_it_and_nothing_is_sent(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str, headers: object
+) -> None:
+    """Header names that cannot be UTF-8, carry NUL or are not str, and values that are not
+    bytes, str or None, are refused with SerializationError before the client sees them."""
+    catalog = provisioned(_contracts(topic_name, partitions=1, dlq=False))
+    bootstrap = kafka_broker.bootstrap_servers
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        with pytest.raises(SerializationError) as refused:
+            producer.send(topic_name, b"v", key=b"k", headers=headers)  # type: ignore[arg-type]
+        assert refused.value.topic == topic_name
+        assert refused.value.field is not None
+        assert refused.value.field.startswith("headers")
+        assert "header" in str(refused.value)
+        assert _marker_read(bootstrap, producer, topic_name) == [MARKER]
+
+
+def test_nul_in_a_header_name_cannot_forge_the_reserved_event_type_header(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, tmp_path: Path, topic_name: str
+) -> None:
+    """librdkafka would cut ``event-type\\x00`` to ``event-type``: the name is refused instead."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    shutil.copy(EXAMPLE_SCHEMAS / "order_created.v1.avsc", schemas)
+    catalog = provisioned(
+        _contracts(topic_name, partitions=1, dlq=False).replace(
+            'producers = ["checkout"]',
+            'value_schema = "schemas/order_created.v1.avsc"\n    producers = ["checkout"]',
+        )
+    )
+    bootstrap = kafka_broker.bootstrap_servers
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        with pytest.raises(SerializationError, match="NUL") as refused:
+            producer.send(
+                topic_name, ORDER, key=b"k", headers={"event-type\x00": b"payments.Forged"}
+            )
+        assert refused.value.field == "headers['event-type\\x00']"
+        producer.send_and_wait(topic_name, ORDER, key=b"k")
+    [record] = read_all(bootstrap, topic_name)
+    assert record.headers() == [("event-type", b"payments.OrderCreated")]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [("\ud800", b"v", "key"), (b"k", "caf\udce9", None)],
+    ids=["key", "value"],
+)
+def test_lone_surrogate_in_a_key_or_value_is_a_serialization_error(
+    kafka_broker: LocalBroker,
+    provisioned: CatalogFactory,
+    topic_name: str,
+    key: object,
+    value: object,
+    field: str | None,
+) -> None:
+    """A str that cannot be UTF-8 is refused with SerializationError, not UnicodeEncodeError."""
+    catalog = provisioned(_contracts(topic_name, partitions=1, dlq=False))
+    bootstrap = kafka_broker.bootstrap_servers
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        with pytest.raises(SerializationError, match="UTF-8") as refused:
+            producer.send(topic_name, value, key=key)
+        assert refused.value.field == field
+        assert _marker_read(bootstrap, producer, topic_name) == [MARKER]
+
+
+def test_lone_surrogate_in_an_avro_string_is_refused_with_its_field_path(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, tmp_path: Path, topic_name: str
+) -> None:
+    """A schema topic refuses a string field that cannot be UTF-8, naming the field."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    shutil.copy(EXAMPLE_SCHEMAS / "order_created.v1.avsc", schemas)
+    catalog = provisioned(
+        _contracts(topic_name, partitions=1, dlq=False).replace(
+            'producers = ["checkout"]',
+            'value_schema = "schemas/order_created.v1.avsc"\n    producers = ["checkout"]',
+        )
+    )
+    bootstrap = kafka_broker.bootstrap_servers
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        with pytest.raises(SerializationError) as refused:
+            producer.send(topic_name, {**ORDER, "customer_id": "c-\ud800"}, key=b"k")
+        assert refused.value.field == "customer_id"
+        with pytest.raises(SerializationError) as refused_key:
+            producer.send(topic_name, ORDER, key="o-\udfff")
+        assert refused_key.value.field == "key"
+        producer.send_and_wait(topic_name, ORDER, key=b"k")
+    assert len(read_all(bootstrap, topic_name)) == 1
+
+
+def test_failed_deliveries_release_their_payloads(
+    provisioned: CatalogFactory, topic_name: str, unused_port: int
+) -> None:
+    """Failures whose futures were looked at keep no payload, and close() keeps none either."""
+    catalog = provisioned(_contracts(topic_name, dlq=False), create=False)
+    producer = GovernedProducer(
+        catalog,
+        service="checkout",
+        bootstrap_servers=f"127.0.0.1:{unused_port}",
+        verify_topics=False,
+        overrides={"delivery.timeout.ms": 1000, "log_level": 0, "message.max.bytes": 2_000_000},
+    )
+    size = 500_000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        futures = [producer.send(topic_name, bytes([i]) * size, key=b"k") for i in range(60)]
+        errors = [f.exception(timeout=30) for f in futures]
+        assert all(isinstance(e, DeliveryError) for e in errors)
+        unobserved = [producer.send(topic_name, bytes([i]) * size, key=b"k") for i in range(60)]
+        deadline = time.monotonic() + 30
+        while not all(f.done() for f in unobserved) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        del futures, unobserved
+        with pytest.raises(DeliveryError) as at_close:
+            producer.close()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert at_close.value.failures  # still reported by close(), without their values
+    assert "60 accepted records" in str(at_close.value)
+    assert held < 5 * size, f"{held:,} bytes still held after 120 failed deliveries"
+
+
+def test_failures_kept_for_close_are_bounded_by_bytes(
+    provisioned: CatalogFactory, topic_name: str, unused_port: int
+) -> None:
+    """Unobserved failures of large-keyed records are counted exactly but kept within a budget."""
+    catalog = provisioned(_contracts(topic_name, dlq=False), create=False)
+    producer = GovernedProducer(
+        catalog,
+        service="checkout",
+        bootstrap_servers=f"127.0.0.1:{unused_port}",
+        verify_topics=False,
+        overrides={"delivery.timeout.ms": 1000, "log_level": 0, "message.max.bytes": 2_000_000},
+    )
+    size = 200_000
+    futures = [producer.send(topic_name, b"v", key=bytes([i]) * size) for i in range(100)]
+    deadline = time.monotonic() + 30
+    while not all(f.done() for f in futures) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(DeliveryError) as at_close:
+        producer.close()
+    assert "100 accepted records" in str(at_close.value)
+    kept = sum(len(f.key or b"") for f in at_close.value.failures)
+    assert 0 < len(at_close.value.failures) < 100
+    assert kept <= 8 * 1024 * 1024
+
