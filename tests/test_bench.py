@@ -104,3 +104,19 @@ def test_byte_values_carry_their_send_time(tmp_path: Path) -> None:
     assert values.sent_ns(value) == 42
     assert values.encode is None
     assert values.schema is None
+
+
+def test_settings_never_show_secret_overrides() -> None:
+    """Bench settings redact secret overrides in repr and in the report's JSON."""
+    import json
+
+    settings = BenchSettings(
+        producer_overrides=(("sasl.password", "hunter2"), ("linger.ms", 5)),
+        consumer_overrides=(("sasl.oauthbearer.client.secret", "hunter3"),),
+    )
+    assert "hunter" not in repr(settings)
+    report = BenchReport(settings=settings, rows=(), environment={}, broker="b")
+    shown = json.dumps(report.to_dict())
+    assert "hunter" not in shown
+    assert '"linger.ms": 5' in shown
+    assert dict(settings.producer_overrides)["sasl.password"] == "hunter2"  # still usable

@@ -417,8 +417,12 @@ class GovernedConsumer:
 
     @property
     def config(self) -> dict[str, str | int | float | bool]:
-        """The librdkafka configuration in force (governed keys included)."""
-        return dict(self._config)
+        """The librdkafka configuration in force (governed keys included).
+
+        The value of every secret-bearing key (passwords, keys, tokens) reads
+        ``"[redacted]"``.
+        """
+        return _config.redacted(self._config)
 
     @property
     def hook_failures(self) -> int:
