@@ -10,11 +10,21 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .. import profiles
+from .._librdkafka_keys import CONSUMER_KEYS, GLOBAL_KEYS, PRODUCER_KEYS
 from .._stats import Figure
 from ..bench import BenchReport, BenchSettings, plot, run_bench
-from ._common import clean_errors, console, err_console, fail, main
+from ._common import (
+    clean_errors,
+    cluster_settings,
+    connection_options,
+    console,
+    err_console,
+    fail,
+    main,
+)
 
 #: Session timeout for benchmark consumers on the embedded broker: its group joins take
 #: about half of it, and nothing else shares that broker.
@@ -59,20 +69,20 @@ def render(report: BenchReport) -> list[Table]:
     latency = Table(
         title=f"latency at a steady {settings.latency_rate:,} records/s, in ms",
         title_justify="left",
-        caption=f"broker: {report.broker}",
+        caption=Text(f"broker: {report.broker}"),
     )
     latency.add_column("variant")
     for label in ("delivery p50", "p95", "p99", "end-to-end p50", "p99"):
         latency.add_column(label, justify="right")
     for row in report.rows:
         throughput.add_row(
-            row.name,
+            Text(row.name),
             _rate(row.produce_msgs_per_s),
             _ms(row.produce_mb_per_s),
             _rate(row.consume_msgs_per_s),
         )
         latency.add_row(
-            row.name,
+            Text(row.name),
             _ms(row.delivery_p50_ms),
             _ms(row.delivery_p95_ms),
             _ms(row.delivery_p99_ms),
@@ -94,13 +104,24 @@ def _broker(bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
     except BrokerNotFoundError as exc:
         fail(f"no --bootstrap-servers given and {exc}")
     err_console.print(
-        f"no --bootstrap-servers given: started the embedded broker at {broker.bootstrap_servers} "
-        "(Tansu, memory only, on this machine)"
+        Text(
+            "no --bootstrap-servers given: started the embedded broker at "
+            f"{broker.bootstrap_servers} (Tansu, memory only, on this machine)"
+        )
     )
     try:
         yield broker.bootstrap_servers, f"embedded Tansu at {broker.bootstrap_servers}"
     finally:
         broker.stop()
+
+
+def _split(
+    settings: dict[str, str],
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """Connection settings as ``(producer overrides, consumer overrides)``."""
+    producer = tuple((k, v) for k, v in settings.items() if k in GLOBAL_KEYS | PRODUCER_KEYS)
+    consumer = tuple((k, v) for k, v in settings.items() if k in GLOBAL_KEYS | CONSUMER_KEYS)
+    return producer, consumer
 
 
 def _writable(path: Path) -> None:
@@ -112,7 +133,13 @@ def _writable(path: Path) -> None:
 
 
 @main.command()
-@click.option("--bootstrap-servers", help="Cluster to measure; default: start the embedded broker.")
+@click.option(
+    "--bootstrap-servers",
+    help=(
+        "Cluster to measure; default: bootstrap.servers of the connection settings, else "
+        "start the embedded broker."
+    ),
+)
 @click.option(
     "--profiles",
     "profile_names",
@@ -151,6 +178,7 @@ def _writable(path: Path) -> None:
     type=click.Path(dir_okay=False),
     help="Save a PNG plot (needs the [plot] extra).",
 )
+@connection_options
 @clean_errors
 def bench(  # noqa: PLR0917 - one parameter per command-line option
     bootstrap_servers: str | None,
@@ -166,8 +194,20 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
     no_raw: bool,
     json_path: str | None,
     plot_path: str | None,
+    client_config: tuple[str, ...],
+    config_file: str | None,
 ) -> None:
-    """Measure throughput and latency of each profile against the raw client, same run."""
+    """Measure throughput and latency of each profile against the raw client, same run.
+
+    Connection settings apply to every client of the run: global ones (TLS, SASL) to
+    all, producer and consumer ones to the clients of their kind.
+    """
+    bootstrap_servers, connection = cluster_settings(
+        bootstrap_servers=bootstrap_servers,
+        config_file=config_file,
+        pairs=client_config,
+        required=False,
+    )
     try:
         chosen = tuple(profiles.by_name(n) for n in profile_names.split(",") if n.strip())
     except ValueError as exc:
@@ -181,9 +221,11 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
         if output:  # find out now, not after minutes of measuring, that it cannot be written
             _writable(Path(output))
     with _broker(bootstrap_servers) as (servers, label):
-        consumer_overrides = (
-            () if bootstrap_servers else (("session.timeout.ms", _EMBEDDED_SESSION_TIMEOUT_MS),)
+        embedded: dict[str, str | int | float | bool] = (
+            {} if bootstrap_servers else {"session.timeout.ms": _EMBEDDED_SESSION_TIMEOUT_MS}
         )
+        producer_overrides, for_consumers = _split(connection)
+        consumer_overrides = (*embedded.items(), *for_consumers)
         try:
             settings = BenchSettings(
                 messages=messages,
@@ -196,6 +238,7 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
                 latency_messages=latency_messages,
                 profiles=chosen,
                 raw_baseline=not no_raw,
+                producer_overrides=producer_overrides,
                 consumer_overrides=consumer_overrides,
             )
         except ValueError as exc:
@@ -219,7 +262,7 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
         console.print(table)
     if json_path:
         Path(json_path).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
-        err_console.print(f"wrote {json_path}")
+        err_console.print(Text(f"wrote {json_path}"))
     if plot_path:
         plot(report, plot_path)
-        err_console.print(f"wrote {plot_path}")
+        err_console.print(Text(f"wrote {plot_path}"))
