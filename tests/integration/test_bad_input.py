@@ -10,6 +10,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from test_consumer import FAST, _contracts
 
@@ -360,3 +361,81 @@ def test_failures_kept_for_close_are_bounded_by_bytes(
     assert 0 < len(at_close.value.failures) < 100
     assert kept <= 8 * 1024 * 1024
 
+
+def test_poll_batch_backpressure_bounds_what_waits_behind_an_unprocessed_record(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """A first record never marked processed holds everything behind it: the consumer pauses
+    at max_in_flight records held, not only at max_in_flight unfinished ones."""
+    catalog = provisioned(_contracts(topic_name, partitions=1, dlq=False))
+    bootstrap = kafka_broker.bootstrap_servers
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        for i in range(3000):
+            producer.send(topic_name, str(i).encode(), key=b"k")
+    with GovernedConsumer(
+        catalog,
+        service="billing",
+        group_id=f"held-{topic_name}",
+        topics=[topic_name],
+        bootstrap_servers=bootstrap,
+        overrides=FAST,
+        max_in_flight=200,
+        resume_below=100,
+    ) as consumer:
+        taken: list[Record] = []
+        deadline = time.monotonic() + 30
+        while len(taken) < 3000 and time.monotonic() < deadline:
+            batch = consumer.poll_batch(max_records=100, timeout=0.2)
+            for record in batch:
+                if record.offset != 0:
+                    consumer.mark_processed(record)
+            taken += batch
+            if consumer.paused and not batch:
+                break
+        assert consumer.paused
+        assert consumer.in_flight == 1  # only the first record is unfinished ...
+        assert len(taken) <= 200 + 100  # ... yet intake stopped at the limit, plus one batch
+        first = next(r for r in taken if r.offset == 0)
+        consumer.mark_processed(first)  # the whole prefix becomes committable
+        assert not consumer.paused
+
+
+def test_run_counts_undecodable_records_it_dead_letters(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, tmp_path: Path, topic_name: str
+) -> None:
+    """Undecodable records that run() dead-letters count as handled and as dead-lettered."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    shutil.copy(EXAMPLE_SCHEMAS / "order_created.v1.avsc", schemas)
+    catalog = provisioned(
+        _contracts(topic_name, partitions=1).replace(
+            'producers = ["checkout"]',
+            'value_schema = "schemas/order_created.v1.avsc"\n    producers = ["checkout"]',
+            1,
+        )
+    )
+    bootstrap = kafka_broker.bootstrap_servers
+    raw = Producer({"bootstrap.servers": bootstrap})
+    for i in range(10):
+        raw.produce(topic_name, f"not avro {i}".encode(), b"k")
+    raw.flush(10)
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        for i in range(3):
+            producer.send_and_wait(topic_name, {**ORDER, "order_id": f"o-{i}"}, key=b"k")
+    handled: list[Record] = []
+    with GovernedConsumer(
+        catalog,
+        service="billing",
+        group_id=f"undecodable-{topic_name}",
+        topics=[topic_name],
+        bootstrap_servers=bootstrap,
+        overrides=FAST,
+    ) as consumer:
+        started = time.monotonic()
+        summary = consumer.run(handled.append, max_records=13, timeout=60)
+        elapsed = time.monotonic() - started
+    assert [r.value["order_id"] for r in handled] == ["o-0", "o-1", "o-2"]
+    assert summary.records == 13
+    assert summary.dead_lettered == 10
+    assert elapsed < 45  # it returned at max_records, not at its timeout
+    assert len(read_all(bootstrap, f"{topic_name}.dlq")) == 10
