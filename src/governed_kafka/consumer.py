@@ -1218,11 +1218,18 @@ class GovernedConsumer:
             raise GovernanceViolation(
                 msg, rule="dead-letter.missing", topic=topic, field="dead_letter_topic"
             ) from error
+        from .producer import _sendable_header_name as sendable
+
         producer = self._dead_letters()
         error_type = f"{type(error).__module__}.{type(error).__qualname__}"
         letter_headers: list[tuple[str, str | bytes | None]] = [
-            (k, v) for k, v in headers if not k.startswith("dlq.")
+            (k, v) for k, v in headers if not k.startswith("dlq.") and sendable(k)
         ]
+        dropped = sum(1 for k, _ in headers if not sendable(k))
+        if dropped:  # another client wrote names no governed producer sends (an empty one)
+            _log.warning(
+                "dead letter of %s: %d headers with unsendable names left out", where, dropped
+            )
         letter_headers += [
             ("dlq.error.type", error_type),
             ("dlq.error.message", str(error)[:4096]),

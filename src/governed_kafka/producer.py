@@ -853,6 +853,16 @@ def _header_name(topic: str, name: object) -> str:
     return name
 
 
+def _sendable_header_name(name: object) -> bool:
+    """Whether ``send()`` takes ``name`` as a header name (records of other clients may
+    carry names it does not, such as an empty one)."""
+    try:
+        _header_name("", name)
+    except SerializationError:
+        return False
+    return True
+
+
 def _headers(topic: str, headers: Headers | None) -> _HeaderList | None:
     """Headers as librdkafka takes them, every name and value checked first.
 

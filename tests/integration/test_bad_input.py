@@ -439,3 +439,36 @@ def test_run_counts_undecodable_records_it_dead_letters(
     assert summary.dead_lettered == 10
     assert elapsed < 45  # it returned at max_records, not at its timeout
     assert len(read_all(bootstrap, f"{topic_name}.dlq")) == 10
+
+
+def test_a_record_with_a_header_name_a_producer_refuses_is_still_dead_lettered(
+    kafka_broker: LocalBroker, provisioned: CatalogFactory, tmp_path: Path, topic_name: str
+) -> None:
+    """Another client may write an empty header name; dead-lettering that record goes on."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    shutil.copy(EXAMPLE_SCHEMAS / "order_created.v1.avsc", schemas)
+    catalog = provisioned(
+        _contracts(topic_name, partitions=1).replace(
+            'producers = ["checkout"]',
+            'value_schema = "schemas/order_created.v1.avsc"\n    producers = ["checkout"]',
+            1,
+        )
+    )
+    bootstrap = kafka_broker.bootstrap_servers
+    raw = Producer({"bootstrap.servers": bootstrap})
+    raw.produce(topic_name, b"not avro", b"k", headers=[("", b"anonymous"), ("kept", b"1")])
+    raw.flush(10)
+    with GovernedConsumer(
+        catalog,
+        service="billing",
+        group_id=f"empty-header-{topic_name}",
+        topics=[topic_name],
+        bootstrap_servers=bootstrap,
+        overrides=FAST,
+    ) as consumer:
+        summary = consumer.run(lambda record: None, max_records=1, timeout=30)
+    assert summary.dead_lettered == 1
+    [letter] = read_all(bootstrap, f"{topic_name}.dlq")
+    assert letter.value() == b"not avro"
+    assert ("kept", b"1") in (letter.headers() or [])
