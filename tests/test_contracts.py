@@ -374,7 +374,12 @@ def test_schema_paths_outside_the_contracts_folder_are_refused(tmp_path: Path) -
     contracts = tmp_path / "contracts"
     (contracts / "schemas").mkdir(parents=True)
     (contracts / "schemas" / "link.avsc").symlink_to(outside)
-    for path in ["../secrets.json", str(outside), "schemas/link.avsc", "schemas/../../secrets.json"]:
+    for path in [
+        "../secrets.json",
+        str(outside),
+        "schemas/link.avsc",
+        "schemas/../../secrets.json",
+    ]:
         file = write_catalog(contracts, _with_schema(path))
         with pytest.raises(ContractError, match="outside the folder") as refused:
             Catalog.load(file)
@@ -400,7 +405,7 @@ def test_schema_paths_inside_the_folder_and_symlinks_within_it_load(tmp_path: Pa
 def test_invalid_utf8_in_the_contracts_file_is_a_contract_error(tmp_path: Path) -> None:
     """A contracts file that is not UTF-8 is a ContractError naming the file and the byte."""
     path = tmp_path / "governance.toml"
-    path.write_bytes(b'[policy]\nrequire_owner = true\n# caf\xe9 ' + SECRET.encode() + b"\n")
+    path.write_bytes(b"[policy]\nrequire_owner = true\n# caf\xe9 " + SECRET.encode() + b"\n")
     with pytest.raises(ContractError, match="not UTF-8") as refused:
         Catalog.load(path)
     assert refused.value.path == str(path)

@@ -12,9 +12,7 @@ from governed_kafka import Policy
 def _runs_within(code: str, seconds: float) -> bool:
     """Whether ``code`` finishes in a fresh interpreter within ``seconds``."""
     try:
-        subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code)], check=True, timeout=seconds
-        )
+        subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, timeout=seconds)
     except subprocess.TimeoutExpired:
         return False
     return True
