@@ -288,7 +288,9 @@ def topic_name_problem(name: str) -> str | None:
     if name in {".", ".."}:
         return f"{name!r} is not a topic name Kafka allows"
     if _TOPIC_NAME.fullmatch(name) is None:
-        return f"{name!r} has characters Kafka does not allow in a topic name (only a-z A-Z 0-9 . _ -)"
+        return (
+            f"{name!r} has characters Kafka does not allow in a topic name (only a-z A-Z 0-9 . _ -)"
+        )
     return None
 
 
