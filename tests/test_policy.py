@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from governed_kafka import Policy
 
 
@@ -54,3 +56,11 @@ def test_service_names_are_literal_inside_group_id_pattern() -> None:
     policy = Policy(group_id_pattern=r"^{service}-[0-9]+$")
     assert policy.group_id_matches("a.b+c-1", service="a.b+c")
     assert not policy.group_id_matches("aXbbc-1", service="a.b+c")
+
+
+def test_a_pattern_given_in_code_is_held_to_the_same_rules() -> None:
+    """Policy() refuses what a contracts file may not hold, with ValueError naming the key."""
+    with pytest.raises(ValueError, match="topic_name_pattern"):
+        Policy(topic_name_pattern="(?=x)")
+    with pytest.raises(ValueError, match="group_id_pattern"):
+        Policy(group_id_pattern="{service}" + "a" * 1000)

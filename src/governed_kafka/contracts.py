@@ -281,7 +281,7 @@ def _str_list(value: object) -> tuple[str, ...]:
     return items
 
 
-def topic_name_problem(name: str) -> str | None:
+def _topic_name_problem(name: str) -> str | None:
     """Why Kafka would refuse ``name`` as a topic name, or ``None`` when it would not."""
     if len(name) > MAX_TOPIC_NAME_LENGTH:
         return f"is {len(name)} characters long; Kafka allows at most {MAX_TOPIC_NAME_LENGTH}"
@@ -296,7 +296,7 @@ def topic_name_problem(name: str) -> str | None:
 
 def _topic_name(value: object) -> str:
     name = _str(value)
-    problem = topic_name_problem(name)
+    problem = _topic_name_problem(name)
     if problem is not None:
         raise _Bad(problem)
     return name

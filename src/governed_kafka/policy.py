@@ -105,6 +105,16 @@ def full_match(pattern: str, text: str) -> bool:
         return False  # text that is not valid Unicode matches no pattern
 
 
+def _valid_pattern(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    """A pattern given in code is held to the rules a contracts file is (ValueError)."""
+    if value is None:
+        return
+    problem = pattern_problem(value.replace(SERVICE_PLACEHOLDER, "service"))
+    if problem is not None:
+        msg = f"{attribute.name}: {problem}"
+        raise ValueError(msg)
+
+
 @attrs.frozen(kw_only=True)
 class Policy:
     """Platform-wide rules for topic contracts.
@@ -113,8 +123,8 @@ class Policy:
     when a contracts file says nothing.
     """
 
-    #: Regular expression every topic name must match in full, or ``None`` for any name.
-    topic_name_pattern: str | None = None
+    #: Regular expression (RE2) every topic name must match in full, or ``None`` for any.
+    topic_name_pattern: str | None = attrs.field(default=None, validator=_valid_pattern)
     #: Smallest replication factor a topic may declare.
     min_replication_factor: int = DURABLE_REPLICATION_FACTOR
     #: Smallest ``min.insync.replicas`` a topic may declare.
@@ -131,9 +141,9 @@ class Policy:
     default_compatibility: Compatibility = "BACKWARD"
     #: Every topic must declare a ``tenant`` and start with ``"<tenant>."``.
     require_tenant_prefix: bool = False
-    #: Regular expression every consumer ``group_id`` must match in full, or ``None`` for
-    #: any group. ``{service}`` stands for the consumer's service name.
-    group_id_pattern: str | None = None
+    #: Regular expression (RE2) every consumer ``group_id`` must match in full, or ``None``
+    #: for any group. ``{service}`` stands for the consumer's service name.
+    group_id_pattern: str | None = attrs.field(default=None, validator=_valid_pattern)
     #: Whether producers and consumers check the live topics against their contracts at
     #: construction; ``None`` means yes, except in the environment named ``local``.
     verify_topics: bool | None = None
