@@ -27,7 +27,11 @@ from typing import Any, Final
 __all__ = [
     "MAX_DEPTH",
     "MAX_EMPTY_ITEMS",
+    "MAX_JSON_DEPTH",
+    "TOO_DEEP",
+    "TOO_MANY",
     "binary_guard",
+    "has_empty_collections",
     "is_recursive",
     "json_depth_problem",
     "schema_problem",
