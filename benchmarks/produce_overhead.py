@@ -8,6 +8,7 @@ Variants:
   raw           produce() with no per-record delivery callback, poll(0) every 1,000
   raw+callback  produce() with a per-record on_delivery callback, poll(0) every 1,000
   governed      GovernedProducer.send(), a DeliveryFuture per record
+  governed+headers  the same with two headers per record (each name and value checked)
 
 Target: governed >= 0.8x raw.
 
@@ -28,6 +29,7 @@ from governed_kafka._config import producer_config
 PARTITIONS = 6
 KEYS = [f"customer-{i:04d}".encode() for i in range(1000)]
 VALUE = b"v" * 100
+HEADERS = [("trace-id", b"0123456789abcdef"), ("source", "checkout")]
 
 
 def _new_topic(bootstrap: str, rf: int) -> tuple[str, Catalog]:
@@ -88,7 +90,7 @@ def raw(bootstrap: str, messages: int, *, callback: bool, rf: int) -> float:
     return messages / elapsed
 
 
-def governed(bootstrap: str, messages: int, rf: int) -> float:
+def governed(bootstrap: str, messages: int, rf: int, *, headers: bool = False) -> float:
     topic, catalog = _new_topic(bootstrap, rf)
     producer = GovernedProducer(
         catalog, service="bench", bootstrap_servers=bootstrap, profile=profiles.DURABLE
@@ -98,8 +100,12 @@ def governed(bootstrap: str, messages: int, rf: int) -> float:
     keys = KEYS
     n_keys = len(keys)
     started = time.perf_counter()
-    for i in range(messages):
-        send(topic, VALUE, key=keys[i % n_keys])
+    if headers:
+        for i in range(messages):
+            send(topic, VALUE, key=keys[i % n_keys], headers=HEADERS)
+    else:
+        for i in range(messages):
+            send(topic, VALUE, key=keys[i % n_keys])
     producer.flush()
     elapsed = time.perf_counter() - started
     producer.close()
@@ -116,6 +122,7 @@ def main() -> None:
                 "raw": lambda: raw(bootstrap, args.messages, callback=False, rf=rf),
                 "raw+callback": lambda: raw(bootstrap, args.messages, callback=True, rf=rf),
                 "governed": lambda: governed(bootstrap, args.messages, rf),
+                "governed+headers": lambda: governed(bootstrap, args.messages, rf, headers=True),
             },
             repeats=args.repeats,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import datetime
 import io
+import json
+import time
 from typing import Any
 
 import fastavro
@@ -201,7 +203,8 @@ def test_a_schema_that_does_not_parse_names_its_file(tmp_path: Any) -> None:
         load_schema(path, topic=TOPIC, key="value_schema")
     assert caught.value.path == str(path)
     assert (caught.value.topic, caught.value.key) == (TOPIC, "value_schema")
-    assert "nope" in str(caught.value)
+    assert "fields[0].type" in str(caught.value)
+    assert "nope" not in str(caught.value)  # the file's content is never echoed
 
 
 def test_invalid_json_is_a_contract_error() -> None:
@@ -341,3 +344,206 @@ def test_trailing_bytes_are_a_deserialization_error(registry: LocalSchemaRegistr
     )
     error = _decode_error(registry, data + b"\x00")
     assert "1 bytes left over" in str(error)
+
+
+# ------------------------------------------------------------------ hostile input (issue 14)
+
+SECRET = "AKIA-not-a-real-secret-0123456789"
+FLOATS = {
+    "type": "record",
+    "name": "Reading",
+    "fields": [
+        {"name": "f", "type": "float"},
+        {"name": "d", "type": "double"},
+        {"name": "maybe", "type": ["null", "float"], "default": None},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"f": 1e300, "d": 0.0}, "f"),
+        ({"f": 3.5e38, "d": 0.0}, "f"),
+        ({"f": -3.5e38, "d": 0.0}, "f"),
+        ({"f": 10**39, "d": 0.0}, "f"),
+        ({"f": 0.0, "d": 10**400}, "d"),
+        ({"f": 0.0, "d": 0.0, "maybe": 1e39}, "maybe"),
+    ],
+    ids=["1e300", "3.5e38", "-3.5e38", "int-1e39", "int-1e400-double", "in-union"],
+)
+def test_a_float_out_of_range_is_refused_naming_the_field(value: object, field: str) -> None:
+    """A number a float (or double) field cannot hold is refused, not written as infinity."""
+    writer = AvroWriter(schema(FLOATS), 1, topic=TOPIC)
+    refused = _refusal(writer, value)
+    assert refused.field == field
+    assert "out of range" in str(refused)
+
+
+def test_nan_and_infinities_given_as_such_are_floats() -> None:
+    """NaN, +inf and -inf are Avro floats and doubles; the largest finite float32 is too."""
+    writer = AvroWriter(schema(FLOATS), schema_id_of(schema(FLOATS)), topic=TOPIC)
+    reader = AvroReader(_local(FLOATS), topic=TOPIC)
+    for value in (float("nan"), float("inf"), float("-inf"), 3.4028234663852886e38):
+        data = writer.encode({"f": value, "d": value})
+        back = reader.decode(data)
+        assert repr(back["f"]) == repr(value)  # nan, inf, -inf and the float32 maximum
+
+
+def _local(raw: Any) -> LocalSchemaRegistry:
+    local = LocalSchemaRegistry()
+    local.register("t-value", schema(raw))
+    return local
+
+
+def _nested(depth: int) -> str:
+    """A schema of records nested ``depth`` deep, as JSON text."""
+    text = '{"type": "record", "name": "L0", "fields": [{"name": "x", "type": "int"}]}'
+    for level in range(1, depth):
+        text = (
+            f'{{"type": "record", "name": "L{level}", "fields": [{{"name": "c", "type": {text}}}]}}'
+        )
+    return text
+
+
+def test_a_schema_nested_too_deep_is_a_contract_error() -> None:
+    """A schema nested 400 records deep is refused by name, not a RecursionError later."""
+    with pytest.raises(ContractError, match="nested more than 64") as refused:
+        parse_schema(_nested(400), source="deep.avsc", topic=TOPIC, key="value_schema")
+    assert refused.value.path == "deep.avsc"
+    with pytest.raises(ContractError, match="nested more than 64"):
+        parse_schema(_nested(65), source="deep.avsc")
+    assert parse_schema(_nested(64)).event_types == ("L63",)
+
+
+def test_json_nested_too_deep_for_the_parser_is_a_contract_error() -> None:
+    """JSON nested 100,000 deep is refused naming the file."""
+    with pytest.raises(ContractError, match="nested") as refused:
+        parse_schema("[" * 100_000 + "]" * 100_000, source="deep.avsc")
+    assert refused.value.path == "deep.avsc"
+
+
+def test_invalid_utf8_in_a_schema_file_is_a_contract_error(tmp_path: Any) -> None:
+    """A schema file that is not UTF-8 is a ContractError naming the file and the place."""
+    path = tmp_path / "latin1.avsc"
+    path.write_bytes(b'{"type": "string", "doc": "caf\xe9 ' + SECRET.encode() + b'"}')
+    with pytest.raises(ContractError, match="not UTF-8") as refused:
+        load_schema(path, topic=TOPIC, key="value_schema")
+    assert refused.value.path == str(path)
+    assert SECRET not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (json.dumps({"aws_secret_access_key": SECRET}), "'type'"),
+        (json.dumps({"type": SECRET}), "type"),
+        (
+            json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": SECRET}]}),
+            "fields[0].type",
+        ),
+        (json.dumps({"type": "record", "name": "R", "fields": SECRET}), "fields"),
+        (
+            json.dumps(
+                {
+                    "type": "record",
+                    "name": "R",
+                    "fields": [{"name": "a", "type": "int", "default": SECRET}],
+                }
+            ),
+            "fields[0].default",
+        ),
+        (json.dumps([{"type": "enum", "name": "E", "symbols": [SECRET, SECRET]}]), "symbols"),
+        (json.dumps(SECRET), "top level"),
+        ('{"type": "record", "name": "' + SECRET + '"', "line 1 column"),
+    ],
+    ids=["credentials", "type", "field-type", "fields", "default", "enum", "string", "json"],
+)
+def test_a_schema_error_never_echoes_the_file(text: str, where: str) -> None:
+    """What is wrong with a schema file is said by file, place and expectation, never by content."""
+    with pytest.raises(ContractError) as refused:
+        parse_schema(text, source="creds.avsc")
+    message = str(refused.value)
+    assert SECRET not in message
+    assert SECRET[:8] not in message
+    assert message.startswith("creds.avsc: ")
+    assert where in message
+
+
+NODE = {
+    "type": "record",
+    "name": "Node",
+    "fields": [{"name": "next", "type": ["null", "Node"], "default": None}],
+}
+
+
+def _chain(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"next": None}
+    for _ in range(depth - 1):
+        value = {"next": value}
+    return value
+
+
+def test_a_value_nested_too_deep_for_a_recursive_schema_is_refused() -> None:
+    """A recursive value deeper than 64 levels is a SerializationError, never a crash."""
+    writer = AvroWriter(schema(NODE), 1, topic=TOPIC)
+    writer.encode(_chain(60))
+    for depth in (100, 5000):
+        refused = _refusal(writer, _chain(depth))
+        assert "nested more than 64" in str(refused)
+
+
+def test_a_record_nested_too_deep_to_decode_is_a_deserialization_error() -> None:
+    """5,000 bytes of a recursive record would crash the decoder: refused before decoding."""
+    reader = AvroReader(_local(NODE), topic=TOPIC)
+    header = frame(schema_id_of(schema(NODE)), b"")
+    assert reader.decode(header + b"\x02" * 60 + b"\x00") is not None
+    with pytest.raises(DeserializationError, match="nested more than 64") as refused:
+        reader.decode(header + b"\x02" * 5000 + b"\x00", partition=0, offset=9)
+    assert refused.value.offset == 9
+
+
+def _zigzag(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n & ~0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        "null",
+        {"type": "record", "name": "Empty", "fields": []},
+        {"type": "fixed", "name": "Z", "size": 0},
+    ],
+    ids=["null", "empty-record", "fixed-0"],
+)
+def test_a_collection_of_zero_size_items_is_bounded(items: object) -> None:
+    """An array of items that take no bytes cannot make 10 bytes decode to 10 million items."""
+    raw = {"type": "array", "items": items}
+    reader = AvroReader(_local(raw), topic=TOPIC)
+    header = frame(schema_id_of(schema(raw)), b"")
+    started = time.perf_counter()
+    with pytest.raises(DeserializationError, match="more than 10000 items"):
+        reader.decode(header + _zigzag(10_000_000) + b"\x00")
+    assert time.perf_counter() - started < 1
+    nested = {"type": "array", "items": raw}
+    nested_reader = AvroReader(_local(nested), topic=TOPIC)
+    many = _zigzag(5000) + b"\x00"
+    with pytest.raises(DeserializationError, match="more than 10000 items"):
+        nested_reader.decode(
+            frame(schema_id_of(schema(nested)), b"") + _zigzag(3) + many * 3 + b"\x00"
+        )
+    assert len(reader.decode(header + _zigzag(100) + b"\x00")) == 100
+    writer = AvroWriter(schema(raw), schema_id_of(schema(raw)), topic=TOPIC)
+    empty: object = (
+        None
+        if items == "null"
+        else ({} if isinstance(items, dict) and items["type"] == "record" else b"")
+    )
+    refused = _refusal(writer, [empty] * 10_001)
+    assert "more than 10000 items" in str(refused)

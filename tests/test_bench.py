@@ -82,7 +82,8 @@ def test_environment_names_the_installed_client_versions() -> None:
 @pytest.mark.parametrize("size", [60, 200, 1024, 5000])
 def test_avro_values_are_wire_format_of_the_requested_size(tmp_path: Path, size: int) -> None:
     """The raw row's Avro bytes are what the governed reader decodes, at the asked size."""
-    values = _Values(BenchSettings(value_format="avro", value_size=size), tmp_path)
+    settings = BenchSettings(value_format="avro", value_size=size, partitions=3)
+    values = _Values(settings, tmp_path)
     sent = time.monotonic_ns()  # what the benchmark sends: a send time on this clock
     value = values.value(sent)
     assert values.encode is not None
@@ -91,7 +92,7 @@ def test_avro_values_are_wire_format_of_the_requested_size(tmp_path: Path, size:
     assert len(data) == size
     assert values.sent_ns(values.decode(data)) == sent
     assert values.schema is not None
-    registry = LocalSchemaRegistry.from_catalog(_catalog("bench.t", 3, values.schema))
+    registry = LocalSchemaRegistry.from_catalog(_catalog("bench.t", settings, values.schema))
     reader = AvroReader(registry, topic="bench.t", reader_schema=parse_schema(AVRO_SCHEMA))
     assert reader.decode(data) == value
 
@@ -104,3 +105,19 @@ def test_byte_values_carry_their_send_time(tmp_path: Path) -> None:
     assert values.sent_ns(value) == 42
     assert values.encode is None
     assert values.schema is None
+
+
+def test_settings_never_show_secret_overrides() -> None:
+    """Bench settings redact secret overrides in repr and in the report's JSON."""
+    import json
+
+    settings = BenchSettings(
+        producer_overrides=(("sasl.password", "hunter2"), ("linger.ms", 5)),
+        consumer_overrides=(("sasl.oauthbearer.client.secret", "hunter3"),),
+    )
+    assert "hunter" not in repr(settings)
+    report = BenchReport(settings=settings, rows=(), environment={}, broker="b")
+    shown = json.dumps(report.to_dict())
+    assert "hunter" not in shown
+    assert '"linger.ms": 5' in shown
+    assert dict(settings.producer_overrides)["sasl.password"] == "hunter2"  # still usable

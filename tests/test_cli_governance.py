@@ -101,3 +101,69 @@ def test_lint_of_an_undeclared_environment_is_refused() -> None:
     assert result.exit_code == 1
     assert "'staging' is not declared" in result.stderr
     assert "local, prod" in result.stderr
+
+
+# ------------------------------------------------------------------ hostile input (issue 14)
+
+
+def test_file_content_is_printed_literally_never_as_markup(tmp_path: Path) -> None:
+    """A topic named like Rich markup and an unknown key: one clear error, brackets kept."""
+    path = write_catalog(
+        tmp_path,
+        """
+        [[topics]]
+        name = "evil[/]"
+        partitions = 1
+        replication_factor = 1
+        colour = "[bold red]x[/]"
+        """,
+    )
+    result = run("lint", str(path))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # no MarkupError
+    assert "topic 'evil[/]'" in result.stderr
+    assert "unknown key in [topics]" in result.stderr
+
+
+def test_lint_tables_show_names_and_messages_literally(tmp_path: Path) -> None:
+    """Violation messages that hold brackets (a pattern) are shown as written."""
+    path = write_catalog(
+        tmp_path,
+        """
+        [policy]
+        topic_name_pattern = '^[a-z]+$'
+
+        [[topics]]
+        name = "abc.x"
+        partitions = 1
+        replication_factor = 1
+        """,
+    )
+    result = run("lint", str(path))
+    assert result.exit_code == 1
+    assert "'^[a-z]+$'" in result.stdout
+
+
+def test_paths_are_printed_literally(tmp_path: Path) -> None:
+    """A contracts file in a folder whose name looks like markup is named as it is."""
+    folder = tmp_path / "[bold]x"
+    folder.mkdir()
+    path = write_catalog(
+        folder,
+        """
+        [policy]
+        min_replication_factor = 1
+        min_insync_replicas = 1
+        require_owner = false
+        require_retention = false
+        [[topics]]
+        name = "a.b"
+        partitions = 1
+        replication_factor = 1
+        producers = ["p"]
+        consumers = ["c"]
+        """,
+    )
+    result = run("lint", str(path))
+    assert result.exit_code == 0, result.output
+    assert str(path) in result.stdout.replace("\n", "")

@@ -258,3 +258,117 @@ def test_client_rack_sets_client_rack_once() -> None:
     assert empty.value.key == "client.rack"
     with pytest.raises(ConfigError, match="not both"):
         _consumer(client_rack="a", overrides={"client.rack": "b"})
+
+
+# ------------------------------------------------------------------ secrets (issue 14)
+
+SECRETS = {
+    "sasl.username": "svc-user",
+    "sasl.password": "hunter2-sasl",
+    "ssl.key.password": "hunter2-key",
+    "sasl.oauthbearer.client.secret": "hunter2-oauth",
+    "ssl.keystore.password": "hunter2-keystore",
+}
+
+
+def test_client_config_never_shows_a_secret() -> None:
+    """producer.config and consumer.config redact every secret-bearing key, and only those."""
+    from governed_kafka import GovernedConsumer
+
+    catalog = Catalog.from_dict(
+        {
+            "topics": [
+                {
+                    "name": "a.b",
+                    "partitions": 1,
+                    "replication_factor": 1,
+                    "producers": ["svc"],
+                    "consumers": ["svc"],
+                }
+            ]
+        }
+    )
+    overrides = {**SECRETS, "security.protocol": "sasl_ssl", "sasl.mechanism": "PLAIN"}
+    producer = GovernedProducer(
+        catalog,
+        service="svc",
+        bootstrap_servers="127.0.0.1:1",
+        overrides={**overrides, "log_level": 0},
+        verify_topics=False,
+    )
+    consumer = GovernedConsumer(
+        catalog,
+        service="svc",
+        group_id="svc",
+        topics=["a.b"],
+        bootstrap_servers="127.0.0.1:1",
+        overrides={**overrides, "log_level": 0},
+        verify_topics=False,
+    )
+    try:
+        for config in (producer.config, consumer.config):
+            shown = repr(config)
+            assert not [s for s in SECRETS.values() if s in shown]
+            assert {config[k] for k in SECRETS} == {"[redacted]"}
+            assert config["sasl.mechanism"] == "PLAIN"
+    finally:
+        producer.close()
+        consumer.close()
+
+
+@pytest.mark.parametrize("key", sorted(SECRETS))
+def test_a_refused_secret_is_never_echoed(key: str) -> None:
+    """A secret given with the wrong type is refused by key, its value shown nowhere."""
+    secret = ["hunter2", "in-a-list"]
+    with pytest.raises(ConfigError) as refused:
+        producer_config(
+            bootstrap_servers="127.0.0.1:1",
+            client_id="svc",
+            profile=profiles.DURABLE,
+            overrides={key: secret},  # type: ignore[dict-item]
+        )
+    assert refused.value.key == key
+    assert "hunter2" not in str(refused.value)
+    assert "hunter2" not in repr(refused.value.value)
+
+
+def test_a_secret_librdkafka_refuses_is_not_echoed() -> None:
+    """librdkafka's own refusal of a secret's value reaches the caller without the value."""
+    from governed_kafka import _kafka
+
+    config = producer_config(
+        bootstrap_servers="127.0.0.1:1",
+        client_id="svc",
+        profile=profiles.DURABLE,
+        overrides={"ssl.key.pem": "hunter2-not-pem", "security.protocol": "ssl"},
+    )
+    with pytest.raises(ConfigError) as refused:
+        _kafka.new_producer(config)
+    assert "hunter2" not in str(refused.value)
+    assert "hunter2" not in repr(refused.value.value)
+
+
+def test_secret_keys_cover_what_librdkafka_marks_sensitive() -> None:
+    """One list: librdkafka's sensitive properties, their aliases, and Java/registry secrets."""
+    from governed_kafka._config import is_secret
+
+    for key in [
+        "sasl.password",
+        "sasl.username",
+        "ssl.key.password",
+        "ssl.key.pem",
+        "ssl_key",
+        "ssl.keystore.password",
+        "sasl.oauthbearer.config",
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.client.credentials.client.secret",
+        "sasl.oauthbearer.assertion.private.key.passphrase",
+        "sasl.oauthbearer.assertion.private.key.pem",
+        "sasl.jaas.config",
+        "ssl.truststore.password",
+        "basic.auth.user.info",
+        "bearer.auth.token",
+    ]:
+        assert is_secret(key), key
+    for key in ["bootstrap.servers", "sasl.mechanism", "security.protocol", "linger.ms"]:
+        assert not is_secret(key), key

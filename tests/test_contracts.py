@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -345,3 +347,153 @@ def test_policy_verify_topics_wins_over_the_environment_default(tmp_path: Path) 
         """,
     )
     assert Catalog.load(path, environment="local").verify_topics is True
+
+
+# ------------------------------------------------------------------ hostile input (issue 14)
+
+SECRET = "AKIA-not-a-real-secret-0123456789"
+
+TOPIC = """
+[[topics]]
+name = "payments.order.created.v1"
+partitions = 1
+replication_factor = 1
+producers = ["checkout"]
+"""
+
+
+def _with_schema(path: str) -> str:
+    return TOPIC + f"value_schema = {path!r}\n"
+
+
+def test_schema_paths_outside_the_contracts_folder_are_refused(tmp_path: Path) -> None:
+    """A value_schema or key_schema that leaves the contracts file's folder is refused at load,
+    whether by '..', by an absolute path or by a symlink, without reading it."""
+    outside = tmp_path / "secrets.json"
+    outside.write_text(json.dumps({"aws_secret_access_key": SECRET}), encoding="utf-8")
+    contracts = tmp_path / "contracts"
+    (contracts / "schemas").mkdir(parents=True)
+    (contracts / "schemas" / "link.avsc").symlink_to(outside)
+    for path in [
+        "../secrets.json",
+        str(outside),
+        "schemas/link.avsc",
+        "schemas/../../secrets.json",
+    ]:
+        file = write_catalog(contracts, _with_schema(path))
+        with pytest.raises(ContractError, match="outside the folder") as refused:
+            Catalog.load(file)
+        assert refused.value.topic == "payments.order.created.v1"
+        assert refused.value.key == "value_schema"
+        assert SECRET not in str(refused.value)
+    key_file = write_catalog(contracts, TOPIC + 'key_schema = "../secrets.json"\n')
+    with pytest.raises(ContractError, match="outside the folder") as refused:
+        Catalog.load(key_file)
+    assert refused.value.key == "key_schema"
+
+
+def test_schema_paths_inside_the_folder_and_symlinks_within_it_load(tmp_path: Path) -> None:
+    """Subfolders, '..' that stays inside, and symlinks to files inside are fine."""
+    (tmp_path / "schemas" / "v1").mkdir(parents=True)
+    (tmp_path / "schemas" / "v1" / "a.avsc").write_text('"string"', encoding="utf-8")
+    (tmp_path / "schemas" / "current.avsc").symlink_to(tmp_path / "schemas" / "v1" / "a.avsc")
+    file = write_catalog(tmp_path, _with_schema("schemas/v1/../current.avsc"))
+    [contract] = Catalog.load(file)
+    assert contract.value_schema == ((tmp_path / "schemas" / "v1" / "a.avsc").resolve(),)
+
+
+def test_invalid_utf8_in_the_contracts_file_is_a_contract_error(tmp_path: Path) -> None:
+    """A contracts file that is not UTF-8 is a ContractError naming the file and the byte."""
+    path = tmp_path / "governance.toml"
+    path.write_bytes(b"[policy]\nrequire_owner = true\n# caf\xe9 " + SECRET.encode() + b"\n")
+    with pytest.raises(ContractError, match="not UTF-8") as refused:
+        Catalog.load(path)
+    assert refused.value.path == str(path)
+    assert "line 3" in str(refused.value)
+    assert SECRET not in str(refused.value)
+
+
+def test_toml_nested_thousands_deep_is_a_contract_error(tmp_path: Path) -> None:
+    """TOML nested 5,000 deep is a ContractError naming the file, not a RecursionError."""
+    path = tmp_path / "governance.toml"
+    path.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(ContractError, match="nested") as refused:
+        Catalog.load(path)
+    assert refused.value.path == str(path)
+    inline = tmp_path / "inline.toml"
+    inline.write_text("x = " + "{a = " * 5000 + "1" + "}" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(ContractError, match="nested"):
+        Catalog.load(inline)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["payments/order", "payments order", "café.orders", "a" * 250, ".", "..", "topic\x00x"],
+    ids=["slash", "space", "non-ascii", "too-long", "dot", "dotdot", "nul"],
+)
+def test_kafka_illegal_topic_names_are_refused_at_load(tmp_path: Path, name: str) -> None:
+    """A topic name Kafka would refuse is a ContractError at load, naming the key."""
+    data = {"topics": [{"name": name, "partitions": 1, "replication_factor": 1}]}
+    with pytest.raises(ContractError, match="Kafka") as refused:
+        Catalog.from_dict(data, path=tmp_path / "governance.toml")
+    assert refused.value.key == "name"
+
+
+def test_an_illegal_dead_letter_topic_name_is_refused_at_load(tmp_path: Path) -> None:
+    """dead_letter_topic names a topic, so it follows Kafka's naming rules too."""
+    topic = {"name": "a.b", "partitions": 1, "replication_factor": 1, "dead_letter_topic": "a b"}
+    with pytest.raises(ContractError, match="Kafka") as refused:
+        Catalog.from_dict({"topics": [topic]}, path=tmp_path / "governance.toml")
+    assert refused.value.key == "dead_letter_topic"
+
+
+def test_longest_legal_topic_name_loads(tmp_path: Path) -> None:
+    """249 characters of [a-zA-Z0-9._-] is a legal Kafka topic name."""
+    name = "A-z_0.9" + "x" * 242
+    data = {"topics": [{"name": name, "partitions": 1, "replication_factor": 1}]}
+    assert Catalog.from_dict(data, path=tmp_path / "governance.toml").topic(name).name == name
+
+
+def test_a_topic_declared_twice_is_refused_at_load(tmp_path: Path) -> None:
+    """Two [[topics]] tables with one name are a ContractError: no copy silently wins."""
+    path = write_catalog(tmp_path, TOPIC + TOPIC.replace("partitions = 1", "partitions = 6"))
+    with pytest.raises(ContractError, match="declared 2 times") as refused:
+        Catalog.load(path)
+    assert refused.value.topic == "payments.order.created.v1"
+    assert refused.value.key == "name"
+
+
+def test_long_lists_load_in_linear_time(tmp_path: Path) -> None:
+    """Duplicate checks over 40,000 producers stay well under a second's work per item list."""
+    producers = [f"service-{i}" for i in range(40_000)]
+    topic = {"name": "a.b", "partitions": 1, "replication_factor": 1, "producers": producers}
+    started = time.perf_counter()
+    catalog = Catalog.from_dict({"topics": [topic]}, path=tmp_path / "governance.toml")
+    assert time.perf_counter() - started < 5  # quadratic: about 18 s here
+    assert len(catalog.topic("a.b").producers) == 40_000
+    with pytest.raises(ContractError, match="'service-7' more than once"):
+        Catalog.from_dict(
+            {"topics": [{**topic, "producers": [*producers, "service-7"]}]},
+            path=tmp_path / "governance.toml",
+        )
+
+
+@pytest.mark.parametrize(
+    ("key", "pattern", "fragment"),
+    [
+        ("topic_name_pattern", "(?=x)", "cannot compile"),
+        ("topic_name_pattern", r"(a)\1", "cannot compile"),
+        ("group_id_pattern", "^{service}(?!x)", "cannot compile"),
+        ("topic_name_pattern", "a" * 1001, "longer than 1000"),
+    ],
+    ids=["lookahead", "backreference", "group-lookahead", "too-long"],
+)
+def test_patterns_the_linear_engine_cannot_run_are_refused_naming_file_and_key(
+    tmp_path: Path, key: str, pattern: str, fragment: str
+) -> None:
+    """Contract patterns run on a linear-time engine: what it cannot compile is refused at load."""
+    path = write_catalog(tmp_path, f"[policy]\n{key} = '{pattern}'\n")
+    with pytest.raises(ContractError, match=fragment) as refused:
+        Catalog.load(path)
+    assert refused.value.key == key
+    assert str(path) in str(refused.value)

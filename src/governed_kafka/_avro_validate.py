@@ -43,6 +43,9 @@ INT_MIN: Final = -(2**31)
 INT_MAX: Final = 2**31 - 1
 LONG_MIN: Final = -(2**63)
 LONG_MAX: Final = 2**63 - 1
+#: Largest finite float32 and float64: a number beyond either would be written as infinity.
+FLOAT_MAX: Final = 3.4028234663852886e38
+DOUBLE_MAX: Final = 1.7976931348623157e308
 
 #: Avro's primitive type names.
 PRIMITIVES: Final = frozenset(
@@ -154,8 +157,16 @@ _SCALAR_CHECKS: Final = {
     "boolean": "type({v}) is bool",
     "int": f"(type({{v}}) is int and {INT_MIN} <= {{v}} <= {INT_MAX})",
     "long": f"(type({{v}}) is int and {LONG_MIN} <= {{v}} <= {LONG_MAX})",
-    "float": "type({v}) in _NUMBER",
-    "double": "type({v}) in _NUMBER",
+    # NaN and the infinities given as such are floats; a finite number too large is not.
+    "float": (
+        f"((type({{v}}) is float and (-{FLOAT_MAX!r} <= {{v}} <= {FLOAT_MAX!r} "
+        f"or {{v}} != {{v}} or {{v}} in _INFINITIES)) "
+        f"or (type({{v}}) is int and -{FLOAT_MAX!r} <= {{v}} <= {FLOAT_MAX!r}))"
+    ),
+    "double": (
+        f"(type({{v}}) is float or (type({{v}}) is int and -{DOUBLE_MAX!r} <= {{v}} <= "
+        f"{DOUBLE_MAX!r}))"
+    ),
     "string": "type({v}) is str",
     "bytes": "type({v}) in _BYTES",
 }
@@ -174,6 +185,7 @@ class _Compiler:
             "_Decimal": decimal.Decimal,
             "_UUID": uuid.UUID,
             "_NUMBER": (int, float),
+            "_INFINITIES": (float("inf"), float("-inf")),
             "_BYTES": (bytes, bytearray),
         }
         self.functions: list[str] = []
@@ -300,6 +312,14 @@ def compile_check(
 # --------------------------------------------------------------------------- explanation
 
 
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _show(value: object) -> str:
     text = repr(value)
     if len(text) > 60:
@@ -358,11 +378,58 @@ class Explainer:
         elif kind in {"int", "long"} and type(value) is int:
             low, high = (INT_MIN, INT_MAX) if kind == "int" else (LONG_MIN, LONG_MAX)
             yield where, f"{value} is out of range for {kind} ({low}..{high})"
+        elif kind in {"float", "double"} and type(value) in {int, float}:
+            largest = FLOAT_MAX if kind == "float" else DOUBLE_MAX
+            shown = (
+                f"{value:.6g}"
+                if type(value) is float
+                else f"an integer of {len(str(value))} digits"
+            )
+            yield (
+                where,
+                f"{shown} is out of range for {kind} (largest finite: {largest:.8g}; it would "
+                "be written as infinity)",
+            )
         elif kind == "fixed" and type(value) in {bytes, bytearray}:
             size = node["size"]
             yield where, f"expected {size} bytes for {expected}, got {len(value)}"  # type: ignore[arg-type]
         else:
             yield where, f"expected {expected}, got {_show(value)}"
+
+    def unencodable(self, schema: Schema, value: object, path: str) -> str | None:
+        """The path of the first str in a fitting ``value`` that cannot be UTF-8, or ``None``."""
+        stack = [(schema, value, path)]
+        while stack:
+            schema, value, path = stack.pop()
+            kind, node = kind_of(schema, self.names)
+            if kind == "union":
+                branch = next((b for b in schema if self.fits(b, value)), None)
+                if branch is not None:
+                    stack.append((branch, value, path))
+            elif type(value) is str:
+                if not _utf8_ok(value):
+                    return path or "<value>"
+            else:
+                stack.extend(reversed(list(self._children(kind, node, value, path))))
+        return None
+
+    @staticmethod
+    def _children(
+        kind: str, node: dict[str, Any], value: object, path: str
+    ) -> Iterator[tuple[Schema, object, str]]:
+        """The parts of a record, array or map value, with their schemas and paths."""
+        if kind == "record" and type(value) is dict:
+            for field in node["fields"]:
+                if field["name"] in value:
+                    name = field["name"]
+                    yield field["type"], value[name], _join(path, name)
+        elif kind == "array" and type(value) is list:
+            for index, item in enumerate(value):
+                yield node["items"], item, f"{path}[{index}]"
+        elif kind == "map" and type(value) is dict:
+            for key, item in value.items():
+                yield "string", key, path
+                yield node["values"], item, f"{path}[{key!r}]"
 
     def record(self, node: dict[str, Any], value: object, path: str) -> Iterator[Problem]:
         where = path or "<value>"
@@ -398,6 +465,10 @@ class Explainer:
             return
         if value is None:
             yield where, f"null is not allowed here: expected one of {describe(schema, self.names)}"
+            return
+        numeric = [b for b in schema if kind_of(b, self.names)[0] in {"float", "double"}]
+        if numeric and type(value) in {int, float}:
+            yield from self.problems(numeric[-1], value, path)  # the widest: out of range
             return
         yield (
             where,
@@ -461,13 +532,18 @@ def compile_tagger(schema: Schema, names: Mapping[str, dict[str, Any]]) -> Tagge
             (branch_name(b, names), compile_check(b, names), build(b) or _identity) for b in node
         ]
         ambiguous = sum(kind_of(b, names)[0] != "null" for b in node) > 1
-        if not ambiguous and all(t is _identity for _, _, t in branches):
+        nested = any(t is not _identity for _, _, t in branches)
+        if not ambiguous and not nested:
             return None
+        # fastavro validates an untagged union value against each branch itself, and its
+        # validation does not know the (branch, value) notation of unions further in: a
+        # union whose branches are tagged inside is tagged too.
+        named = ambiguous or nested
 
         def tag(value: Any) -> Any:
             for name, check, inner in branches:
                 if check(value):
-                    return (name, inner(value)) if ambiguous else inner(value)
+                    return (name, inner(value)) if named else inner(value)
             return value
 
         return tag

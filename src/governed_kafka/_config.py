@@ -23,6 +23,7 @@ from ._librdkafka_keys import (
     DEPRECATED_KEYS,
     GLOBAL_KEYS,
     PRODUCER_KEYS,
+    SECRET_KEYS,
 )
 from .errors import ConfigError
 from .profiles import Profile
@@ -35,11 +36,15 @@ __all__ = [
     "ISOLATION_LEVEL",
     "MAX_IN_FLIGHT",
     "PARTITIONER",
+    "REDACTED",
     "GroupProtocol",
     "Overrides",
     "admin_config",
     "consumer_config",
+    "is_secret",
     "producer_config",
+    "redacted",
+    "scrub",
 ]
 
 Scalar = str | int | float | bool
@@ -96,6 +101,41 @@ _CLASSIC_ONLY: Final[Mapping[str, str]] = {
 }
 
 _INT32_MAX = 2_147_483_647
+
+#: What a secret's value is shown as, wherever a configuration is shown (librdkafka's word).
+REDACTED: Final = "[redacted]"
+
+_SECRET_WORDS: Final = ("password", "secret", "passphrase")
+
+
+def is_secret(key: str) -> bool:
+    """Whether the value of configuration key ``key`` is a secret, never to be shown.
+
+    The one list (:data:`~governed_kafka._librdkafka_keys.SECRET_KEYS`), and any key
+    whose name says password, secret or passphrase.
+    """
+    if key in SECRET_KEYS:
+        return True
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def redacted(config: Mapping[str, object]) -> dict[str, Any]:
+    """``config`` with every secret's value replaced by :data:`REDACTED`."""
+    return {k: REDACTED if is_secret(k) else v for k, v in config.items()}
+
+
+def scrub(text: str, config: Mapping[str, object]) -> str:
+    """``text`` with the value of every secret of ``config`` replaced by :data:`REDACTED`."""
+    for key, value in config.items():
+        if is_secret(key) and isinstance(value, str) and value:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def _shown(key: str, value: object) -> object:
+    """``value`` as an error may carry it: a secret's is never carried."""
+    return REDACTED if is_secret(key) else value
 
 
 def _text(value: object) -> str:
@@ -216,23 +256,24 @@ def _check(
     items: Mapping[Any, object] = overrides or {}
     for key, value in items.items():
         if not isinstance(key, str):
-            msg = f"configuration keys are strings, got {key!r}"
-            raise ConfigError(msg, key=str(key), value=value)
+            msg = f"configuration keys are strings, got {type(key).__name__}"
+            raise ConfigError(msg, key=str(key))
+        shown = _shown(key, value)
         if key in _OWNED:
             msg = f"override {key!r} is refused: the library sets it ({_OWNED[key]})"
-            raise ConfigError(msg, key=key, value=value)
+            raise ConfigError(msg, key=key, value=shown)
         for rule in rules:
             if key in rule.keys and not rule.accepts(_text(value)):
                 msg = (
-                    f"override {key}={value!r} is refused: {key} {rule.requirement}; {rule.reason}"
+                    f"override {key}={shown!r} is refused: {key} {rule.requirement}; {rule.reason}"
                 )
-                raise ConfigError(msg, key=key, value=value)
+                raise ConfigError(msg, key=key, value=shown)
         if key in CALLBACK_KEYS:
             msg = f"override {key!r} is refused: callbacks are set through hooks"
-            raise ConfigError(msg, key=key, value=value)
+            raise ConfigError(msg, key=key, value=shown)
         if key in DEPRECATED_KEYS:
             msg = f"override {key!r} is refused: librdkafka deprecated it and ignores it"
-            raise ConfigError(msg, key=key, value=value)
+            raise ConfigError(msg, key=key, value=shown)
         if key not in own_keys:
             if key in other_keys:
                 other = {"producer": "consumer", "consumer": "producer"}.get(
@@ -245,15 +286,15 @@ def _check(
                 )
             else:
                 msg = f"override {key!r} is refused: not a librdkafka {scope} property"
-            raise ConfigError(msg, key=key, value=value)
+            raise ConfigError(msg, key=key, value=shown)
         if isinstance(value, (bool, int, float, str)):
             checked[key] = value
         else:
             msg = (
-                f"override {key}={value!r} is refused: values are str, int, float or bool, "
+                f"override {key!r} is refused: values are str, int, float or bool, "
                 f"not {type(value).__name__}"
             )
-            raise ConfigError(msg, key=key, value=value)
+            raise ConfigError(msg, key=key, value=shown)
     return checked
 
 

@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
+from ._config import REDACTED, is_secret, scrub
 from .errors import BrokerError, ConfigError, DeliveryError
 
 __all__ = [
@@ -71,18 +72,20 @@ def client_versions() -> dict[str, str]:
 
 
 def _construct(factory: Callable[[dict[str, Any]], Any], config: Mapping[str, object]) -> Any:
+    """Create a client; librdkafka's refusal becomes a ConfigError without any secret in it."""
     try:
         return factory(dict(config))
     except KafkaException as exc:
         err = exc.args[0] if exc.args else None
-        text = err.str() if isinstance(err, KafkaError) else str(exc)
+        text = scrub(err.str() if isinstance(err, KafkaError) else str(exc), config)
         match = _CONFIG_KEY.search(text)
         key = match.group(1) if match else "?"
         msg = f"configuration refused by librdkafka: {text}"
-        raise ConfigError(msg, key=key, value=config.get(key)) from exc
+        value = REDACTED if is_secret(key) else config.get(key)
+        raise ConfigError(msg, key=key, value=value) from None
     except (TypeError, ValueError) as exc:
-        msg = f"configuration refused by librdkafka: {exc}"
-        raise ConfigError(msg, key="?") from exc
+        msg = f"configuration refused by librdkafka: {scrub(str(exc), config)}"
+        raise ConfigError(msg, key="?") from None
 
 
 def _error_callback(

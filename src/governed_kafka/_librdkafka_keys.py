@@ -31,6 +31,7 @@ __all__ = [
     "DEPRECATED_KEYS",
     "GLOBAL_KEYS",
     "PRODUCER_KEYS",
+    "SECRET_KEYS",
 ]
 
 
@@ -312,5 +313,40 @@ CALLBACK_KEYS: frozenset[str] = frozenset(
         "ssl_key",
         "stats_cb",
         "throttle_cb",
+    }
+)
+
+#: Properties whose values are secrets or key material: the ones librdkafka 2.16 marks
+#: ``_RK_SENSITIVE`` in ``rdkafka_conf.c`` (it redacts them in its own dumps), the alias
+#: of one of them, and the secret-bearing settings of the Java client and of schema
+#: registry clients that a ``client.properties`` file may hold. governed_kafka shows none
+#: of their values anywhere (``config`` properties, errors, reprs, JSON); see
+#: ``governed_kafka._config.is_secret``, which also treats any key naming a password,
+#: secret or passphrase as one.
+SECRET_KEYS: frozenset[str] = frozenset(
+    {
+        # librdkafka: _RK_SENSITIVE
+        "sasl.oauthbearer.assertion.private.key.file",
+        "sasl.oauthbearer.assertion.private.key.passphrase",
+        "sasl.oauthbearer.assertion.private.key.pem",
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.config",
+        "sasl.password",
+        "sasl.username",
+        "ssl.ca.pem",
+        "ssl.key.location",
+        "ssl.key.password",
+        "ssl.key.pem",
+        "ssl.keystore.password",
+        "ssl_key",
+        # librdkafka: alias of sasl.oauthbearer.client.secret
+        "sasl.oauthbearer.client.credentials.client.secret",
+        # the Java client and schema registry clients
+        "basic.auth.user.info",
+        "bearer.auth.client.secret",
+        "bearer.auth.token",
+        "sasl.jaas.config",
+        "schema.registry.basic.auth.user.info",
+        "ssl.truststore.password",
     }
 )

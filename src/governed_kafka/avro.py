@@ -29,7 +29,8 @@ import attrs
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
-from . import _avro_validate
+from . import _avro_bounds, _avro_validate
+from ._text import NotUtf8, decode_utf8
 from .errors import ContractError, DeserializationError, SerializationError
 
 if TYPE_CHECKING:
@@ -153,19 +154,38 @@ def parse_schema(
     """Parse an Avro schema given as JSON text, as its decoded JSON, or as a primitive name.
 
     A schema that does not parse raises :class:`~governed_kafka.errors.ContractError`
-    naming ``source`` (the file), and ``topic`` and ``key`` when given.
+    naming ``source`` (the file), and ``topic`` and ``key`` when given. The error says
+    where (a JSON line and column, or a path such as ``fields[2].type``) and what was
+    expected there, never what the schema holds: a schema file may be anything.
+    Schemas nest at most :data:`~governed_kafka._avro_bounds.MAX_DEPTH` types deep.
     """
     where = source or "<schema>"
-    try:
-        raw: Any = schema
-        if isinstance(schema, str) and schema.strip() not in _avro_validate.PRIMITIVES:
+
+    def refused(reason: str) -> ContractError:
+        msg = f"{where}: not a valid Avro schema: {reason}"
+        return ContractError(msg, path=where, topic=topic, key=key)
+
+    raw: Any = schema
+    if isinstance(schema, str) and schema.strip() not in _avro_validate.PRIMITIVES:
+        too_deep = _avro_bounds.json_depth_problem(schema)
+        if too_deep is not None:
+            raise refused(too_deep)
+        try:
             raw = json.loads(schema)  # JSON text; a bare primitive name is its own schema
+        except json.JSONDecodeError as exc:
+            raise refused(f"not JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    problem = _avro_bounds.schema_problem(raw)
+    if problem is not None:
+        raise refused(problem)
+    try:
         parsed = fastavro.parse_schema(raw)
         canonical = to_parsing_canonical_form(parsed)
-    except Exception as exc:  # json, fastavro and KeyError/TypeError on odd shapes
-        reason = f"{type(exc).__name__}: {exc}"
-        msg = f"{where}: not a valid Avro schema: {reason}"
-        raise ContractError(msg, path=where, topic=topic, key=key) from exc
+    except Exception as exc:  # fastavro, and KeyError/TypeError on odd shapes
+        # fastavro's message quotes the schema: only its kind is told, and it is not chained.
+        raise refused(
+            f"fastavro refuses it ({type(exc).__name__}; its message is not shown, as it "
+            "quotes the schema)"
+        ) from None
     names = _avro_validate.named_types(parsed)
     branches = parsed if isinstance(parsed, list) else [parsed]
     event_types = tuple(
@@ -190,10 +210,13 @@ def load_schema(
     """Read and parse an ``.avsc`` file; errors name the file (and ``topic``, ``key``)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = decode_utf8(Path(path).read_bytes())
     except OSError as exc:
         msg = f"{source}: cannot read schema file: {exc.strerror or exc}"
         raise ContractError(msg, path=source, topic=topic, key=key) from exc
+    except NotUtf8 as exc:
+        msg = f"{source}: {exc}; a schema file is UTF-8 JSON"
+        raise ContractError(msg, path=source, topic=topic, key=key) from None
     return parse_schema(text, source=source, topic=topic, key=key)
 
 
@@ -238,13 +261,16 @@ class AvroWriter:
     """
 
     __slots__ = (
+        "_bounded",
         "_branches",
         "_check",
         "_event_type",
         "_explainer",
+        "_guard",
         "_header",
         "_named",
         "_parsed",
+        "_recursive",
         "_tag",
         "role",
         "schema",
@@ -266,6 +292,16 @@ class AvroWriter:
         self._check = _avro_validate.compile_check(schema.parsed, schema.names)
         self._tag = _avro_validate.compile_tagger(schema.parsed, schema.names)
         self._explainer = _avro_validate.Explainer(schema.names)
+        # Values a recursive schema allows may nest without end: measured before encoding.
+        # Arrays of items that take no bytes are counted in the encoded bytes, as a
+        # reader counts them.
+        self._recursive = _avro_bounds.is_recursive(schema.parsed, schema.names)
+        self._guard = (
+            _avro_bounds.binary_guard(schema.parsed, schema.names)
+            if _avro_bounds.has_empty_collections(schema.parsed, schema.names)
+            else None
+        )
+        self._bounded = self._recursive or self._guard is not None
         self._event_type = (
             schema.event_types[0] if not schema.is_union and schema.event_types else None
         )
@@ -287,30 +323,30 @@ class AvroWriter:
 
     def encode(self, value: object) -> bytes:
         """Check ``value`` and return its wire-format bytes."""
-        if self._branches:
-            return self._encode_union(value)[0]
-        if not self._check(value):
-            raise self._refusal(value)
-        if self._tag is not None:
-            value = self._tag(value)
-        try:
-            return _encode(self._header, self._parsed, self._named, value)
-        except Exception as exc:
-            raise self._encoding_failed(value, exc) from exc
+        return self.encode_event(value)[0]
 
     def encode_event(self, value: object) -> tuple[bytes, str | None]:
         """Check ``value``; return its wire-format bytes and its event type."""
+        if self._bounded and self._recursive and _avro_bounds.value_too_deep(value):
+            raise self._out_of_bounds(value, _avro_bounds.TOO_DEEP)
         if self._branches:
-            return self._encode_union(value)
-        if not self._check(value):
-            raise self._refusal(value)
-        if self._tag is not None:
-            value = self._tag(value)
-        try:
-            data = _encode(self._header, self._parsed, self._named, value)
-        except Exception as exc:
-            raise self._encoding_failed(value, exc) from exc
-        return data, self._event_type
+            data, event_type = self._encode_union(value)
+        else:
+            if not self._check(value):
+                raise self._refusal(value)
+            original = value
+            if self._tag is not None:
+                value = self._tag(value)
+            try:
+                data = _encode(self._header, self._parsed, self._named, value)
+            except Exception as exc:
+                raise self._encoding_failed(original, exc) from None
+            event_type = self._event_type
+        if self._guard is not None:
+            problem = self._guard(data, HEADER_SIZE)
+            if problem is not None:
+                raise self._out_of_bounds(value, problem)
+        return data, event_type
 
     def _encode_union(self, value: object) -> tuple[bytes, str | None]:
         branch = next((b for b in self._branches if b[2](value)), None)
@@ -320,8 +356,17 @@ class AvroWriter:
         try:
             data = _encode(self._header, self._parsed, self._named, (name, tag(value)))
         except Exception as exc:
-            raise self._encoding_failed(value, exc) from exc
+            raise self._encoding_failed(value, exc) from None
         return data, name if name in self.schema.event_types else None
+
+    def _out_of_bounds(self, value: object, problem: str) -> SerializationError:
+        msg = (
+            f"topic {self.topic!r}: the {self.role} is {problem}, which schema {self.schema} "
+            "allows but no reader could decode safely; nothing was sent"
+        )
+        return SerializationError(
+            msg, topic=self.topic, field=_field_path(self.role, ""), value=value
+        )
 
     def _refusal(self, value: object) -> SerializationError:
         problem = self._explainer.first(self._parsed, value, "")
@@ -340,6 +385,15 @@ class AvroWriter:
         return SerializationError(msg, topic=self.topic, field=field, value=value)
 
     def _encoding_failed(self, value: object, exc: Exception) -> SerializationError:
+        if isinstance(exc, UnicodeEncodeError):
+            path = self._explainer.unencodable(self._parsed, value, "") or ""
+            field = _field_path(self.role, path if path != "<value>" else "")
+            where = f"field {field!r}" if path and path != "<value>" else f"the {self.role}"
+            msg = (
+                f"topic {self.topic!r}: {where} is a str that cannot be UTF-8 (it holds a lone "
+                "surrogate); nothing was sent"
+            )
+            return SerializationError(msg, topic=self.topic, field=field, value=value)
         msg = (
             f"topic {self.topic!r}: the {self.role} cannot be encoded with schema "
             f"{self.schema}: {type(exc).__name__}: {exc}; nothing was sent"
@@ -359,9 +413,12 @@ class AvroWriter:
 class _Decoder:
     """How to decode the values written with one schema id."""
 
-    __slots__ = ("branches", "event_type", "named", "reader", "writer")
+    __slots__ = ("branches", "event_type", "guard", "named", "reader", "writer")
 
     def __init__(self, writer: AvroSchema, reader: AvroSchema | None) -> None:
+        #: Checks the bytes against the nesting and empty-item bounds first, where the
+        #: writer schema allows what fastavro's reader cannot survive or should not build.
+        self.guard = _avro_bounds.binary_guard(writer.parsed, writer.names)
         # fastavro skips resolution entirely when no reader schema is given.
         resolve = reader is not None and reader != writer
         # The name tables the compiled reader resolves named types with, built once.
@@ -462,6 +519,11 @@ class AvroReader:
         decoder = self._decoders.get(schema_id)
         if decoder is None:
             decoder = self._decoder(schema_id, data, partition, offset)
+        if decoder.guard is not None:
+            problem = decoder.guard(data, HEADER_SIZE)
+            if problem is not None:
+                why = f"the Avro payload is {problem} (schema id {schema_id}); not decoded"
+                raise self._bad(data, partition, offset, why, schema_id)
         buffer = BytesIO(data)
         buffer.seek(HEADER_SIZE)
         try:

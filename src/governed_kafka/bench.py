@@ -46,6 +46,7 @@ import attrs
 import fastavro
 
 from . import _kafka, profiles
+from ._config import redacted
 from ._librdkafka_keys import GLOBAL_KEYS
 from ._stats import Figure, percentile, summarize
 from .avro import frame, parse_schema, schema_id_of
@@ -63,6 +64,10 @@ _SERVICE: Final = "bench"
 _TIMESTAMP = struct.Struct(">q")
 
 Progress = Callable[[str, int], None]
+
+
+def _shown_overrides(overrides: tuple[tuple[str, object], ...]) -> str:
+    return repr(tuple(redacted(dict(overrides)).items()))
 
 
 @attrs.frozen(kw_only=True)
@@ -83,9 +88,14 @@ class BenchSettings:
     #: leaves both to the broker's defaults.
     replication_factor: int | None = None
     min_insync_replicas: int | None = None
-    #: Extra librdkafka settings for every client (TLS, SASL, session timeouts).
-    producer_overrides: tuple[tuple[str, str | int | float | bool], ...] = ()
-    consumer_overrides: tuple[tuple[str, str | int | float | bool], ...] = ()
+    #: Extra librdkafka settings for every client (TLS, SASL, session timeouts); secrets
+    #: among them are shown as ``[redacted]`` in ``repr`` and in the report's JSON.
+    producer_overrides: tuple[tuple[str, str | int | float | bool], ...] = attrs.field(
+        default=(), repr=_shown_overrides
+    )
+    consumer_overrides: tuple[tuple[str, str | int | float | bool], ...] = attrs.field(
+        default=(), repr=_shown_overrides
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.value_size < _TIMESTAMP.size:
@@ -147,8 +157,8 @@ class BenchReport:
     def to_dict(self) -> dict[str, object]:
         settings = attrs.asdict(self.settings, recurse=False)
         settings["profiles"] = [p.name for p in self.settings.profiles]
-        settings["producer_overrides"] = dict(self.settings.producer_overrides)
-        settings["consumer_overrides"] = dict(self.settings.consumer_overrides)
+        settings["producer_overrides"] = redacted(dict(self.settings.producer_overrides))
+        settings["consumer_overrides"] = redacted(dict(self.settings.consumer_overrides))
         return {
             "settings": settings,
             "broker": self.broker,

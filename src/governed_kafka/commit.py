@@ -133,7 +133,7 @@ class PartitionOffsets:
                     position = head + 1
             self.position = position
             return True
-        if offset in self.done or not pending or offset < pending[0]:
+        if offset in self.done or not pending or offset < pending[0] or offset > pending[-1]:
             return False  # processed twice, or never delivered here: nothing changes
         self.done.add(offset)
         return True

@@ -223,8 +223,9 @@ class GovernedConsumer:
     :param hooks: observers of records, commits, rebalances, retries, dead letters.
     :param overrides: further librdkafka settings. Keys that weaken the commit rules,
         producer keys and unknown keys raise :class:`~governed_kafka.errors.ConfigError`.
-    :param max_in_flight: unprocessed records above which partitions are paused.
-    :param resume_below: unprocessed records below which they resume
+    :param max_in_flight: records held (taken and not yet committable: unprocessed, or
+        processed behind an unprocessed one) above which partitions are paused.
+    :param resume_below: records held below which they resume
         (default: half of ``max_in_flight``).
     :param profile: fetch batching (:mod:`governed_kafka.profiles`); never commit rules.
     :param registry: where writer schemas are found by the id in each value
@@ -251,6 +252,9 @@ class GovernedConsumer:
     ``group_id`` must match the policy's ``group_id_pattern`` when it sets one
     (rule ``consumer.group-id-pattern``).
     """
+
+    #: Undecodable records the last poll dead-lettered (``run()`` counts them as handled).
+    _undecodable = 0
 
     def __init__(
         self,
@@ -431,8 +435,12 @@ class GovernedConsumer:
 
     @property
     def config(self) -> dict[str, str | int | float | bool]:
-        """The librdkafka configuration in force (governed keys included)."""
-        return dict(self._config)
+        """The librdkafka configuration in force (governed keys included).
+
+        The value of every secret-bearing key (passwords, keys, tokens) reads
+        ``"[redacted]"``.
+        """
+        return _config.redacted(self._config)
 
     @property
     def hook_failures(self) -> int:
@@ -506,12 +514,25 @@ class GovernedConsumer:
     def _poll(self, max_records: int, timeout: float, *, in_order: bool) -> list[Record]:
         self._check_open()
         self._commit_if_due()
+        self._undecodable = 0
         if self._buffer:
             return [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
         records = self._fetch(max_records, timeout, in_order=in_order)
-        if self._in_flight > self.max_in_flight and not self._paused:
+        if not self._paused and self._held() > self.max_in_flight:
             self._pause()
         return records
+
+    def _held(self) -> int:
+        """Records taken from the cluster and not yet committable: unprocessed ones, and
+        processed ones that wait behind an unprocessed record of their partition.
+
+        Backpressure bounds this: a first record never marked processed holds every later
+        one of its partition, however many of them were processed.
+        """
+        waiting = 0
+        for offsets in self._partitions.values():
+            waiting += len(offsets.pending)
+        return max(waiting, self._in_flight)
 
     def _fetch(self, max_records: int, timeout: float, *, in_order: bool = False) -> list[Record]:
         """Poll librdkafka once; return the decoded records, counted as in flight.
@@ -732,6 +753,9 @@ class GovernedConsumer:
                 if wait <= 0:
                     break
             records = self._poll(want, max(wait, 0.0), in_order=not batch)
+            # Records the poll could not decode were dead-lettered there: handled too.
+            stats.records += self._undecodable
+            stats.dead_lettered += self._undecodable
             if not records:
                 continue
             if batch:
@@ -816,7 +840,7 @@ class GovernedConsumer:
         """Account for ``processed`` newly processed records: resume, commit if due."""
         self._in_flight -= processed
         self._processed_since_commit += processed
-        if self._paused and self._in_flight <= self.resume_below:
+        if self._paused and self._held() <= self.resume_below:
             self._resume()
         if self.commit_strategy.due(
             self._processed_since_commit, time.monotonic() - self._last_commit
@@ -1077,8 +1101,9 @@ class GovernedConsumer:
         self._consumer.pause(assigned)
         self._paused = True
         _log.info(
-            "group %r: %d records in flight > %d: pausing %d partitions",
+            "group %r: %d records held (%d unprocessed) > %d: pausing %d partitions",
             self.group_id,
+            self._held(),
             self._in_flight,
             self.max_in_flight,
             len(assigned),
@@ -1097,7 +1122,7 @@ class GovernedConsumer:
                 "on_backpressure",
                 BackpressureDetails(
                     kind=kind,  # type: ignore[arg-type]
-                    in_flight=self._in_flight,
+                    in_flight=self._held(),
                     limit=self.max_in_flight if kind == "pause" else self.resume_below,
                     partitions=tuple((p.topic, p.partition) for p in partitions),
                 ),
@@ -1179,6 +1204,7 @@ class GovernedConsumer:
         if offsets is not None and offsets.processed(msg.offset() or 0):
             self._in_flight -= 1
             self._processed_since_commit += 1
+        self._undecodable += 1
 
     def _publish_dead_letter(
         self,
@@ -1206,11 +1232,18 @@ class GovernedConsumer:
             raise GovernanceViolation(
                 msg, rule="dead-letter.missing", topic=topic, field="dead_letter_topic"
             ) from error
+        from .producer import _sendable_header_name as sendable
+
         producer = self._dead_letters()
         error_type = f"{type(error).__module__}.{type(error).__qualname__}"
         letter_headers: list[tuple[str, str | bytes | None]] = [
-            (k, v) for k, v in headers if not k.startswith("dlq.")
+            (k, v) for k, v in headers if not k.startswith("dlq.") and sendable(k)
         ]
+        dropped = sum(1 for k, _ in headers if not sendable(k))
+        if dropped:  # another client wrote names no governed producer sends (an empty one)
+            _log.warning(
+                "dead letter of %s: %d headers with unsendable names left out", where, dropped
+            )
         letter_headers += [
             ("dlq.error.type", error_type),
             ("dlq.error.message", str(error)[:4096]),

@@ -3,24 +3,35 @@
 One file drives CI lint, ``plan``/``apply`` against a cluster, and the runtime gate of
 every producer and consumer. The format is documented in ``docs/governance.md``.
 
-Loading is strict: an unknown key, a value of the wrong type, or an environment that the
-file does not declare raises :class:`~governed_kafka.errors.ContractError` naming the
-file, the topic and the key. Loading checks structure only; whether a well-formed
-contract obeys the policy is :meth:`Catalog.lint`'s question.
+Loading is strict: an unknown key, a value of the wrong type, a topic name Kafka would
+refuse, a topic declared twice, a schema path outside the file's folder, or an
+environment that the file does not declare raises
+:class:`~governed_kafka.errors.ContractError` naming the file, the topic and the key.
+Loading checks structure only; whether a well-formed contract obeys the policy is
+:meth:`Catalog.lint`'s question.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
+from ._text import NotUtf8, decode_utf8
 from .errors import ContractError, ContractProblem, GovernanceViolation
-from .policy import COMPATIBILITY_MODES, SERVICE_PLACEHOLDER, Compatibility, Policy, Violation
+from .policy import (
+    COMPATIBILITY_MODES,
+    SERVICE_PLACEHOLDER,
+    Compatibility,
+    Policy,
+    Violation,
+    pattern_problem,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +42,7 @@ __all__ = [
     "CLEANUP_POLICIES",
     "KEY_RULES",
     "LOCAL_ENVIRONMENT",
+    "MAX_TOPIC_NAME_LENGTH",
     "Catalog",
     "KeyRule",
     "TopicContract",
@@ -46,6 +58,12 @@ LOCAL_ENVIRONMENT = "local"
 
 #: Valid ``cleanup_policy`` values (Kafka's ``cleanup.policy``).
 CLEANUP_POLICIES: tuple[str, ...] = ("delete", "compact", "compact,delete")
+
+#: Longest topic name Kafka accepts.
+MAX_TOPIC_NAME_LENGTH: Final = 249
+
+#: The characters Kafka allows in a topic name.
+_TOPIC_NAME: Final = re.compile(r"[a-zA-Z0-9._-]+")
 
 
 @attrs.frozen(kw_only=True)
@@ -110,7 +128,8 @@ class Catalog:
     #: The environment whose overrides were applied, or ``None`` for the base values.
     environment: str | None
     policy: Policy
-    #: Every contract, in file order (duplicates kept, so lint can report them).
+    #: Every contract, in file order. Loading refuses a name declared twice; a catalog
+    #: built directly may hold duplicates, which lint reports.
     topics: tuple[TopicContract, ...]
     #: Environments the file declares.
     environments: frozenset[str] = frozenset()
@@ -126,18 +145,24 @@ class Catalog:
         """Load and check a contracts file, applying ``environment``'s overrides."""
         source = Path(path).expanduser().resolve()
         try:
-            text = source.read_text(encoding="utf-8")
+            text = decode_utf8(source.read_bytes())
         except FileNotFoundError:
             msg = f"{source}: contracts file not found"
             raise ContractError(msg, path=str(source)) from None
         except OSError as exc:
             msg = f"{source}: cannot read contracts file: {exc.strerror or exc}"
             raise ContractError(msg, path=str(source)) from exc
+        except NotUtf8 as exc:
+            msg = f"{source}: {exc}; a contracts file is UTF-8 text"
+            raise ContractError(msg, path=str(source)) from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             msg = f"{source}: not valid TOML: {exc}"
             raise ContractError(msg, path=str(source)) from exc
+        except RecursionError:
+            msg = f"{source}: not valid TOML here: arrays or tables nested too deeply to read"
+            raise ContractError(msg, path=str(source)) from None
         return cls.from_dict(data, path=source, environment=environment)
 
     @classmethod
@@ -249,30 +274,47 @@ def _str_list(value: object) -> tuple[str, ...]:
         msg = f"expected a list of strings, got {value!r}"
         raise _Bad(msg)
     items = tuple(_str(v) for v in value)
-    duplicates = sorted({v for v in items if items.count(v) > 1})
+    duplicates = sorted(v for v, n in Counter(items).items() if n > 1)
     if duplicates:
         msg = f"lists {', '.join(map(repr, duplicates))} more than once"
         raise _Bad(msg)
     return items
 
 
+def _topic_name_problem(name: str) -> str | None:
+    """Why Kafka would refuse ``name`` as a topic name, or ``None`` when it would not."""
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        return f"is {len(name)} characters long; Kafka allows at most {MAX_TOPIC_NAME_LENGTH}"
+    if name in {".", ".."}:
+        return f"{name!r} is not a topic name Kafka allows"
+    if _TOPIC_NAME.fullmatch(name) is None:
+        return (
+            f"{name!r} has characters Kafka does not allow in a topic name (only a-z A-Z 0-9 . _ -)"
+        )
+    return None
+
+
+def _topic_name(value: object) -> str:
+    name = _str(value)
+    problem = _topic_name_problem(name)
+    if problem is not None:
+        raise _Bad(problem)
+    return name
+
+
 def _regex(value: object) -> str:
     pattern = _str(value)
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        msg = f"not a valid regular expression: {exc}"
-        raise _Bad(msg) from None
+    problem = pattern_problem(pattern)
+    if problem is not None:
+        raise _Bad(problem)
     return pattern
 
 
 def _group_id_pattern(value: object) -> str:
     pattern = _str(value)
-    try:
-        re.compile(pattern.replace(SERVICE_PLACEHOLDER, "service"))
-    except re.error as exc:
-        msg = f"not a valid regular expression: {exc}"
-        raise _Bad(msg) from None
+    problem = pattern_problem(pattern.replace(SERVICE_PLACEHOLDER, "service"))
+    if problem is not None:
+        raise _Bad(problem)
     return pattern
 
 
@@ -325,7 +367,7 @@ _POLICY_FIELDS: dict[str, Callable[[object], object]] = {
 }
 
 _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
-    "name": _str,
+    "name": _topic_name,
     "owner": _str,
     "tenant": _str,
     "description": _str,
@@ -342,7 +384,7 @@ _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
     "event_types": _str_list,
     "producers": _str_list,
     "consumers": _str_list,
-    "dead_letter_topic": _str,
+    "dead_letter_topic": _topic_name,
     "timestamp_field": _str,
     "configs": _configs,
 }
@@ -485,6 +527,12 @@ class _Loader:
             contract = self.topic(index, table)
             if contract is not None:
                 contracts.append(contract)
+        counts = Counter(c.name for c in contracts)
+        for name, count in counts.items():
+            if count > 1:
+                self.problem(
+                    f"declared {count} times; keep one contract per topic", topic=name, key="name"
+                )
         return tuple(contracts)
 
     def topic(self, index: int, table: object) -> TopicContract | None:
@@ -511,13 +559,14 @@ class _Loader:
                 self.problem(
                     f"set {config!r} with the topic's own key {key!r}", topic=label, key="configs"
                 )
+        if "key_schema" in values:
+            values["key_schema"] = self.resolve(values["key_schema"], topic=label, key="key_schema")
+        if "value_schema" in values:
+            values["value_schema"] = tuple(
+                self.resolve(p, topic=label, key="value_schema") for p in values["value_schema"]
+            )
         if len(self.problems) > before:
             return None
-        for key in ("key_schema",):
-            if key in values:
-                values[key] = self.resolve(values[key])
-        if "value_schema" in values:
-            values["value_schema"] = tuple(self.resolve(p) for p in values["value_schema"])
         return TopicContract(**values)
 
     def check_fixed_fields(self, envs: object, *, topic: str) -> None:
@@ -532,5 +581,19 @@ class _Loader:
                         key=f"environments.{env_name}.{key}",
                     )
 
-    def resolve(self, relative: str) -> Path:
-        return (self.base / relative).resolve()
+    def resolve(self, relative: str, *, topic: str, key: str) -> Path:
+        """``relative`` made absolute; a path leading out of the file's folder is a problem.
+
+        Symlinks are followed before the check, so a link inside the folder that points
+        outside it is refused like ``../`` or an absolute path. Nothing is read here.
+        """
+        folder = self.base.resolve()
+        target = (folder / relative).resolve()
+        if not target.is_relative_to(folder):
+            self.problem(
+                f"schema path leads outside the folder of the contracts file ({folder}); "
+                "schemas must live in that folder or below it",
+                topic=topic,
+                key=key,
+            )
+        return target

@@ -182,7 +182,8 @@ class DeliveryError(GovernedKafkaError):
     ``code`` is the broker or client error name (``"MSG_SIZE_TOO_LARGE"``,
     ``"_MSG_TIMED_OUT"`` ...). When raised by ``close()``, the message counts every
     record that was not delivered and whose outcome nobody had looked at, and
-    ``failures`` holds one ``DeliveryError`` for each of the most recent 1000 of them.
+    ``failures`` holds one ``DeliveryError`` for each of the most recent of them (at most
+    1000, holding at most 4 MiB of keys in all).
     """
 
     def __init__(

@@ -165,9 +165,11 @@ class RebalanceDetails:
 class BackpressureDetails:
     """The client slowed its intake.
 
-    Consumers pause their partitions above ``max_in_flight`` unprocessed records
-    (``"pause"``) and resume below the low watermark (``"resume"``); producers report a
-    full local queue (``"queue-full"``) before they block.
+    Consumers pause their partitions above ``max_in_flight`` records held (taken and not
+    yet committable: unprocessed, or processed behind an unprocessed one of their
+    partition; ``in_flight`` counts them) (``"pause"``) and resume below the low
+    watermark (``"resume"``); producers report a full local queue (``"queue-full"``)
+    before they block.
     """
 
     kind: Literal["pause", "resume", "queue-full"]

@@ -2,19 +2,27 @@
 
 A :class:`Policy` comes from the ``[policy]`` table of ``governance.toml``, with the
 ``[environments.NAME]`` table of the chosen environment laid over it.
+
+Its patterns (``topic_name_pattern``, ``group_id_pattern``) come from a file anyone may
+edit, so they run on RE2 (google-re2), whose matching time is linear in the input
+whatever the pattern: ``^(a+)+$`` cannot stall a lint run or a consumer. RE2 has no
+backreferences or lookaround; a pattern that needs them, or that is longer than
+:data:`MAX_PATTERN_LENGTH`, is refused when the contracts file is loaded.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+import functools
+from typing import Any, Final, Literal
 
 import attrs
+import re2 as _re2
 
 __all__ = [
     "COMPATIBILITY_MODES",
     "DURABLE_MIN_INSYNC_REPLICAS",
     "DURABLE_REPLICATION_FACTOR",
+    "MAX_PATTERN_LENGTH",
     "SERVICE_PLACEHOLDER",
     "Compatibility",
     "Policy",
@@ -52,6 +60,60 @@ DURABLE_MIN_INSYNC_REPLICAS = 2
 #: Stands for the consumer's service name inside ``group_id_pattern``.
 SERVICE_PLACEHOLDER = "{service}"
 
+#: Longest pattern a contracts file may give, in characters.
+MAX_PATTERN_LENGTH: Final = 1000
+
+
+def _options() -> Any:
+    options = _re2.Options()
+    options.log_errors = False  # the refusal says what is wrong; RE2 need not print it too
+    return options
+
+
+_OPTIONS: Final = _options()
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Any:
+    return _re2.compile(pattern, _OPTIONS)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be a contract pattern, or ``None`` when it can."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return f"the pattern is longer than {MAX_PATTERN_LENGTH} characters ({len(pattern)})"
+    try:
+        _compiled(pattern)
+    except _re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        return (
+            f"not a valid regular expression for RE2, the linear-time engine contract "
+            f"patterns run on: RE2 cannot compile it ({text}); it has no backreferences "
+            "or lookaround"
+        )
+    except UnicodeEncodeError:
+        return "not a valid regular expression: it holds text that is not valid Unicode"
+    return None
+
+
+def full_match(pattern: str, text: str) -> bool:
+    """Whether ``pattern`` matches the whole of ``text``, in time linear in ``text``."""
+    try:
+        return _compiled(pattern).fullmatch(text) is not None
+    except UnicodeEncodeError:
+        return False  # text that is not valid Unicode matches no pattern
+
+
+def _valid_pattern(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    """A pattern given in code is held to the rules a contracts file is (ValueError)."""
+    if value is None:
+        return
+    problem = pattern_problem(value.replace(SERVICE_PLACEHOLDER, "service"))
+    if problem is not None:
+        msg = f"{attribute.name}: {problem}"
+        raise ValueError(msg)
+
 
 @attrs.frozen(kw_only=True)
 class Policy:
@@ -61,8 +123,8 @@ class Policy:
     when a contracts file says nothing.
     """
 
-    #: Regular expression every topic name must match in full, or ``None`` for any name.
-    topic_name_pattern: str | None = None
+    #: Regular expression (RE2) every topic name must match in full, or ``None`` for any.
+    topic_name_pattern: str | None = attrs.field(default=None, validator=_valid_pattern)
     #: Smallest replication factor a topic may declare.
     min_replication_factor: int = DURABLE_REPLICATION_FACTOR
     #: Smallest ``min.insync.replicas`` a topic may declare.
@@ -79,9 +141,9 @@ class Policy:
     default_compatibility: Compatibility = "BACKWARD"
     #: Every topic must declare a ``tenant`` and start with ``"<tenant>."``.
     require_tenant_prefix: bool = False
-    #: Regular expression every consumer ``group_id`` must match in full, or ``None`` for
-    #: any group. ``{service}`` stands for the consumer's service name.
-    group_id_pattern: str | None = None
+    #: Regular expression (RE2) every consumer ``group_id`` must match in full, or ``None``
+    #: for any group. ``{service}`` stands for the consumer's service name.
+    group_id_pattern: str | None = attrs.field(default=None, validator=_valid_pattern)
     #: Whether producers and consumers check the live topics against their contracts at
     #: construction; ``None`` means yes, except in the environment named ``local``.
     verify_topics: bool | None = None
@@ -90,14 +152,14 @@ class Policy:
         """Return whether ``topic`` satisfies ``topic_name_pattern``."""
         if self.topic_name_pattern is None:
             return True
-        return re.fullmatch(self.topic_name_pattern, topic) is not None
+        return full_match(self.topic_name_pattern, topic)
 
     def group_id_matches(self, group_id: str, *, service: str) -> bool:
         """Return whether ``group_id`` satisfies ``group_id_pattern`` for ``service``."""
         if self.group_id_pattern is None:
             return True
-        pattern = self.group_id_pattern.replace(SERVICE_PLACEHOLDER, re.escape(service))
-        return re.fullmatch(pattern, group_id) is not None
+        pattern = self.group_id_pattern.replace(SERVICE_PLACEHOLDER, _re2.escape(service))
+        return full_match(pattern, group_id)
 
     @property
     def demands_durability(self) -> bool:

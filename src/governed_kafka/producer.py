@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import datetime
 import functools
+import itertools
 import logging
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -83,8 +83,11 @@ _POLL_SLICE_S: Final = 0.01
 #: Bytes a record batch adds around one record (batch header and record framing).
 _RECORD_OVERHEAD: Final = 90
 
-#: How many failed deliveries nobody looked at are kept for ``close()`` to report.
+#: How many failed deliveries nobody looked at are kept for ``close()`` to report ...
 _MAX_KEPT_FAILURES: Final = 1000
+
+#: ... and how many bytes of their keys at most (values are never kept).
+_MAX_KEPT_FAILURE_BYTES: Final = 4 * 1024 * 1024
 
 Headers = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
 _HeaderList = list[tuple[str, str | bytes | None]]
@@ -151,8 +154,8 @@ class DeliveryFuture:
     they should be quick and must not block.
     """
 
-    # _message, _error, _observed and _offset_unknown are set only when there is
-    # something to say.
+    # _message, _error, _observed, _offset_unknown and _ticket are set only when there
+    # is something to say. A failed record keeps no message: its value is released.
     __slots__ = (
         "_error",
         "_message",
@@ -160,6 +163,7 @@ class DeliveryFuture:
         "_offset_unknown",
         "_state",
         "_status",
+        "_ticket",
         "_waiters",
     )
 
@@ -167,6 +171,7 @@ class DeliveryFuture:
     _message: _kafka.Message
     _observed: bool
     _offset_unknown: bool
+    _ticket: int
 
     def __init__(self, state: _ProducerState) -> None:
         self._state = state
@@ -175,16 +180,16 @@ class DeliveryFuture:
 
     def __call__(self, err: _kafka.KafkaError | None, msg: _kafka.Message) -> None:
         """librdkafka's delivery report for this record (runs on the thread that polled)."""
-        self._message = msg
         if err is None:
+            self._message = msg
             state = self._state
             if state.duplicate_acks.active or msg.offset() is None:
                 self._offset_unknown = state.duplicate_acks.offset_unknown(msg)
             self._status = _DELIVERED
         else:
             self._error = _kafka.delivery_error(err, msg)
+            self._state.note_failure(self)  # before the status: an observer may come at once
             self._status = _FAILED
-            self._state.note_failure(self)
         waiters = self._waiters
         if waiters is not None:
             waiters.fire(self)
@@ -443,7 +448,11 @@ class _ProducerState:
         self.stopping = False
         self.last_foreground_serve = 0.0
         self.wakeup = threading.Event()
-        self.failures: deque[DeliveryFuture] = deque(maxlen=_MAX_KEPT_FAILURES)
+        #: Failures nobody looked at yet, oldest first, by ticket: at most
+        #: _MAX_KEPT_FAILURES of them and _MAX_KEPT_FAILURE_BYTES of their keys.
+        self.failures: dict[int, DeliveryError] = {}
+        self._kept_bytes = 0
+        self._tickets = itertools.count()
         self.failure_count = 0
         # Failures whose future somebody looked at, counted exactly: the kept list is
         # bounded, so it cannot say how many failures went unobserved in all.
@@ -459,21 +468,35 @@ class _ProducerState:
         self.wakeup.set()
 
     def note_failure(self, future: DeliveryFuture) -> None:
+        error = future._error
         with self._count_lock:
-            self.failures.append(future)
             self.failure_count += 1
+            ticket = future._ticket = next(self._tickets)
+            self.failures[ticket] = error
+            self._kept_bytes += len(error.key or b"")
+            failures = self.failures
+            while failures and (
+                len(failures) > _MAX_KEPT_FAILURES or self._kept_bytes > _MAX_KEPT_FAILURE_BYTES
+            ):
+                oldest = failures.pop(next(iter(failures)))
+                self._kept_bytes -= len(oldest.key or b"")
 
     def note_observed(self, future: DeliveryFuture) -> None:
         with self._count_lock:
             if not getattr(future, "_observed", False):
                 future._observed = True
                 self.observed_failure_count += 1
+                kept = self.failures.pop(getattr(future, "_ticket", -1), None)
+                if kept is not None:
+                    self._kept_bytes -= len(kept.key or b"")
 
-    def unobserved_failures(self) -> tuple[int, list[DeliveryError]]:
-        """How many failures nobody looked at, and the most recent of them still kept."""
+    def take_unobserved_failures(self) -> tuple[int, list[DeliveryError]]:
+        """How many failures nobody looked at, and the most recent of them, no longer kept."""
         with self._count_lock:
             count = self.failure_count - self.observed_failure_count
-            kept = [f._error for f in self.failures if not getattr(f, "_observed", False)]
+            kept = list(self.failures.values())
+            self.failures.clear()
+            self._kept_bytes = 0
         return count, kept
 
 
@@ -557,7 +580,10 @@ class _Route:
         if type(key) is bytes:
             return key
         if isinstance(key, str):
-            return key.encode()
+            try:
+                return key.encode()
+            except UnicodeEncodeError:
+                raise _not_utf8(key, self.topic, "key", "the key") from None
         if isinstance(key, (bytearray, memoryview)):
             return bytes(key)
         msg = (
@@ -582,7 +608,10 @@ class _Route:
         if type(value) is bytes:
             return value
         if isinstance(value, str):
-            return value.encode()
+            try:
+                return value.encode()
+            except UnicodeEncodeError:
+                raise _not_utf8(value, self.topic, None, "the value") from None
         if value is None:
             if self.compacted:
                 return None
@@ -785,24 +814,86 @@ def _codec(
     return _AvroCodec(contract, value_writer=value_writer, key_writer=key_writer)
 
 
+def _not_utf8(text: str, topic: str, field: str | None, what: str) -> SerializationError:
+    """The refusal of a str that cannot be UTF-8 (it holds a lone surrogate)."""
+    msg = (
+        f"{what} for topic {topic!r} is a str that cannot be UTF-8 (it holds a lone "
+        "surrogate); nothing was sent"
+    )
+    return SerializationError(msg, topic=topic, field=field, value=text)
+
+
+def _header_name(topic: str, name: object) -> str:
+    """Check a header name before librdkafka sees it: a non-empty str, UTF-8, without NUL.
+
+    librdkafka takes names as C strings: a NUL would silently cut the name (so that
+    ``"event-type\x00"`` arrived as ``event-type``), and confluent-kafka crashes the
+    process on a name that cannot be UTF-8.
+    """
+    if not isinstance(name, str) or not name:
+        msg = f"header names are non-empty str, got {name!r} (topic {topic!r})"
+        raise SerializationError(msg, topic=topic, field="headers", value=name)
+    if not name.isascii():
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            msg = (
+                f"header name {name!r} for topic {topic!r} cannot be UTF-8 (it holds a lone "
+                "surrogate); nothing was sent"
+            )
+            raise SerializationError(
+                msg, topic=topic, field=f"headers[{name!r}]", value=name
+            ) from None
+    if "\x00" in name:
+        msg = (
+            f"header name {name!r} for topic {topic!r} holds NUL, where librdkafka would cut "
+            "the name short; nothing was sent"
+        )
+        raise SerializationError(msg, topic=topic, field=f"headers[{name!r}]", value=name)
+    return name
+
+
+def _sendable_header_name(name: object) -> bool:
+    """Whether ``send()`` takes ``name`` as a header name (records of other clients may
+    carry names it does not, such as an empty one)."""
+    try:
+        _header_name("", name)
+    except SerializationError:
+        return False
+    return True
+
+
 def _headers(topic: str, headers: Headers | None) -> _HeaderList | None:
+    """Headers as librdkafka takes them, every name and value checked first.
+
+    ``field`` of a refusal is ``headers.NAME`` for a bad value, ``headers['NAME']`` for a
+    bad name, ``headers`` when the headers as a whole are malformed.
+    """
     if headers is None:
         return None
-    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    try:
+        items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else iter(headers)
+    except TypeError:
+        msg = (
+            f"headers for {topic!r} must be a mapping or (name, value) pairs, "
+            f"got {type(headers).__name__}"
+        )
+        raise SerializationError(msg, topic=topic, field="headers", value=headers) from None
     result: _HeaderList = []
     for item in items:
         if not (isinstance(item, tuple) and len(item) == 2):
             msg = f"headers for {topic!r} must be a mapping or (name, value) pairs, got {item!r}"
             raise SerializationError(msg, topic=topic, field="headers", value=item)
         name, raw = item
-        if not isinstance(name, str) or not name:
-            msg = f"header names are non-empty str, got {name!r} (topic {topic!r})"
-            raise SerializationError(msg, topic=topic, field="headers", value=name)
+        name = _header_name(topic, name)
         value: bytes | None
         if raw is None or type(raw) is bytes:
             value = raw
         elif isinstance(raw, str):
-            value = raw.encode()
+            try:
+                value = raw.encode()
+            except UnicodeEncodeError:
+                raise _not_utf8(raw, topic, f"headers.{name}", f"header {name!r}") from None
         elif isinstance(raw, (bytearray, memoryview)):
             value = bytes(raw)
         else:
@@ -958,8 +1049,12 @@ class GovernedProducer:
 
     @property
     def config(self) -> dict[str, str | int | float | bool]:
-        """The librdkafka configuration in force (governed keys included)."""
-        return dict(self._config)
+        """The librdkafka configuration in force (governed keys included).
+
+        The value of every secret-bearing key (passwords, keys, tokens) reads
+        ``"[redacted]"``.
+        """
+        return _config.redacted(self._config)
 
     @property
     def hook_failures(self) -> int:
@@ -1227,8 +1322,9 @@ class GovernedProducer:
         ``delivery.timeout.ms`` has settled every record). Records still queued after
         that are purged and their futures fail. Raises :class:`DeliveryError` counting
         every record that was not delivered and whose future nobody looked at (its
-        ``failures`` lists the most recent 1000 of them); the failures of futures that
-        were looked at are theirs to report.
+        ``failures`` lists the most recent of them: at most 1000, holding at most 4 MiB
+        of keys; no values are kept); the failures of futures that were looked at are
+        theirs to report.
         """
         with self._close_lock:
             if self._closed:
@@ -1246,7 +1342,7 @@ class GovernedProducer:
                 self._client.flush(5)
             self._finalizer()
             self._client.close()
-        unobserved, failures = self._state.unobserved_failures()
+        unobserved, failures = self._state.take_unobserved_failures()
         if unobserved:
             lost = self._state.failure_count
             shown = "\n  ".join(str(f) for f in failures[:10])

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
+from ._config import REDACTED, is_secret
 from .avro import AvroSchema, Role, load_schema, parse_schema, schema_id_of
 from .errors import ContractError, RegistryError
 
@@ -143,6 +145,20 @@ class LocalSchemaRegistry:
 _NOT_FOUND = 404
 
 
+def _without_credentials(urls: str) -> tuple[str, list[str]]:
+    """``urls`` (comma-separated) with any ``user:password@`` replaced, and what was replaced."""
+    shown, secrets = [], []
+    for url in urls.split(","):
+        parts = urlsplit(url.strip())
+        if parts.username is None and parts.password is None:
+            shown.append(url.strip())
+            continue
+        userinfo, _, host = parts.netloc.rpartition("@")
+        secrets += [userinfo, *(p for p in (parts.username, parts.password) if p)]
+        shown.append(urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}")))
+    return ",".join(shown), secrets
+
+
 class ConfluentSchemaRegistry:
     """A Confluent-compatible schema registry, through confluent-kafka's own client.
 
@@ -171,8 +187,30 @@ class ConfluentSchemaRegistry:
         self._error_type = SchemaRegistryError
         #: The underlying ``SchemaRegistryClient``, for code that needs it directly.
         self.client: Any = SchemaRegistryClient.new_client(dict(config))
-        self.url = str(config.get("url", ""))
+        #: The registry's URL, any ``user:password@`` in it shown as ``[redacted]@``.
+        self.url, secrets = _without_credentials(str(config.get("url", "")))
+        # Never shown in an error, whatever the client's own message repeats.
+        self._secrets = sorted(
+            {*secrets, *(str(v) for k, v in config.items() if is_secret(k) and v)},
+            key=len,
+            reverse=True,
+        )
         self._by_id: dict[int, AvroSchema] = {}
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def _cause(self, exc: BaseException) -> BaseException | None:
+        """``exc`` to chain to a RegistryError, unless it or its causes would show a secret."""
+        seen: BaseException | None = exc
+        while seen is not None:
+            shown = f"{seen} {seen.args!r}"
+            if any(secret in shown for secret in self._secrets):
+                return None
+            seen = seen.__cause__ or seen.__context__
+        return exc
 
     def _fail(self, exc: Exception, operation: str, subject: str | None) -> RegistryError:
         if isinstance(exc, self._error_type):
@@ -183,7 +221,7 @@ class ConfluentSchemaRegistry:
             status = code = None
             reason = f"{type(exc).__name__}: {exc}"
         about = f" of {subject!r}" if subject else ""
-        msg = f"schema registry {self.url}: {operation}{about} failed: {reason}"
+        msg = f"schema registry {self.url}: {operation}{about} failed: {self._scrub(str(reason))}"
         return RegistryError(msg, operation=operation, subject=subject, status=status, code=code)
 
     def _not_found(self, exc: Exception) -> bool:
@@ -196,7 +234,7 @@ class ConfluentSchemaRegistry:
         except Exception as exc:
             if self._not_found(exc):
                 return None
-            raise self._fail(exc, "lookup", subject) from exc
+            raise self._fail(exc, "lookup", subject) from self._cause(exc)
         schema_id = int(registered.schema_id)
         self._by_id.setdefault(schema_id, schema)
         return schema_id
@@ -208,7 +246,7 @@ class ConfluentSchemaRegistry:
                 self.client.register_schema(subject, self._schema_type(schema.text, "AVRO"))
             )
         except Exception as exc:
-            raise self._fail(exc, "register", subject) from exc
+            raise self._fail(exc, "register", subject) from self._cause(exc)
         self._by_id.setdefault(schema_id, schema)
         return schema_id
 
@@ -220,7 +258,7 @@ class ConfluentSchemaRegistry:
         except Exception as exc:
             if self._not_found(exc):
                 return []
-            raise self._fail(exc, "versions", subject) from exc
+            raise self._fail(exc, "versions", subject) from self._cause(exc)
         return [self._parse(r.schema_id, r.schema.schema_str) for r in registered]
 
     def schema(self, schema_id: int) -> AvroSchema:
@@ -233,8 +271,8 @@ class ConfluentSchemaRegistry:
         except Exception as exc:
             if self._not_found(exc):
                 msg = f"schema registry {self.url} has no schema with id {schema_id}"
-                raise LookupError(msg) from exc
-            raise self._fail(exc, f"fetch schema id {schema_id}", None) from exc
+                raise LookupError(msg) from self._cause(exc)
+            raise self._fail(exc, f"fetch schema id {schema_id}", None) from self._cause(exc)
         return self._parse(schema_id, fetched.schema_str)
 
     def _parse(self, schema_id: int, text: str) -> AvroSchema:

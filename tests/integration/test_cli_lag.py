@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 from test_consumer import FAST, _contracts
@@ -89,3 +90,19 @@ def test_lag_against_an_unreachable_cluster_is_a_clean_error() -> None:
     assert result.exit_code == 1
     assert "error:" in result.output
     assert "Traceback" not in result.output
+
+
+def test_lag_takes_the_cluster_from_a_config_file(
+    kafka_broker: LocalBroker, tmp_path: Path
+) -> None:
+    """lag reads bootstrap.servers (and any client setting) from --config-file."""
+    properties = tmp_path / "client.properties"
+    properties.write_text(
+        f"bootstrap.servers={kafka_broker.bootstrap_servers}\nsocket.timeout.ms=5000\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        main, ["lag", "--group", "nobody-here", "--config-file", str(properties), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["partitions"] == []

@@ -320,3 +320,32 @@ def test_malformed_file_is_a_clear_error(broker: LocalBroker, tmp_path: Path, co
     assert str(path) in result.stderr
     assert "'partitions'" in result.stderr
     assert "a.b.c.v1" not in topic_names(broker.bootstrap_servers)
+
+
+def test_plan_and_apply_take_the_cluster_from_a_config_file(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    """bootstrap.servers and client settings come from --config-file, no -b or -X needed."""
+    properties = tmp_path / "client.properties"
+    properties.write_text(
+        f"# the cluster\nbootstrap.servers={broker.bootstrap_servers}\nclient.id=ops-cli\n",
+        encoding="utf-8",
+    )
+    applied = run("apply", str(EXAMPLE), "--env", "local", "--config-file", str(properties))
+    assert applied.exit_code == 0, applied.output
+    assert ORDERS in topic_names(broker.bootstrap_servers)
+    planned = run("plan", str(EXAMPLE), "--env", "local", "--json", "-F", str(properties))
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.stdout)["status"] == "in-sync"
+
+
+def test_plan_takes_settings_from_the_environment(broker: LocalBroker) -> None:
+    """GOVERNED_KAFKA_X_<KEY> variables reach the client; a wrong one is refused by key."""
+    env = {"GOVERNED_KAFKA_X_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+    result = CliRunner(env=env).invoke(main, ["plan", str(EXAMPLE), "--env", "local"])
+    assert result.exit_code == 2, result.output  # changes pending on an empty cluster
+    wrong = CliRunner(env={**env, "GOVERNED_KAFKA_X_ENABLE_IDEMPOTENCE": "true"}).invoke(
+        main, ["plan", str(EXAMPLE), "--env", "local"]
+    )
+    assert wrong.exit_code == 1
+    assert "'enable.idempotence'" in wrong.stderr

@@ -17,11 +17,21 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from .. import profiles
+from .._librdkafka_keys import CONSUMER_KEYS, GLOBAL_KEYS, PRODUCER_KEYS
 from .._stats import Figure
 from ..bench import BenchReport, BenchSettings, plot, run_bench
-from ._common import clean_errors, console, err_console, fail, main
+from ._common import (
+    clean_errors,
+    cluster_settings,
+    connection_options,
+    console,
+    err_console,
+    fail,
+    main,
+)
 
 #: Session timeout for benchmark consumers on the embedded broker: its group joins take
 #: about half of it, and nothing else shares that broker.
@@ -66,20 +76,20 @@ def render(report: BenchReport) -> list[Table]:
     latency = Table(
         title=f"latency at a steady {settings.latency_rate:,} records/s, in ms",
         title_justify="left",
-        caption=f"broker: {report.broker}",
+        caption=Text(f"broker: {report.broker}"),
     )
     latency.add_column("variant")
     for label in ("delivery p50", "p95", "p99", "end-to-end p50", "p99"):
         latency.add_column(label, justify="right")
     for row in report.rows:
         throughput.add_row(
-            row.name,
+            Text(row.name),
             _rate(row.produce_msgs_per_s),
             _ms(row.produce_mb_per_s),
             _rate(row.consume_msgs_per_s),
         )
         latency.add_row(
-            row.name,
+            Text(row.name),
             _ms(row.delivery_p50_ms),
             _ms(row.delivery_p95_ms),
             _ms(row.delivery_p99_ms),
@@ -138,13 +148,24 @@ def _broker(bootstrap_servers: str | None, apache_kafka: int | None) -> Iterator
     except BrokerNotFoundError as exc:
         fail(f"no --bootstrap-servers given and {exc}")
     err_console.print(
-        f"no --bootstrap-servers given: started the embedded broker at {broker.bootstrap_servers} "
-        "(Tansu, memory only, on this machine)"
+        Text(
+            "no --bootstrap-servers given: started the embedded broker at "
+            f"{broker.bootstrap_servers} (Tansu, memory only, on this machine)"
+        )
     )
     try:
         yield broker.bootstrap_servers, f"embedded Tansu at {broker.bootstrap_servers}"
     finally:
         broker.stop()
+
+
+def _split(
+    settings: dict[str, str],
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """Connection settings as ``(producer overrides, consumer overrides)``."""
+    producer = tuple((k, v) for k, v in settings.items() if k in GLOBAL_KEYS | PRODUCER_KEYS)
+    consumer = tuple((k, v) for k, v in settings.items() if k in GLOBAL_KEYS | CONSUMER_KEYS)
+    return producer, consumer
 
 
 def _writable(path: Path) -> None:
@@ -156,7 +177,13 @@ def _writable(path: Path) -> None:
 
 
 @main.command()
-@click.option("--bootstrap-servers", help="Cluster to measure; default: start the embedded broker.")
+@click.option(
+    "--bootstrap-servers",
+    help=(
+        "Cluster to measure; default: bootstrap.servers of the connection settings, else "
+        "start the embedded broker."
+    ),
+)
 @click.option(
     "--apache-kafka",
     "apache_kafka",
@@ -204,6 +231,7 @@ def _writable(path: Path) -> None:
     type=click.Path(dir_okay=False),
     help="Save a PNG plot (needs the [plot] extra).",
 )
+@connection_options
 @clean_errors
 def bench(  # noqa: PLR0917 - one parameter per command-line option
     bootstrap_servers: str | None,
@@ -220,8 +248,20 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
     no_raw: bool,
     json_path: str | None,
     plot_path: str | None,
+    client_config: tuple[str, ...],
+    config_file: str | None,
 ) -> None:
-    """Measure throughput and latency of each profile against the raw client, same run."""
+    """Measure throughput and latency of each profile against the raw client, same run.
+
+    Connection settings apply to every client of the run: global ones (TLS, SASL) to
+    all, producer and consumer ones to the clients of their kind.
+    """
+    bootstrap_servers, connection = cluster_settings(
+        bootstrap_servers=bootstrap_servers,
+        config_file=config_file,
+        pairs=client_config,
+        required=False,
+    )
     if bootstrap_servers and apache_kafka is not None:
         fail("give --bootstrap-servers or --apache-kafka, not both")
     try:
@@ -239,10 +279,13 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
     rf = min(3, apache_kafka) if apache_kafka is not None else None
     min_isr = min(2, apache_kafka) if apache_kafka is not None else None
     with _broker(bootstrap_servers, apache_kafka) as (servers, label):
-        embedded = not bootstrap_servers and apache_kafka is None
-        consumer_overrides = (
-            (("session.timeout.ms", _EMBEDDED_SESSION_TIMEOUT_MS),) if embedded else ()
+        embedded: dict[str, str | int | float | bool] = (
+            {}
+            if bootstrap_servers or apache_kafka is not None
+            else {"session.timeout.ms": _EMBEDDED_SESSION_TIMEOUT_MS}
         )
+        producer_overrides, for_consumers = _split(connection)
+        consumer_overrides = (*embedded.items(), *for_consumers)
         try:
             settings = BenchSettings(
                 messages=messages,
@@ -255,6 +298,7 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
                 latency_messages=latency_messages,
                 profiles=chosen,
                 raw_baseline=not no_raw,
+                producer_overrides=producer_overrides,
                 consumer_overrides=consumer_overrides,
                 replication_factor=rf,
                 min_insync_replicas=min_isr,
@@ -280,7 +324,7 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option
         console.print(table)
     if json_path:
         Path(json_path).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
-        err_console.print(f"wrote {json_path}")
+        err_console.print(Text(f"wrote {json_path}"))
     if plot_path:
         plot(report, plot_path)
-        err_console.print(f"wrote {plot_path}")
+        err_console.print(Text(f"wrote {plot_path}"))

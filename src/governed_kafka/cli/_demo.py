@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
 from .. import profiles
 from ..bench import BenchSettings, run_bench
@@ -73,8 +75,8 @@ def _refused(what: str, attempt: Any) -> None:
         attempt()
     except (GovernanceViolation, SerializationError) as exc:
         rule = getattr(exc, "rule", None) or f"field {exc.field}"
-        console.print(f"  [red]refused[/] {what}: [dim]{type(exc).__name__} ({rule})[/]")
-        console.print(f"    {exc}")
+        console.print(f"  [red]refused[/] {what}: [dim]{type(exc).__name__} ({escape(rule)})[/]")
+        console.print(Text(f"    {exc}"))
     else:  # pragma: no cover - the demo would be lying
         fail(f"the demo expected {what} to be refused, and it was accepted")
 
@@ -88,7 +90,7 @@ def demo(skip_bench: bool) -> None:
     _quiet_client_logs()
     with _contracts() as path:
         _step(1, "Contracts as code: lint")
-        console.print(f"contracts: {path} (environment [bold]local[/])")
+        console.print(f"contracts: {escape(str(path))} (environment [bold]local[/])")
         catalog = Catalog.load(path, environment="local")
         violations = catalog.lint()
         _print_violations(violations)
@@ -104,7 +106,7 @@ def demo(skip_bench: bool) -> None:
         except BrokerNotFoundError as exc:
             fail(str(exc))
         err_console.print(
-            f"[dim]embedded broker (Tansu, memory only) at {broker.bootstrap_servers}[/]"
+            f"[dim]embedded broker (Tansu, memory only) at {escape(broker.bootstrap_servers)}[/]"
         )
         try:
             _walk_through(catalog, broker.bootstrap_servers, skip_bench=skip_bench)
@@ -233,5 +235,5 @@ def _show_dead_letter(catalog: Catalog, bootstrap: str) -> None:
     table = Table("header", "value", title=f"dead letter in {DEAD_LETTERS}", title_justify="left")
     for name, value in letter.headers:
         if name.startswith("dlq."):
-            table.add_row(name, (value or b"").decode("utf-8", "replace"))
+            table.add_row(Text(name), Text((value or b"").decode("utf-8", "replace")))
     console.print(table)

@@ -22,7 +22,7 @@ from ..cluster import DEFAULT_TIMEOUT_S, ApplyResult, Cluster, Plan, TopicChange
 from ..contracts import Catalog
 from ..lint import RULES
 from ..policy import Violation
-from ._common import clean_errors, console, emit_json, main
+from ._common import clean_errors, cluster_settings, connection_options, console, emit_json, main
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -47,9 +47,11 @@ def _cluster_options(fn: F) -> F:
     fn = click.option(
         "--bootstrap-servers",
         "-b",
-        required=True,
         metavar="B",
-        help="host:port[,host:port...] of the cluster.",
+        help=(
+            "host:port[,host:port...] of the cluster; default: bootstrap.servers of the "
+            "connection settings."
+        ),
     )(fn)
     fn = click.option(
         "--timeout",
@@ -58,24 +60,7 @@ def _cluster_options(fn: F) -> F:
         show_default=True,
         help="Longest wait for any one admin request, in seconds.",
     )(fn)
-    return click.option(
-        "-X",
-        "client_config",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="librdkafka setting for the admin client (TLS, SASL ...); repeatable.",
-    )(fn)
-
-
-def _client_config(pairs: Sequence[str]) -> dict[str, str]:
-    config = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            msg = f"expected KEY=VALUE, got {pair!r}"
-            raise click.BadParameter(msg, param_hint="-X")
-        config[key.strip()] = value
-    return config
+    return connection_options(fn)
 
 
 def _quiet_client_logs() -> None:
@@ -84,9 +69,18 @@ def _quiet_client_logs() -> None:
         LIBRDKAFKA_LOGGER.addHandler(logging.NullHandler())
 
 
-def _cluster(bootstrap_servers: str, timeout: float, client_config: Sequence[str]) -> Cluster:
+def _cluster(
+    bootstrap_servers: str | None,
+    timeout: float,
+    client_config: Sequence[str],
+    config_file: str | None,
+) -> Cluster:
+    servers, settings = cluster_settings(
+        bootstrap_servers=bootstrap_servers, config_file=config_file, pairs=client_config
+    )
+    assert servers is not None
     _quiet_client_logs()
-    return Cluster(bootstrap_servers, overrides=_client_config(client_config), timeout=timeout)
+    return Cluster(servers, overrides=settings, timeout=timeout)
 
 
 def _by_topic(items: Iterable[T], topic: Callable[[T], str | None]) -> dict[str, list[T]]:
@@ -166,8 +160,10 @@ def lint(*, file: str, environment: str | None, as_json: bool) -> None:
             )
         else:
             console.print(
-                f"[bold green]clean:[/] {_count(len(catalog), 'topic')}, "
-                f"{_count(warnings, 'warning')} ({where})"
+                Text.assemble(
+                    ("clean:", "bold green"),
+                    f" {_count(len(catalog), 'topic')}, {_count(warnings, 'warning')} ({where})",
+                )
             )
     sys.exit(1 if errors else 0)
 
@@ -246,9 +242,10 @@ def plan(
     file: str,
     environment: str | None,
     as_json: bool,
-    bootstrap_servers: str,
+    bootstrap_servers: str | None,
     timeout: float,
     client_config: tuple[str, ...],
+    config_file: str | None,
 ) -> None:
     """Compare FILE with the live cluster; change nothing.
 
@@ -256,8 +253,9 @@ def plan(
     unmanaged topics. Exits 0 in sync, 2 when changes are pending, 1 when the contracts
     fail lint or a change would be refused.
     """
+    cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
     catalog = Catalog.load(file, environment=environment)
-    result = _cluster(bootstrap_servers, timeout, client_config).plan(catalog)
+    result = cluster.plan(catalog)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -308,9 +306,10 @@ def apply(
     file: str,
     environment: str | None,
     as_json: bool,
-    bootstrap_servers: str,
+    bootstrap_servers: str | None,
     timeout: float,
     client_config: tuple[str, ...],
+    config_file: str | None,
 ) -> None:
     """Make the cluster match FILE: create missing topics, fix safe drift.
 
@@ -318,8 +317,9 @@ def apply(
     change on a live topic) and changes nothing while the contracts fail lint. Topics no
     contract owns are left alone. Exits 0 when everything was applied, else 1.
     """
+    cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
     catalog = Catalog.load(file, environment=environment)
-    result = _cluster(bootstrap_servers, timeout, client_config).apply(catalog)
+    result = cluster.apply(catalog)
     if as_json:
         emit_json(result.to_dict())
     else:
