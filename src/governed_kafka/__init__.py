@@ -24,6 +24,7 @@ from .errors import (
     GovernanceViolation,
     GovernedKafkaError,
     RegistryError,
+    RetriesExhausted,
     SerializationError,
 )
 from .lag import LagReport, PartitionLag
@@ -60,6 +61,7 @@ __all__ = [
     "Record",
     "RecordMetadata",
     "RegistryError",
+    "RetriesExhausted",
     "RetryPolicy",
     "RunSummary",
     "SchemaRegistry",
