@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from .compatibility import check_contract as check_schemas
-from .contracts import CLEANUP_POLICIES, TopicContract
 from .policy import (
+    CLEANUP_POLICIES,
     DURABLE_MIN_INSYNC_REPLICAS,
     DURABLE_REPLICATION_FACTOR,
     Policy,
@@ -31,7 +31,7 @@ from .policy import (
 )
 
 if TYPE_CHECKING:
-    from .contracts import Catalog
+    from .contracts import Catalog, TopicContract
 
 __all__ = [
     "CATALOG_RULES",
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 #: A rule over one contract: ``(contract, policy) -> violations``.
-TopicRule = Callable[[TopicContract, Policy], Iterable[Violation]]
+TopicRule = Callable[["TopicContract", Policy], Iterable[Violation]]
 
 #: A rule over the whole catalog: ``(catalog) -> violations``.
 CatalogRule = Callable[["Catalog"], Iterable[Violation]]
