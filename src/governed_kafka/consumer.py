@@ -490,8 +490,7 @@ class GovernedConsumer:
             [f"{p.topic}[{p.partition}]" for p in partitions],
         )
         if self._hooks.rebalance:
-            self._hooks.emit(
-                "on_rebalance",
+            self._hooks.rebalance(
                 RebalanceDetails(
                     group_id=self.group_id,
                     kind=kind,  # type: ignore[arg-type]
@@ -609,8 +608,7 @@ class GovernedConsumer:
             counts: dict[tuple[str, int], int] = {}
             for r in records:
                 counts[r.topic, r.partition] = counts.get((r.topic, r.partition), 0) + 1
-            self._hooks.emit(
-                "on_consume",
+            self._hooks.consume(
                 ConsumeDetails(
                     group_id=self.group_id,
                     count=len(records),
@@ -885,8 +883,8 @@ class GovernedConsumer:
 
     def _process_scope(self, record: Record, attempt: int) -> contextlib.ExitStack:
         """What the ``on_process`` hooks wrap around one attempt at handling ``record``."""
-        return self._hooks.around(
-            "on_process",
+        assert self._hooks.process is not None
+        return self._hooks.process(
             ProcessDetails(
                 group_id=self.group_id, record=record, attempt=attempt, client_id=self.client_id
             ),
@@ -907,8 +905,7 @@ class GovernedConsumer:
             wait,
         )
         if self._hooks.retry:
-            self._hooks.emit(
-                "on_retry",
+            self._hooks.retry(
                 RetryDetails(
                     group_id=self.group_id,
                     record=record,
@@ -923,8 +920,7 @@ class GovernedConsumer:
     ) -> None:
         def attempt() -> None:
             if self._hooks.process_batch:
-                with self._hooks.around(
-                    "on_process_batch",
+                with self._hooks.process_batch(
                     BatchDetails(
                         group_id=self.group_id, records=tuple(records), client_id=self.client_id
                     ),
@@ -1052,8 +1048,10 @@ class GovernedConsumer:
         duration_s: float,
         error: Exception | None,
     ) -> None:
-        self._hooks.emit(
-            "on_commit",
+        emit = self._hooks.commit
+        if emit is None:
+            return
+        emit(
             CommitDetails(
                 group_id=self.group_id,
                 offsets=committed,
@@ -1118,8 +1116,7 @@ class GovernedConsumer:
 
     def _backpressure(self, kind: str, partitions: list[_kafka.TopicPartition]) -> None:
         if self._hooks.backpressure:
-            self._hooks.emit(
-                "on_backpressure",
+            self._hooks.backpressure(
                 BackpressureDetails(
                     kind=kind,  # type: ignore[arg-type]
                     in_flight=self._held(),
@@ -1158,8 +1155,7 @@ class GovernedConsumer:
                 f"{record.topic}[{record.partition}]@{record.offset}" if record else "nothing",
             )
             if self._hooks.slow_handler:
-                self._hooks.emit(
-                    "on_slow_handler",
+                self._hooks.slow_handler(
                     SlowHandlerDetails(
                         group_id=self.group_id,
                         elapsed_s=elapsed,
@@ -1264,8 +1260,7 @@ class GovernedConsumer:
         )
         _log.warning("dead-lettered %s to %s after %d attempts: %s", where, dlq, attempts, error)
         if self._hooks.dead_letter:
-            self._hooks.emit(
-                "on_dead_letter",
+            self._hooks.dead_letter(
                 DeadLetterDetails(
                     group_id=self.group_id,
                     record=record,

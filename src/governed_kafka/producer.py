@@ -16,7 +16,6 @@ the sender for at most ``max_block_s`` (backpressure) and then raises
 from __future__ import annotations
 
 import datetime
-import functools
 import itertools
 import logging
 import threading
@@ -47,8 +46,8 @@ from .hooks import (
     BackpressureDetails,
     DeliveryDetails,
     HookChain,
+    Observers,
     SendDetails,
-    _Observer,
 )
 from .policy import Compatibility
 from .registry import LocalSchemaRegistry, SchemaRegistry, subject_name
@@ -365,7 +364,7 @@ class _ObservedDelivery:
     def __init__(
         self,
         future: DeliveryFuture,
-        observers: list[_Observer] | None,
+        observers: Observers | None,
         hooks: HookChain,
         client_id: str,
     ) -> None:
@@ -394,7 +393,7 @@ class _ObservedDelivery:
         if self.observers:
             self.hooks.observe(self.observers, details)
         if self.hooks.delivery:
-            self.hooks.emit("on_delivery", details)
+            self.hooks.delivery(details)
 
 
 class _DuplicateAcks:
@@ -991,7 +990,9 @@ class GovernedProducer:
         self._hooks = HookChain(hooks)
         self._send_gate = self._hooks.send_gate
         #: Whether sends are observed: re-decided every few sends when hooks can say no.
-        self._observing = self._hooks.delivery or (self._hooks.send and self._sends_wanted())
+        self._observing = self._hooks.delivery is not None or (
+            self._hooks.send is not None and self._sends_wanted()
+        )
         self._watch_skew(skew)
         self._state = _ProducerState()
         self._client = _kafka.new_producer(
@@ -1035,7 +1036,7 @@ class GovernedProducer:
         self._tick_mask = _SERVE_MASK
         self._sample_mask = 0
         if skew is not None:
-            alarm = functools.partial(self._hooks.emit, "on_skew") if self._hooks.skew else None
+            alarm = self._hooks.skew
             self._skew = _SkewTracker(
                 skew,
                 partitions={name: r.contract.partitions for name, r in self._routes.items()},
@@ -1270,8 +1271,7 @@ class GovernedProducer:
     def _queue_full(self, topic: str) -> None:
         """Tell the hooks that a record for ``topic`` found the local queue full."""
         if self._hooks.backpressure:
-            self._hooks.emit(
-                "on_backpressure",
+            self._hooks.backpressure(
                 BackpressureDetails(
                     kind="queue-full",
                     in_flight=len(self._client),
