@@ -338,7 +338,7 @@ class _Governed:
 
 
 class _RawReader:
-    def __init__(self, consumer: _kafka.Consumer, decode: Callable[[bytes], Any] | None) -> None:
+    def __init__(self, consumer: _kafka.RawConsumer, decode: Callable[[bytes], Any] | None) -> None:
         self.consumer = consumer
         self.decode = decode
 
@@ -380,7 +380,7 @@ class _Raw:
             "acks": "all",
             **dict(settings.producer_overrides),
         }
-        self.producer = _kafka.new_producer(config)
+        self.producer = _kafka.raw_producer(config)
         self.sends = 0
 
     def send(
@@ -416,7 +416,7 @@ class _Raw:
             "auto.offset.reset": "earliest",
             **dict(self.settings.consumer_overrides),
         }
-        consumer = _kafka.new_consumer(config)
+        consumer = _kafka.raw_consumer(config)
         consumer.subscribe([topic])
         return _RawReader(consumer, self.values.decode)
 
