@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from . import _kafka, profiles
-from ._aio_producer import _not_started
+from ._aio_errors import not_started as _not_started
 from ._config import GROUP_PROTOCOL, GroupProtocol, Overrides
 from .commit import CommitStrategy
 from .consumer import DEFAULT_BATCH, DEFAULT_MAX_IN_FLIGHT, GovernedConsumer, Record, RunSummary

@@ -1228,7 +1228,7 @@ class GovernedConsumer:
             raise GovernanceViolation(
                 msg, rule="dead-letter.missing", topic=topic, field="dead_letter_topic"
             ) from error
-        from .producer import _sendable_header_name as sendable
+        from ._routes import sendable_header_name as sendable
 
         producer = self._dead_letters()
         error_type = f"{type(error).__module__}.{type(error).__qualname__}"

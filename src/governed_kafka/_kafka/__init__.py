@@ -6,9 +6,10 @@ clients from the governed configuration dicts (:mod:`._clients`), translates
 with ``raise ... from exc`` (:mod:`._errors`, :func:`translated`), and offers small
 typed clients:
 
-- :class:`ProducerClient` (:mod:`._producer`): ``produce`` and ``poll`` are librdkafka's
-  own, called directly on the send path; delivery reports stay opaque (:class:`Report`)
-  and are read through :func:`delivered`, :func:`reported` and :func:`failed`;
+- :class:`ProducerClient` (:mod:`._producer`): ``produce`` is librdkafka's own, called
+  directly on the send path; a fatal error is kept and named by every later refusal;
+  delivery reports stay opaque (:class:`Report`) and are read through
+  :func:`delivered`, :func:`reported` and :func:`failed`;
 - :class:`ConsumerClient` (:mod:`._consumer`): records built from librdkafka's messages
   (:meth:`ConsumerClient.read`, the consume path), commits, committed offsets,
   watermarks, pause and resume, rebalances as lists of ``(topic, partition)``;
@@ -33,12 +34,9 @@ from ._legacy import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
     broker_error,
-    delivery_error,
     new_consumer,
-    new_producer,
 )
 from ._producer import (
     DeliveryCallback,
@@ -93,10 +91,7 @@ __all__ += [
     "KafkaError",
     "KafkaException",
     "Message",
-    "Producer",
     "TopicPartition",
     "broker_error",
-    "delivery_error",
     "new_consumer",
-    "new_producer",
 ]

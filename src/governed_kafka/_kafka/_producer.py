@@ -1,7 +1,8 @@
 """librdkafka's producer, and what its delivery reports say.
 
 The send path calls librdkafka's own ``produce`` (:attr:`ProducerClient.produce`), with
-no wrapper around it, and hands it the record's delivery callback. librdkafka calls
+no wrapper around it, and hands it the record's delivery callback; what it raises is
+translated afterwards (:meth:`ProducerClient.refusal`). librdkafka calls
 that back with an error (``None`` when delivered) and the message as delivered: an
 opaque :class:`Report` above the border, which the record's future keeps and reads
 through the functions here when someone asks (:func:`delivered`, :func:`reported`,
@@ -11,15 +12,18 @@ acknowledgements (:class:`DuplicateAcks`).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from ..errors import DeliveryError
 from ._clients import OnStats, OnThrottle, construct, with_callbacks
-from ._errors import FATAL, Failure, delivery_error
+from ._errors import FATAL, Failure, broker_error, delivery_error, failure
+
+_log = logging.getLogger("governed_kafka")
 
 __all__ = [
     "DeliveryCallback",
@@ -70,8 +74,9 @@ class Produce(Protocol):
 class ProducerClient:
     """librdkafka's producer: the calls a governed producer makes, errors translated.
 
-    :attr:`produce` and :attr:`poll` are librdkafka's own methods, called directly on
-    the hot path; what ``produce`` raises is translated by :meth:`refusal`.
+    :attr:`produce` is librdkafka's own method, called directly on the hot path; what it
+    raises is translated by :meth:`refusal`. A fatal error of the producer (an idempotent
+    producer that can no longer keep its guarantees) is kept as :attr:`fatal`.
     """
 
     def __init__(
@@ -92,11 +97,31 @@ class ProducerClient:
         self._client: Producer = construct(Producer, full)
         #: Queue one record (:class:`Produce`).
         self.produce: Produce = self._client.produce
-        #: Serve delivery reports (and error callbacks) for at most that many seconds.
-        self.poll: Callable[[float], int] = self._client.poll
 
     def _on_fatal(self, error: Failure) -> None:
-        self._fatal = error
+        if self._fatal is None:
+            self._fatal = error
+
+    def _served(self, exc: KafkaException) -> None:
+        """A poll or flush raised: librdkafka reports a fatal error that way, once."""
+        err = exc.args[0] if exc.args else None
+        if not isinstance(err, KafkaError) or not err.fatal():
+            raise broker_error(exc, "serve delivery reports") from exc
+        _log.error("producer fatal error: %s", err.str())
+        self._on_fatal(failure(err))
+
+    def poll(self, timeout: float) -> int:
+        """Serve delivery reports for at most ``timeout`` seconds; return how many.
+
+        A fatal error (librdkafka raises it from one poll) is kept as :attr:`fatal` and
+        logged, not raised: from then on every record is refused naming it.
+        """
+        try:
+            served: int = self._client.poll(timeout)
+        except KafkaException as exc:
+            self._served(exc)
+            return 0
+        return served
 
     @property
     def fatal(self) -> Failure | None:
@@ -115,7 +140,7 @@ class ProducerClient:
             return None
         if err.code() == FATAL:
             if self._fatal is None:
-                self._client.poll(0)
+                self.poll(0)  # the poll that reports the fatal error may not have come yet
             fatal = self._fatal
             if fatal is not None:
                 message = (
@@ -141,9 +166,13 @@ class ProducerClient:
     def flush(self, timeout: float) -> int:
         """Serve reports until the queue is empty or ``timeout`` s pass (-1: no limit).
 
-        Returns how many records are still queued.
+        Returns how many records are still queued. A fatal error is kept, as by :meth:`poll`.
         """
-        remaining: int = self._client.flush(timeout)
+        try:
+            remaining: int = self._client.flush(timeout)
+        except KafkaException as exc:
+            self._served(exc)
+            remaining = len(self._client)
         return remaining
 
     def purge(self) -> None:
