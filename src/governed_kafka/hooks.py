@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_check
 import attrs
 
 if TYPE_CHECKING:
-    from .consumer import Record
+    from ._records import Record
     from .errors import DeliveryError
     from .lag import PartitionLag
 

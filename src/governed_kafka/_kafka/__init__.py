@@ -27,17 +27,6 @@ from ._admin import Admin, TopicSpec, recent_keys
 from ._clients import LIBRDKAFKA_LOGGER, client_versions
 from ._consumer import CommitAnswer, ConsumerClient, Key, Lane, Lanes, Offsets, Rejected
 from ._errors import UNREACHABLE, UNSUPPORTED, Failure, translated, unreachable
-
-# Temporary: the clients' former imports, while they move to the typed clients above.
-from ._legacy import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-    broker_error,
-    new_consumer,
-)
 from ._producer import (
     DeliveryCallback,
     DuplicateAcks,
@@ -83,15 +72,4 @@ __all__ = [
     "reported",
     "translated",
     "unreachable",
-]
-
-# Temporary: the clients' former imports, while they move to the typed clients.
-__all__ += [
-    "Consumer",
-    "KafkaError",
-    "KafkaException",
-    "Message",
-    "TopicPartition",
-    "broker_error",
-    "new_consumer",
 ]

@@ -9,6 +9,7 @@ the lane's tracker. Rebalance and commit callbacks reach the consumer as plain v
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -146,10 +147,33 @@ class ConsumerClient:
         """Fetch ``keys`` again."""
         self._client.resume([TopicPartition(t, p) for t, p in keys])
 
-    def close(self) -> None:
-        """Leave the group and release the consumer (revoke callbacks run here)."""
-        with translated(f"close the consumer of group {self.group_id!r}"):
-            self._client.close()
+    def close(self, timeout: float) -> bool:
+        """Leave the group and release the consumer; return whether that ended in time.
+
+        librdkafka's close has no timeout, and can wait for a rebalance in progress to
+        end before it leaves; it runs on a thread of its own (revoke callbacks run there)
+        so that a wait that never ends cannot hang the caller, who waits ``timeout``
+        seconds. Its error is raised here, as :class:`~governed_kafka.errors.BrokerError`.
+        """
+        failure: list[BaseException] = []
+
+        def close() -> None:
+            try:
+                with translated(f"close the consumer of group {self.group_id!r}"):
+                    self._client.close()
+            except BaseException as exc:  # re-raised on the caller's thread
+                failure.append(exc)
+
+        closing = threading.Thread(
+            target=close, name=f"governed-kafka-close[{self.group_id}]", daemon=True
+        )
+        closing.start()
+        closing.join(timeout)
+        if closing.is_alive():
+            return False
+        if failure:
+            raise failure[0]
+        return True
 
     # ------------------------------------------------------------------ records
 
