@@ -35,6 +35,7 @@ import attrs
 
 if TYPE_CHECKING:
     from ._records import Record
+    from ._routes import HeaderList
     from .errors import DeliveryError
     from .lag import PartitionLag
 
@@ -60,9 +61,6 @@ __all__ = [
 
 _log = logging.getLogger("governed_kafka.hooks")
 
-Headers = list[tuple[str, "str | bytes | None"]]
-
-
 # ---------------------------------------------------------------- details records
 
 
@@ -77,7 +75,7 @@ class SendDetails:
     topic: str
     key: bytes | None
     value_size: int
-    headers: Headers
+    headers: HeaderList
     client_id: str
     event_type: str | None = None
     #: Whether the value is ``None`` (a tombstone on a compacted topic).
