@@ -1,4 +1,10 @@
-"""The asyncio consumer: a GovernedConsumer driven from one thread, handlers on the loop."""
+"""The asyncio consumer: the governed consumer driven from one thread, handlers on the loop.
+
+It runs a :class:`~governed_kafka._consumer_base.ConsumerBase`, the consumer
+``GovernedConsumer`` is, on one worker thread (:mod:`governed_kafka._aio_worker`), as its
+extension: told of rebalances first, handling records on the loop with the consumer's
+own handling (hooks, retries, dead letters) and committing through its commits.
+"""
 
 from __future__ import annotations
 

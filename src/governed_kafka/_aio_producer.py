@@ -1,4 +1,10 @@
-"""The asyncio producer: a GovernedProducer whose sends never wait on the event loop."""
+"""The asyncio producer: the governed producer, its sends never waiting on the event loop.
+
+It runs a :class:`~governed_kafka._producer_base.ProducerBase`, the producer
+``GovernedProducer`` is, with a handover of its own (:class:`_Handover`): each delivery is
+bridged to the loop, and records that find the local queue full wait on the loop for
+room instead of blocking it.
+"""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ _Call = tuple["concurrent.futures.Future[Any]", Callable[[], Any]]
 
 
 class Worker:
-    """The one thread that makes every call into a GovernedConsumer.
+    """The one thread that makes every call into a consumer.
 
     Calls run in the order they were submitted. A call may serve the queue itself while
     it waits for the event loop (:meth:`serve_until`): a rebalance callback, which runs
