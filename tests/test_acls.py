@@ -67,15 +67,19 @@ def test_producers_consumers_groups_and_transactional_ids_get_exactly_their_righ
     assert set(implied_acls(catalog)) == {
         _acl("User:checkout", "topic", ORDERS, "write"),
         _acl("User:checkout", "topic", ORDERS, "describe"),
+        _acl("User:checkout", "topic", ORDERS, "describe_configs"),
         _acl("User:checkout", "transactional_id", "checkout-tx-", "write", "prefixed"),
         _acl("User:checkout", "transactional_id", "checkout-tx-", "describe", "prefixed"),
         _acl("User:billing", "topic", ORDERS, "read"),
         _acl("User:billing", "topic", ORDERS, "describe"),
+        _acl("User:billing", "topic", ORDERS, "describe_configs"),
         _acl("User:billing", "group", "billing-", "read", "prefixed"),
         _acl("User:billing", "topic", DLQ, "write"),
         _acl("User:billing", "topic", DLQ, "describe"),
+        _acl("User:billing", "topic", DLQ, "describe_configs"),
         _acl("User:ops", "topic", DLQ, "read"),
         _acl("User:ops", "topic", DLQ, "describe"),
+        _acl("User:ops", "topic", DLQ, "describe_configs"),
         _acl("User:ops", "group", "ops", "read"),
     }
     reasons = {a.reason for a in implied_acls(catalog) if a.resource_name == DLQ}
@@ -128,7 +132,10 @@ def test_compare_finds_missing_in_sync_and_unmanaged_acls() -> None:
     ]
     result = compare(catalog, live)
     assert result.in_sync == (write,)
-    assert result.missing == (_acl("User:checkout", "topic", ORDERS, "describe"),)
+    assert set(result.missing) == {
+        _acl("User:checkout", "topic", ORDERS, "describe"),
+        _acl("User:checkout", "topic", ORDERS, "describe_configs"),
+    }
     assert set(result.unmanaged) == {
         _acl("User:analytics", "topic", ORDERS, "write"),
         _acl("User:checkout", "topic", "payments.", "all", "prefixed"),

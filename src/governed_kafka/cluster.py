@@ -20,6 +20,7 @@ DescribeConfigs) and compares every topic with its contract:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Final, Literal
 
@@ -191,8 +192,10 @@ class Plan:
             "acls": None
             if self.acls is None
             else {
-                "missing": [a.to_dict() for a in self.acls.missing],
-                "unmanaged": [a.to_dict() for a in self.acls.unmanaged],
+                "missing": [{"rule": "acl.missing", **a.to_dict()} for a in self.acls.missing],
+                "unmanaged": [
+                    {"rule": "acl.unmanaged", **a.to_dict()} for a in self.acls.unmanaged
+                ],
                 "in_sync": len(self.acls.in_sync),
             },
             "quotas": [q.to_dict() for q in self.quotas],
@@ -523,11 +526,23 @@ class Cluster:
         created = self._admin.create_acls([a.to_spec() for a in plan.acls.missing])
         for acl in plan.acls.missing:
             done.append(acl_result(acl, "create", created.get(acl.to_spec())))
+        self._wait_for_acls([spec for spec, error in created.items() if error is None])
         if prune:
             deleted = self._admin.delete_acls([a.to_spec() for a in plan.acls.unmanaged])
             for acl in plan.acls.unmanaged:
                 done.append(acl_result(acl, "delete", deleted.get(acl.to_spec())))
         return tuple(done)
+
+    def _wait_for_acls(self, created: list[_kafka.AclSpec]) -> None:
+        """Return once the brokers' authorizers hold the ACLs just created (bounded by the
+        timeout): like new topics, new ACLs reach the brokers a moment after CreateAcls
+        returns, and a client started right after ``apply`` would be refused."""
+        deadline = time.monotonic() + self.timeout
+        pending = set(created)
+        while pending and time.monotonic() < deadline:
+            pending -= set(self._admin.acls())
+            if pending:
+                time.sleep(0.1)
 
     def _create_missing(
         self, catalog: Catalog, plan: Plan, results: dict[int, ChangeResult]

@@ -201,11 +201,12 @@ def test_plan_reports_a_hand_made_acl_as_unmanaged_until_apply_prunes_it(
     planned = _cli("plan", str(contracts), "-F", str(settings), "--json")
     assert planned.exit_code == 2
     [unmanaged] = _json(planned)["acls"]["unmanaged"]
-    assert (unmanaged["principal"], unmanaged["resource_name"], unmanaged["operation"]) == (
-        "User:analytics",
-        topic,
-        "write",
-    )
+    assert (
+        unmanaged["rule"],
+        unmanaged["principal"],
+        unmanaged["resource_name"],
+        unmanaged["operation"],
+    ) == ("acl.unmanaged", "User:analytics", topic, "write")
     table = _cli("plan", str(contracts), "-F", str(settings))
     assert "unmanaged: no contract implies it" in table.output
     assert "User:analytics" in table.output
