@@ -29,11 +29,11 @@ import attrs
 
 from . import _config, _kafka, cluster, profiles
 from ._config import GROUP_PROTOCOL, GroupProtocol, Overrides
-from ._librdkafka_keys import GLOBAL_KEYS
 from .avro import EVENT_TYPE_HEADER, AvroReader, AvroSchema, load_schema
 from .commit import CommitStrategy, PartitionOffsets
 from .contracts import Catalog, TopicContract
 from .errors import (
+    AccessDenied,
     ClosedError,
     ConfigError,
     DeserializationError,
@@ -255,6 +255,8 @@ class GovernedConsumer:
 
     #: Undecodable records the last poll dead-lettered (``run()`` counts them as handled).
     _undecodable = 0
+    #: Whether READ and WRITE rights are still to be checked (at the first poll).
+    _access_unchecked = True
 
     def __init__(
         self,
@@ -312,7 +314,7 @@ class GovernedConsumer:
         )
         self._bootstrap_servers = bootstrap_servers
         self._max_poll_interval_s = (
-            int(self._config.get("max.poll.interval.ms", _DEFAULT_MAX_POLL_INTERVAL_MS)) / 1000
+            int(str(self._config.get("max.poll.interval.ms", _DEFAULT_MAX_POLL_INTERVAL_MS))) / 1000
         )
         worst = self.retry.worst_case_wait_s()
         if worst >= self._max_poll_interval_s / 2:
@@ -391,7 +393,30 @@ class GovernedConsumer:
             if dlq is not None and dlq not in used:
                 used.append(dlq)
         live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+        # First: without rights, the topics would look missing or unreadable.
+        self._verify_access(live)
         live.verify(self.catalog, used)
+
+    def _verify_access(self, live: cluster.Cluster | None = None) -> None:
+        """For a service with a principal: READ on its topics and group, WRITE on their
+        dead-letter topics, or :class:`~governed_kafka.errors.AccessDenied`."""
+        self._access_unchecked = False
+        if self.catalog.service(self.service) is None:
+            return
+        if live is None:
+            live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+        dead_letters = [
+            t.contract.dead_letter_topic
+            for t in self._topics.values()
+            if t.contract.dead_letter_topic is not None
+        ]
+        live.verify_access(
+            self.catalog,
+            service=self.service,
+            reads=list(self._topics),
+            writes=dead_letters,
+            group=self.group_id,
+        )
 
     def _contract_for(self, name: str) -> TopicContract:
         contract = self.catalog.topic(name)  # no contract: GovernanceViolation
@@ -513,6 +538,8 @@ class GovernedConsumer:
 
     def _poll(self, max_records: int, timeout: float, *, in_order: bool) -> list[Record]:
         self._check_open()
+        if self._access_unchecked:
+            self._verify_access()  # the first poll of a consumer not verified at construction
         self._commit_if_due()
         self._undecodable = 0
         if self._buffer:
@@ -645,6 +672,21 @@ class GovernedConsumer:
             return
         if err.fatal():
             raise _kafka.broker_error(_kafka.KafkaException(err), f"consume ({self.group_id})")
+        if err.name() in _kafka.AUTHORIZATION_ERRORS:
+            declared = self.catalog.service(self.service)
+            group = err.name() == "GROUP_AUTHORIZATION_FAILED"
+            resource = self.group_id if group else str(msg.topic())
+            message = (
+                f"the cluster refused {declared.principal if declared else 'this consumer'} "
+                f"on {'group' if group else 'topic'} {resource!r}: {err.name()}"
+            )
+            raise AccessDenied(
+                message,
+                principal=declared.principal if declared else None,
+                resource_type="group" if group else "topic",
+                resource=resource,
+                operation="read",
+            )
         _log.warning(
             "group %r: consume error on %s[%s]: %s",
             self.group_id,
@@ -1282,7 +1324,7 @@ class GovernedConsumer:
         if self._dead_letter_producer is None:
             from .producer import GovernedProducer
 
-            shared = {k: v for k, v in self._overrides.items() if k in GLOBAL_KEYS}
+            shared = _config.shared_connection(self._overrides)
             shared.pop("client.id", None)
             self._dead_letter_producer = GovernedProducer(
                 self.catalog,

@@ -985,9 +985,18 @@ class GovernedProducer:
         self.auto_register = auto_register
         self._routes = self._build_routes(produced)
         self.client_id = str(self._config["client.id"])
+        #: Routes whose rights on the cluster are checked at their first send: a
+        #: service with a principal whose topics were not verified at construction.
+        self._unchecked: dict[str, _Route] = {}
         if self._routes and (catalog.verify_topics if verify_topics is None else verify_topics):
             live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+            if catalog.service(service) is not None:
+                # First: without rights, the topics would look missing or unreadable.
+                live.verify_access(catalog, service=service, writes=self._routes)
             live.verify(catalog, self._routes)
+        elif catalog.service(service) is not None:
+            # Off the hot path: send() finds no route, and _refusal() checks, then routes.
+            self._unchecked, self._routes = self._routes, {}
         self._hooks = HookChain(hooks)
         self._send_gate = self._hooks.send_gate
         #: Whether sends are observed: re-decided every few sends when hooks can say no.
@@ -1081,7 +1090,7 @@ class GovernedProducer:
         """
         route = self._routes.get(topic)
         if route is None:
-            raise self._refusal(topic)
+            route = self._route_now(topic)
         codec = route.codec
         timestamp = 0
         event_type = None
@@ -1237,6 +1246,19 @@ class GovernedProducer:
         return GovernanceViolation(
             msg, rule="producer.not-listed", topic=topic, field="producers", value=self.service
         )
+
+    def _route_now(self, topic: str) -> _Route:
+        """The route of a topic :meth:`send` did not find: refused, or, at the first send
+        to it of a service with a principal whose rights were not checked at
+        construction, checked now (:class:`AccessDenied` when the cluster does not grant
+        WRITE) and routed like the others from then on."""
+        route = self._unchecked.get(topic)
+        if route is None or self._closed:
+            raise self._refusal(topic)
+        live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+        live.verify_access(self.catalog, service=self.service, writes=[topic])
+        self._routes[topic] = self._unchecked.pop(topic)
+        return route
 
     def _produce_when_room(
         self,

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._kafka import LIBRDKAFKA_LOGGER
+from ..acls import Acl
 from ..cluster import DEFAULT_TIMEOUT_S, ApplyResult, Cluster, Plan, TopicChange
 from ..contracts import Catalog
 from ..lint import RULES
@@ -216,20 +217,63 @@ def _print_changes(plan: Plan) -> None:
         console.print(table)
 
 
+def _acl_row(table: Table, acl: Acl, verdict: Text) -> None:
+    table.add_row(
+        Text(acl.principal),
+        Text(acl.operation.upper()),
+        Text(f"{acl.resource_type} {acl.resource_name} ({acl.pattern_type})"),
+        Text(acl.permission if acl.host == "*" else f"{acl.permission} from {acl.host}"),
+        verdict,
+    )
+
+
+def _print_acls(plan: Plan) -> None:
+    if plan.acls is None or not (plan.acls.missing or plan.acls.unmanaged):
+        return
+    table = _table("ACLs", "principal", "operation", "resource", "permission", "apply")
+    for acl in plan.acls.missing:
+        _acl_row(table, acl, Text.assemble(("will create", "green"), f" ({acl.reason})"))
+    for acl in plan.acls.unmanaged:
+        _acl_row(
+            table,
+            acl,
+            Text.assemble(("unmanaged", "yellow"), ": no contract implies it; --prune deletes it"),
+        )
+    console.print(table)
+
+
+def _print_quotas(plan: Plan) -> None:
+    if not plan.quotas:
+        return
+    table = _table("quotas (not set by apply: no client-quota API)", "service", "set them with")
+    for advice in plan.quotas:
+        table.add_row(Text(advice.service), Text(advice.command))
+    console.print(table)
+
+
 def _print_plan(plan: Plan) -> None:
     if plan.violations:
         console.print("[bold red]the contracts fail lint:[/]")
         _print_violations(plan.violations)
     _print_changes(plan)
+    _print_acls(plan)
+    _print_quotas(plan)
     if plan.unmanaged:
         console.print(Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(plan.unmanaged)))
     creates = sum(1 for c in plan.changes if c.kind == "create")
     refused = sum(1 for c in plan.changes if not c.safe)
     changes = len(plan.changes) - creates - refused
+    acls = ""
+    if plan.acls is not None:
+        acls = (
+            f"; ACLs: {len(plan.acls.missing)} to create, {len(plan.acls.unmanaged)} "
+            f"unmanaged, {len(plan.acls.in_sync)} in sync"
+        )
     console.print(
         f"plan: {creates} to create, {changes} to change, {refused} refused, "
         f"{len(plan.in_sync)} in sync, {len(plan.unmanaged)} unmanaged"
         + (f", {_count(len(plan.violations), 'lint error')}" if plan.violations else "")
+        + acls
     )
 
 
@@ -249,9 +293,10 @@ def plan(
 ) -> None:
     """Compare FILE with the live cluster; change nothing.
 
-    Lists missing topics, partition and replication differences, config drift and
-    unmanaged topics. Exits 0 in sync, 2 when changes are pending, 1 when the contracts
-    fail lint or a change would be refused.
+    Lists missing topics, partition and replication differences, config drift,
+    unmanaged topics, and, for the [services] of FILE, ACLs to create and unmanaged ACLs.
+    Exits 0 in sync, 2 when changes are pending, 1 when the contracts fail lint or a
+    change would be refused.
     """
     cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
     catalog = Catalog.load(file, environment=environment)
@@ -266,7 +311,7 @@ def plan(
 # --------------------------------------------------------------------------- apply
 
 
-def _print_applied(result: ApplyResult) -> None:
+def _print_applied(result: ApplyResult, *, pruned: bool = False) -> None:
     if result.plan.violations:
         console.print("[bold red]the contracts fail lint; nothing was changed:[/]")
         _print_violations(result.plan.violations)
@@ -281,11 +326,32 @@ def _print_applied(result: ApplyResult) -> None:
                 Text(item.message),
             )
         console.print(table)
+    if result.acl_results:
+        colours = {"applied": "green", "failed": "red"}
+        table = _table("ACLs", "principal", "operation", "resource", "action", "outcome")
+        for done in result.acl_results:
+            acl = done.acl
+            table.add_row(
+                Text(acl.principal),
+                Text(acl.operation.upper()),
+                Text(f"{acl.resource_type} {acl.resource_name} ({acl.pattern_type})"),
+                Text(done.action),
+                Text.assemble((done.outcome, colours[done.outcome]), f": {done.message}"),
+            )
+        console.print(table)
+    if result.plan.acls is not None and result.plan.acls.unmanaged and not pruned:
+        console.print(
+            Text.assemble(
+                ("unmanaged ACLs", "yellow"),
+                f": {len(result.plan.acls.unmanaged)} left in place (apply --prune deletes them)",
+            )
+        )
     if result.plan.unmanaged:
         console.print(
             Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(result.plan.unmanaged))
         )
-    applied = sum(1 for r in result.results if r.outcome == "applied")
+    outcomes = [r.outcome for r in result.results] + [r.outcome for r in result.acl_results]
+    applied = outcomes.count("applied")
     if result.ok:
         console.print(
             f"[bold green]ok:[/] {_count(applied, 'change')} applied, "
@@ -293,13 +359,18 @@ def _print_applied(result: ApplyResult) -> None:
         )
     else:
         console.print(
-            f"[bold red]not ok:[/] {applied} of {_count(len(result.results), 'change')} applied"
+            f"[bold red]not ok:[/] {applied} of {_count(len(outcomes), 'change')} applied"
         )
 
 
 @main.command()
 @_contracts_file
 @_cluster_options
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also delete ACLs on managed resources that no contract implies.",
+)
 @clean_errors
 def apply(
     *,
@@ -310,18 +381,20 @@ def apply(
     timeout: float,
     client_config: tuple[str, ...],
     config_file: str | None,
+    prune: bool,
 ) -> None:
-    """Make the cluster match FILE: create missing topics, fix safe drift.
+    """Make the cluster match FILE: create missing topics and ACLs, fix safe drift.
 
     Refuses unsafe changes (partition decrease, replication-factor change, cleanup-policy
     change on a live topic) and changes nothing while the contracts fail lint. Topics no
-    contract owns are left alone. Exits 0 when everything was applied, else 1.
+    contract owns are left alone; ACLs on managed resources that no contract implies are
+    deleted only with --prune. Exits 0 when everything was applied, else 1.
     """
     cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
     catalog = Catalog.load(file, environment=environment)
-    result = cluster.apply(catalog)
+    result = cluster.apply(catalog, prune=prune)
     if as_json:
         emit_json(result.to_dict())
     else:
-        _print_applied(result)
+        _print_applied(result, pruned=prune)
     sys.exit(result.exit_code)
