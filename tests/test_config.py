@@ -372,3 +372,50 @@ def test_secret_keys_cover_what_librdkafka_marks_sensitive() -> None:
         assert is_secret(key), key
     for key in ["bootstrap.servers", "sasl.mechanism", "security.protocol", "linger.ms"]:
         assert not is_secret(key), key
+
+
+def _token(config: str) -> tuple[str, float]:
+    return "token", 0.0
+
+
+def test_an_oauth_token_provider_is_the_one_callable_override() -> None:
+    """oauth_cb may be a callable (an OAUTHBEARER token provider); nothing else may."""
+    config = producer_config(
+        bootstrap_servers="127.0.0.1:1",
+        client_id="svc",
+        profile=profiles.DURABLE,
+        overrides={"sasl.mechanism": "OAUTHBEARER", "oauth_cb": _token},
+    )
+    assert config["oauth_cb"] is _token
+    with pytest.raises(ConfigError, match="callable token provider") as refused:
+        producer_config(
+            bootstrap_servers="127.0.0.1:1",
+            client_id="svc",
+            profile=profiles.DURABLE,
+            overrides={"oauth_cb": "not-callable"},
+        )
+    assert refused.value.key == "oauth_cb"
+    with pytest.raises(ConfigError, match="callbacks are set through hooks"):
+        producer_config(
+            bootstrap_servers="127.0.0.1:1",
+            client_id="svc",
+            profile=profiles.DURABLE,
+            overrides={"consume_cb": _token},
+        )
+
+
+def test_the_token_provider_reaches_admin_clients_and_is_not_shown() -> None:
+    """The gate's admin client gets oauth_cb with the connection; config shows no callable."""
+    from governed_kafka._config import redacted, shared_connection
+
+    config = consumer_config(
+        bootstrap_servers="127.0.0.1:1",
+        client_id="svc",
+        group_id="g",
+        overrides={"security.protocol": "SASL_SSL", "oauth_cb": _token},
+    )
+    shared = shared_connection(config)
+    assert shared["oauth_cb"] is _token
+    assert shared["security.protocol"] == "SASL_SSL"
+    assert "group.id" not in shared
+    assert redacted(config)["oauth_cb"] == "[callable]"

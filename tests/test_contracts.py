@@ -497,3 +497,63 @@ def test_patterns_the_linear_engine_cannot_run_are_refused_naming_file_and_key(
         Catalog.load(path)
     assert refused.value.key == key
     assert str(path) in str(refused.value)
+
+
+SERVICES = """
+[environments.local]
+
+[services.checkout]
+principal = "User:checkout"
+transactional_ids = ["checkout-*"]
+producer_byte_rate = 1048576
+
+[services.billing]
+principal = "User:billing"
+group_ids = ["billing", "billing-*"]
+consumer_byte_rate = 2097152
+
+[services.billing.environments.local]
+principal = "User:billing-dev"
+"""
+
+
+def test_services_load_with_their_principals_groups_and_quotas(tmp_path: Path) -> None:
+    """[services.NAME] tables load into ServiceContract values, environments laid over."""
+    catalog = Catalog.load(write_catalog(tmp_path, SERVICES))
+    checkout, billing = catalog.services
+    assert (checkout.name, checkout.principal, checkout.user) == (
+        "checkout",
+        "User:checkout",
+        "checkout",
+    )
+    assert checkout.transactional_ids == ("checkout-*",)
+    assert checkout.producer_byte_rate == 1_048_576
+    assert billing.group_ids == ("billing", "billing-*")
+    assert catalog.service("billing") is billing
+    assert catalog.service("nobody") is None
+    local = Catalog.load(write_catalog(tmp_path, SERVICES), environment="local")
+    assert local.service("billing").principal == "User:billing-dev"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "fragment"),
+    [
+        ('principal = "checkout"', "principal", "'Type:name'"),
+        ('principal = "User:*"', "principal", "no wildcard"),
+        ('principal = "User:checkout"\ngroup_ids = ["*"]', "group_ids", "a bare '*'"),
+        ('principal = "User:checkout"\ngroup_ids = "billing"', "group_ids", "a list"),
+        ('principal = "User:checkout"\nproducer_byte_rate = 0', "producer_byte_rate", ">= 1"),
+        ('principal = "User:checkout"\nrole = "admin"', "role", "unknown key"),
+        ("group_ids = []", "principal", "required key is missing"),
+    ],
+)
+def test_malformed_services_are_refused_naming_file_service_and_key(
+    tmp_path: Path, table: str, key: str, fragment: str
+) -> None:
+    """A bad [services.NAME] table is a ContractError naming the file, the service, the key."""
+    path = write_catalog(tmp_path, f"[services.checkout]\n{table}\n")
+    with pytest.raises(ContractError, match=fragment) as refused:
+        Catalog.load(path)
+    assert (refused.value.service, refused.value.key) == ("checkout", key)
+    assert str(path) in str(refused.value)
+    assert "service 'checkout'" in str(refused.value)

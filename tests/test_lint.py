@@ -61,12 +61,14 @@ def catalog(
     *topics: dict[str, Any],
     policy: dict[str, Any] | None = None,
     folder: Path = EXAMPLES,
+    services: dict[str, dict[str, Any]] | None = None,
     **changes: Any,
 ) -> Catalog:
     """A catalog of ``topics`` (GOOD when none) under STRICT updated with ``policy``.
 
     ``changes`` update the first topic; a change to ``None`` removes the key. Schema paths
-    are relative to ``folder``, where the contracts file would be.
+    are relative to ``folder``, where the contracts file would be. ``services`` are the
+    ``[services.NAME]`` tables.
     """
     tables = [copy.deepcopy(t) for t in topics] or [copy.deepcopy(GOOD)]
     for key, value in changes.items():
@@ -74,8 +76,18 @@ def catalog(
             tables[0].pop(key, None)
         else:
             tables[0][key] = value
-    data = {"policy": {**STRICT, **(policy or {})}, "topics": tables}
+    data: dict[str, Any] = {"policy": {**STRICT, **(policy or {})}, "topics": tables}
+    if services is not None:
+        data["services"] = services
     return Catalog.from_dict(data, path=folder / "governance.toml")
+
+
+def principals(*names: str, **tables: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``[services]`` tables giving each of ``names`` the principal ``User:<name>``."""
+    services = {name: {"principal": f"User:{name}"} for name in names}
+    for name, table in tables.items():
+        services[name] = {"principal": f"User:{name}", **table}
+    return services
 
 
 def with_dlq(**dlq_changes: Any) -> Catalog:
@@ -103,7 +115,7 @@ class Case:
     rule: str
     failing: Callable[[], Catalog]
     passing: Callable[[], Catalog]
-    topic: str
+    topic: str | None
     field: str | None
     fragment: str
     severity: str = "error"
@@ -120,7 +132,61 @@ BREAKING = [
     "tests/schemas/order_created.v2-breaking.avsc",
 ]
 
+REQUIRE_PRINCIPALS = {"require_principals": True}
+BY_SERVICE = {"group_id_pattern": "^{service}-.*$"}
+
 CASES = [
+    Case(
+        "service.principal-missing",
+        lambda: catalog(
+            policy=REQUIRE_PRINCIPALS, consumers=["billing"], services=principals("checkout")
+        ),
+        lambda: catalog(
+            policy={**REQUIRE_PRINCIPALS, **BY_SERVICE},
+            consumers=["billing"],
+            services=principals("checkout", "billing"),
+        ),
+        SRC,
+        "consumers",
+        "[services.billing]",
+    ),
+    Case(
+        "service.groups",
+        lambda: catalog(consumers=["billing"], services=principals("checkout", "billing")),
+        lambda: catalog(
+            consumers=["billing"],
+            services=principals("checkout", billing={"group_ids": ["billing", "billing-*"]}),
+        ),
+        None,
+        "services.billing.group_ids",
+        "declare its group_ids",
+        severity="warning",
+    ),
+    Case(
+        "service.group-pattern",
+        lambda: catalog(
+            policy=BY_SERVICE,
+            consumers=["billing"],
+            services=principals("checkout", billing={"group_ids": ["payments-billing"]}),
+        ),
+        lambda: catalog(
+            policy=BY_SERVICE,
+            consumers=["billing"],
+            services=principals("checkout", billing={"group_ids": ["billing-main"]}),
+        ),
+        None,
+        "services.billing.group_ids",
+        "'payments-billing'",
+    ),
+    Case(
+        "service.unused",
+        lambda: catalog(policy=BY_SERVICE, services=principals("checkout", "ops")),
+        lambda: catalog(policy=BY_SERVICE, services=principals("checkout")),
+        None,
+        "services.ops",
+        "'ops'",
+        severity="warning",
+    ),
     Case(
         "schema.parse",
         lambda: catalog(value_schema=["schemas/no-such-file.avsc"]),

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import avro, compatibility, errors, hooks, profiles, registry
+from . import acls, avro, compatibility, errors, hooks, profiles, registry
 from .commit import CommitStrategy
 from .consumer import GovernedConsumer, Record, RunSummary
-from .contracts import Catalog, TopicContract
+from .contracts import Catalog, ServiceContract, TopicContract
 from .errors import (
+    AccessDenied,
     BackpressureTimeout,
     BrokerError,
     ClosedError,
@@ -39,6 +40,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "AccessDenied",
     "BackpressureTimeout",
     "BrokerError",
     "Catalog",
@@ -66,9 +68,11 @@ __all__ = [
     "RunSummary",
     "SchemaRegistry",
     "SerializationError",
+    "ServiceContract",
     "TopicContract",
     "Violation",
     "__version__",
+    "acls",
     "avro",
     "compatibility",
     "errors",

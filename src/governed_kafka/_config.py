@@ -48,7 +48,19 @@ __all__ = [
 ]
 
 Scalar = str | int | float | bool
-Overrides = Mapping[str, Scalar]
+
+#: ``oauth_cb``: a SASL/OAUTHBEARER token provider (the AWS MSK IAM signer, an OIDC
+#: client ...). librdkafka calls it with ``sasl.oauthbearer.config`` and it returns
+#: ``(token, expiry in seconds since the epoch)``, optionally with a principal and
+#: SASL extensions; the one callable an override may be.
+OAuthTokenProvider = Callable[..., Any]
+
+#: One configuration value: a scalar, or the ``oauth_cb`` token provider.
+Setting = Scalar | OAuthTokenProvider
+Overrides = Mapping[str, Setting]
+
+#: The override that may be a callable, and why it is not a hook.
+OAUTH_CALLBACK: Final = "oauth_cb"
 
 #: ``enable.idempotence=true``: the broker de-duplicates a batch the producer retried
 #: after a lost response, and keeps per-partition order across retries.
@@ -121,8 +133,12 @@ def is_secret(key: str) -> bool:
 
 
 def redacted(config: Mapping[str, object]) -> dict[str, Any]:
-    """``config`` with every secret's value replaced by :data:`REDACTED`."""
-    return {k: REDACTED if is_secret(k) else v for k, v in config.items()}
+    """``config`` with every secret's value replaced by :data:`REDACTED`, and the token
+    provider (``oauth_cb``) by ``"[callable]"``."""
+    return {
+        k: REDACTED if is_secret(k) else "[callable]" if callable(v) else v
+        for k, v in config.items()
+    }
 
 
 def scrub(text: str, config: Mapping[str, object]) -> str:
@@ -244,6 +260,58 @@ _OWNED: dict[str, str] = {
 }
 
 
+def _scope_refusal(
+    key: str, *, scope: str, own_keys: frozenset[str], other_keys: frozenset[str]
+) -> str | None:
+    """Why ``key`` is not a property of this kind of client, or ``None`` when it is."""
+    if key in own_keys:
+        return None
+    if key in other_keys:
+        other = {"producer": "consumer", "consumer": "producer"}.get(scope, "producer or consumer")
+        article = "an" if scope[0] in "aeiou" else "a"
+        return (
+            f"override {key!r} is refused: it is a {other} property, ignored by {article} {scope}"
+        )
+    return f"override {key!r} is refused: not a librdkafka {scope} property"
+
+
+def _refusal(
+    key: str,
+    value: object,
+    *,
+    scope: str,
+    own_keys: frozenset[str],
+    other_keys: frozenset[str],
+    rules: tuple[_Rule, ...],
+) -> str | None:
+    """Why override ``key`` is refused, or ``None`` when it is accepted."""
+    shown = _shown(key, value)
+    refusal: str | None = None
+    if key in _OWNED:
+        refusal = f"override {key!r} is refused: the library sets it ({_OWNED[key]})"
+    elif any(key in rule.keys and not rule.accepts(_text(value)) for rule in rules):
+        rule = next(r for r in rules if key in r.keys)
+        refusal = f"override {key}={shown!r} is refused: {key} {rule.requirement}; {rule.reason}"
+    elif key == OAUTH_CALLBACK:
+        if not callable(value):
+            refusal = (
+                f"override {key!r} is refused: it must be a callable token provider, "
+                f"not {type(value).__name__}"
+            )
+    elif key in CALLBACK_KEYS:
+        refusal = f"override {key!r} is refused: callbacks are set through hooks"
+    elif key in DEPRECATED_KEYS:
+        refusal = f"override {key!r} is refused: librdkafka deprecated it and ignores it"
+    else:
+        refusal = _scope_refusal(key, scope=scope, own_keys=own_keys, other_keys=other_keys)
+        if refusal is None and not isinstance(value, (bool, int, float, str)):
+            refusal = (
+                f"override {key!r} is refused: values are str, int, float or bool, "
+                f"not {type(value).__name__}"
+            )
+    return refusal
+
+
 def _check(
     overrides: Overrides | None,
     *,
@@ -251,50 +319,19 @@ def _check(
     own_keys: frozenset[str],
     other_keys: frozenset[str],
     rules: tuple[_Rule, ...],
-) -> dict[str, Scalar]:
-    checked: dict[str, Scalar] = {}
-    items: Mapping[Any, object] = overrides or {}
+) -> dict[str, Setting]:
+    checked: dict[str, Setting] = {}
+    items: Mapping[Any, Any] = overrides or {}
     for key, value in items.items():
         if not isinstance(key, str):
             msg = f"configuration keys are strings, got {type(key).__name__}"
             raise ConfigError(msg, key=str(key))
-        shown = _shown(key, value)
-        if key in _OWNED:
-            msg = f"override {key!r} is refused: the library sets it ({_OWNED[key]})"
-            raise ConfigError(msg, key=key, value=shown)
-        for rule in rules:
-            if key in rule.keys and not rule.accepts(_text(value)):
-                msg = (
-                    f"override {key}={shown!r} is refused: {key} {rule.requirement}; {rule.reason}"
-                )
-                raise ConfigError(msg, key=key, value=shown)
-        if key in CALLBACK_KEYS:
-            msg = f"override {key!r} is refused: callbacks are set through hooks"
-            raise ConfigError(msg, key=key, value=shown)
-        if key in DEPRECATED_KEYS:
-            msg = f"override {key!r} is refused: librdkafka deprecated it and ignores it"
-            raise ConfigError(msg, key=key, value=shown)
-        if key not in own_keys:
-            if key in other_keys:
-                other = {"producer": "consumer", "consumer": "producer"}.get(
-                    scope, "producer or consumer"
-                )
-                article = "an" if scope[0] in "aeiou" else "a"
-                msg = (
-                    f"override {key!r} is refused: it is a {other} property, "
-                    f"ignored by {article} {scope}"
-                )
-            else:
-                msg = f"override {key!r} is refused: not a librdkafka {scope} property"
-            raise ConfigError(msg, key=key, value=shown)
-        if isinstance(value, (bool, int, float, str)):
-            checked[key] = value
-        else:
-            msg = (
-                f"override {key!r} is refused: values are str, int, float or bool, "
-                f"not {type(value).__name__}"
-            )
-            raise ConfigError(msg, key=key, value=shown)
+        refused = _refusal(
+            key, value, scope=scope, own_keys=own_keys, other_keys=other_keys, rules=rules
+        )
+        if refused is not None:
+            raise ConfigError(refused, key=key, value=_shown(key, value))
+        checked[key] = value
     return checked
 
 
@@ -302,7 +339,7 @@ _PRODUCER_SCOPE = GLOBAL_KEYS | PRODUCER_KEYS
 _CONSUMER_SCOPE = GLOBAL_KEYS | CONSUMER_KEYS
 
 
-def check_producer_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
+def check_producer_overrides(overrides: Overrides | None) -> dict[str, Setting]:
     """Return ``overrides`` if a producer may take them, else raise :class:`ConfigError`."""
     return _check(
         overrides,
@@ -313,7 +350,7 @@ def check_producer_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
     )
 
 
-def check_consumer_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
+def check_consumer_overrides(overrides: Overrides | None) -> dict[str, Setting]:
     """Return ``overrides`` if a consumer may take them, else raise :class:`ConfigError`."""
     return _check(
         overrides,
@@ -324,7 +361,7 @@ def check_consumer_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
     )
 
 
-def check_admin_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
+def check_admin_overrides(overrides: Overrides | None) -> dict[str, Setting]:
     """Return ``overrides`` if an admin client may take them, else raise :class:`ConfigError`.
 
     An admin client takes the global properties only: connection, security, logging.
@@ -338,13 +375,13 @@ def check_admin_overrides(overrides: Overrides | None) -> dict[str, Scalar]:
     )
 
 
-def shared_connection(config: Mapping[str, Scalar]) -> dict[str, Scalar]:
+def shared_connection(config: Mapping[str, Setting]) -> dict[str, Setting]:
     """The part of a producer's or consumer's configuration an admin client can reuse.
 
-    Connection, security and logging settings carry over; batching, commit and
-    delivery settings do not.
+    Connection, security (the ``oauth_cb`` token provider too) and logging settings
+    carry over; batching, commit and delivery settings do not.
     """
-    return {k: v for k, v in config.items() if k in GLOBAL_KEYS}
+    return {k: v for k, v in config.items() if k in GLOBAL_KEYS or k == OAUTH_CALLBACK}
 
 
 def bootstrap(servers: str | list[str] | tuple[str, ...]) -> str:
@@ -380,9 +417,9 @@ def producer_config(
     client_id: str,
     profile: Profile,
     overrides: Overrides | None,
-) -> dict[str, Scalar]:
+) -> dict[str, Setting]:
     """Build a governed producer's librdkafka configuration."""
-    config: dict[str, Scalar] = {
+    config: dict[str, Setting] = {
         "bootstrap.servers": bootstrap(bootstrap_servers),
         "client.id": client_id,
     }
@@ -397,9 +434,9 @@ def admin_config(
     bootstrap_servers: str | list[str] | tuple[str, ...],
     client_id: str,
     overrides: Overrides | None,
-) -> dict[str, Scalar]:
+) -> dict[str, Setting]:
     """Build an admin client's librdkafka configuration."""
-    config: dict[str, Scalar] = {
+    config: dict[str, Setting] = {
         "bootstrap.servers": bootstrap(bootstrap_servers),
         "client.id": client_id,
     }
@@ -407,7 +444,7 @@ def admin_config(
     return config
 
 
-def _check_group_protocol(group_protocol: object, overrides: Mapping[str, Scalar]) -> None:
+def _check_group_protocol(group_protocol: object, overrides: Mapping[str, Setting]) -> None:
     if group_protocol not in get_args(GroupProtocol):
         msg = (
             f"group_protocol must be one of {', '.join(map(repr, get_args(GroupProtocol)))}, "
@@ -438,7 +475,7 @@ def consumer_config(
     profile: Profile | None = None,
     group_protocol: GroupProtocol = GROUP_PROTOCOL,
     client_rack: str | None = None,
-) -> dict[str, Scalar]:
+) -> dict[str, Setting]:
     """Build a governed consumer's librdkafka configuration.
 
     With ``group_protocol="consumer"`` (KIP-848) the keys the broker owns under that
@@ -451,7 +488,7 @@ def consumer_config(
     if client_rack is not None and (not isinstance(client_rack, str) or not client_rack.strip()):
         msg = f"client_rack must be a non-empty rack name or None, got {client_rack!r}"
         raise ConfigError(msg, key="client.rack", value=client_rack)
-    config: dict[str, Scalar] = {
+    config: dict[str, Setting] = {
         "bootstrap.servers": bootstrap(bootstrap_servers),
         "client.id": client_id,
         "group.id": group_id,

@@ -27,7 +27,7 @@ from typing import Any, Final, Literal, Protocol
 
 import attrs
 
-from . import _config, _kafka, cluster
+from . import _config, _gate, _kafka
 from ._commits import Commits
 from ._dead_letters import DeadLetters
 from ._handling import Handling, RunStats, RunSummary
@@ -117,6 +117,8 @@ class ConsumerBase:
 
     #: Undecodable records the last poll dead-lettered (``run()`` counts them as handled).
     _undecodable = 0
+    #: Whether READ and WRITE rights are still to be checked (at the first poll).
+    _access_unchecked = True
 
     def __init__(
         self,
@@ -156,7 +158,7 @@ class ConsumerBase:
             client_rack=options.client_rack,
         )
         self._max_poll_interval_s = (
-            int(self._config.get("max.poll.interval.ms", _DEFAULT_MAX_POLL_INTERVAL_MS)) / 1000
+            int(str(self._config.get("max.poll.interval.ms", _DEFAULT_MAX_POLL_INTERVAL_MS))) / 1000
         )
         worst = self.retry.worst_case_wait_s()
         if worst >= self._max_poll_interval_s / 2:
@@ -195,10 +197,12 @@ class ConsumerBase:
             group_id=group_id,
             client_id=self.client_id,
         )
+        declared = self.catalog.service(self.service)
         self._consumer = _kafka.ConsumerClient(
             self._config,
             group_id=group_id,
             on_commit=self._commits.answered,
+            principal=declared.principal if declared is not None else None,
             **self._hooks.client_callbacks(
                 client_id=self.client_id, role="consumer", group_id=group_id
             ),
@@ -243,16 +247,20 @@ class ConsumerBase:
         )
 
     def _verify_live_topics(self, verify_topics: bool | None) -> None:
-        """The runtime gate: every topic read, and its dead-letter topic, matches its contract."""
+        """The runtime gate: topics and rights as the contracts say (:mod:`._gate`)."""
         if not (self.catalog.verify_topics if verify_topics is None else verify_topics):
             return
-        used = list(self._topics)
-        for topic in self._topics.values():
-            dlq = topic.contract.dead_letter_topic
-            if dlq is not None and dlq not in used:
-                used.append(dlq)
-        live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
-        live.verify(self.catalog, used)
+        self._access_unchecked = False
+        _gate.verify_topics(self.catalog, self._config, **self._gate_scope())
+
+    def _gate_scope(self) -> dict[str, Any]:
+        dead_letters = [t.contract.dead_letter_topic for t in self._topics.values()]
+        return {
+            "service": self.service,
+            "group": self.group_id,
+            "reads": list(self._topics),
+            "dead_letters": [dlq for dlq in dead_letters if dlq is not None],
+        }
 
     def _contract_for(self, name: str) -> TopicContract:
         contract = self.catalog.topic(name)  # no contract: GovernanceViolation
@@ -336,6 +344,9 @@ class ConsumerBase:
 
     def _poll(self, max_records: int, timeout: float, *, in_order: bool) -> list[Record]:
         self._check_open()
+        if self._access_unchecked:  # the first poll of a consumer not verified at construction
+            self._access_unchecked = False
+            _gate.verify_access(self.catalog, self._config, **self._gate_scope())
         self._commits.if_due()
         self._undecodable = 0
         if self._buffer:

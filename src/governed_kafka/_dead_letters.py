@@ -14,8 +14,8 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
+from . import _config
 from ._config import Overrides
-from ._librdkafka_keys import GLOBAL_KEYS
 from ._records import Record
 from ._routes import HeaderList, sendable_header_name
 from .contracts import Catalog, TopicContract
@@ -177,7 +177,7 @@ class DeadLetters:
 
     def _sender(self) -> GovernedProducer:
         if self._producer is None:
-            shared = {k: v for k, v in self._overrides.items() if k in GLOBAL_KEYS}
+            shared = _config.shared_connection(self._overrides)
             shared.pop("client.id", None)
             self._producer = GovernedProducer(
                 self.catalog,

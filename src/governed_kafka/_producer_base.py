@@ -36,7 +36,7 @@ from ._delivery import (
     stop_background,
 )
 from ._options import ProducerOptions
-from ._routes import HeaderList, Headers, build_routes, check_headers, not_routed
+from ._routes import HeaderList, Headers, Route, build_routes, check_headers, not_routed
 from .contracts import Catalog
 from .errors import BackpressureTimeout, ClosedError, DeliveryError
 from .hooks import BackpressureDetails, HookChain, SendDetails
@@ -144,10 +144,19 @@ class ProducerBase:
             catalog, self.service, registry=registry, auto_register=options.auto_register
         )
         self.client_id = str(self._config["client.id"])
+        #: Routes whose rights on the cluster are checked at their first send: a
+        #: service with a principal whose topics were not verified at construction.
+        self._unchecked: dict[str, Route] = {}
         verify = options.verify_topics
         if self._routes and (catalog.verify_topics if verify is None else verify):
             live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+            if catalog.service(self.service) is not None:
+                # First: without rights, the topics would look missing or unreadable.
+                live.verify_access(catalog, service=self.service, writes=self._routes)
             live.verify(catalog, self._routes)
+        elif catalog.service(self.service) is not None:
+            # Off the hot path: send() finds no route, and _route_now() checks, then routes.
+            self._unchecked, self._routes = self._routes, {}
         self._hooks = HookChain(options.hooks)
         self._send_gate = self._hooks.send_gate
         #: Whether sends are observed: re-decided every few sends when hooks can say no.
@@ -230,7 +239,7 @@ class ProducerBase:
         """
         route = self._routes.get(topic)
         if route is None:
-            raise self._refusal(topic)
+            route = self._route_now(topic)
         codec = route.codec
         timestamp = 0
         event_type = None
@@ -334,6 +343,19 @@ class ProducerBase:
     ) -> RecordMetadata:
         """Send one record and wait for its delivery; raise :class:`DeliveryError` if it failed."""
         return self.send(topic, value, key=key, headers=headers).result(timeout)
+
+    def _route_now(self, topic: str) -> Route:
+        """The route of a topic :meth:`send` did not find: refused, or, at the first send
+        to it of a service with a principal whose rights were not checked at
+        construction, checked now (:class:`AccessDenied` when the cluster does not grant
+        WRITE) and routed like the others from then on."""
+        route = self._unchecked.get(topic)
+        if route is None or self._closed:
+            raise self._refusal(topic)
+        live = cluster.Cluster._from_client_config(self._config, cluster.DEFAULT_TIMEOUT_S)
+        live.verify_access(self.catalog, service=self.service, writes=[topic])
+        self._routes[topic] = self._unchecked.pop(topic)
+        return route
 
     def _refusal(self, topic: str) -> Exception:
         if self._closed:

@@ -20,15 +20,17 @@ DescribeConfigs) and compares every topic with its contract:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Final, Literal
 
 import attrs
 
 from . import _config, _kafka, _partitioner
-from ._config import Overrides, Scalar
+from ._config import Overrides, Setting
+from .acls import Acl, AclComparison, AclResult, QuotaAdvice, acl_result, compare, quota_advice
 from .contracts import Catalog, TopicContract
-from .errors import BrokerError, GovernanceViolation
+from .errors import AccessDenied, BrokerError, GovernanceViolation
 from .policy import Violation
 
 __all__ = [
@@ -158,13 +160,20 @@ class Plan:
     unmanaged: tuple[str, ...]
     #: Lint errors of the contracts themselves; ``apply`` changes nothing while there are any.
     violations: tuple[Violation, ...] = ()
+    #: The ACLs the ``[services]`` imply against the cluster's; ``None`` when the catalog
+    #: declares no services or the policy turns ``manage_acls`` off.
+    acls: AclComparison | None = None
+    #: Quotas the contracts set, which ``apply`` cannot set (see :class:`QuotaAdvice`).
+    quotas: tuple[QuotaAdvice, ...] = ()
 
     @property
     def status(self) -> PlanStatus:
-        """``refused`` (lint errors or unsafe changes), ``pending`` (changes) or ``in-sync``."""
+        """``refused`` (lint errors or unsafe changes), ``pending`` (changes, missing or
+        unmanaged ACLs) or ``in-sync``."""
         if self.violations or any(not c.safe for c in self.changes):
             return "refused"
-        return "pending" if self.changes else "in-sync"
+        acl_changes = self.acls is not None and bool(self.acls.missing or self.acls.unmanaged)
+        return "pending" if self.changes or acl_changes else "in-sync"
 
     @property
     def exit_code(self) -> int:
@@ -180,6 +189,16 @@ class Plan:
             "in_sync": list(self.in_sync),
             "unmanaged": list(self.unmanaged),
             "violations": [attrs.asdict(v) for v in self.violations],
+            "acls": None
+            if self.acls is None
+            else {
+                "missing": [{"rule": "acl.missing", **a.to_dict()} for a in self.acls.missing],
+                "unmanaged": [
+                    {"rule": "acl.unmanaged", **a.to_dict()} for a in self.acls.unmanaged
+                ],
+                "in_sync": len(self.acls.in_sync),
+            },
+            "quotas": [q.to_dict() for q in self.quotas],
         }
 
 
@@ -204,11 +223,17 @@ class ApplyResult:
 
     plan: Plan
     results: tuple[ChangeResult, ...]
+    #: The ACLs created, and (with ``prune``) deleted.
+    acl_results: tuple[AclResult, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Whether every change was applied and the contracts are clean."""
-        return not self.plan.violations and all(r.outcome == "applied" for r in self.results)
+        return (
+            not self.plan.violations
+            and all(r.outcome == "applied" for r in self.results)
+            and all(r.outcome == "applied" for r in self.acl_results)
+        )
 
     @property
     def exit_code(self) -> int:
@@ -220,6 +245,7 @@ class ApplyResult:
         return {
             "ok": self.ok,
             "results": [r.to_dict() for r in self.results],
+            "acl_results": [r.to_dict() for r in self.acl_results],
             "unmanaged": list(self.plan.unmanaged),
             "violations": [attrs.asdict(v) for v in self.plan.violations],
         }
@@ -352,7 +378,7 @@ class Cluster:
         )
         self._init(config, timeout)
 
-    def _init(self, config: Mapping[str, Scalar], timeout: float) -> None:
+    def _init(self, config: Mapping[str, Setting], timeout: float) -> None:
         if timeout <= 0:
             msg = f"timeout must be > 0 seconds, got {timeout!r}"
             raise ValueError(msg)
@@ -362,7 +388,7 @@ class Cluster:
         self._admin = _kafka.Admin(config, timeout=timeout)
 
     @classmethod
-    def _from_client_config(cls, config: Mapping[str, Scalar], timeout: float) -> Cluster:
+    def _from_client_config(cls, config: Mapping[str, Setting], timeout: float) -> Cluster:
         """A cluster seen with the connection settings of a producer or consumer."""
         cluster = cls.__new__(cls)
         cluster._init(_config.shared_connection(config), timeout)
@@ -436,7 +462,14 @@ class Cluster:
             in_sync=tuple(in_sync),
             unmanaged=tuple(unmanaged),
             violations=violations,
+            acls=self._compare_acls(catalog),
+            quotas=quota_advice(catalog, self.bootstrap_servers),
         )
+
+    def _compare_acls(self, catalog: Catalog) -> AclComparison | None:
+        if not catalog.services or not catalog.policy.manage_acls:
+            return None
+        return compare(catalog, [Acl.from_spec(spec) for spec in self._admin.acls()])
 
     def _with_impact(self, change: TopicChange) -> TopicChange:
         """A partition increase, with how many recently seen keys it would move."""
@@ -453,9 +486,11 @@ class Cluster:
         moving, seen = _partitioner.keys_moved(keys, before, after)
         return attrs.evolve(change, keys_seen=seen, keys_moving=moving)
 
-    def apply(self, catalog: Catalog) -> ApplyResult:
+    def apply(self, catalog: Catalog, *, prune: bool = False) -> ApplyResult:
         """Make the safe changes of :meth:`plan`; refuse the unsafe ones, saying why.
 
+        Missing ACLs are created; unmanaged ones (on resources the catalog manages, implied
+        by no contract) are deleted only with ``prune``, after the missing ones exist.
         Nothing is changed while the contracts fail lint. Each change is independent:
         one that fails or is refused does not stop the others.
         """
@@ -478,7 +513,36 @@ class Cluster:
         self._create_missing(catalog, plan, results)
         self._set_configs(plan, results)
         self._add_partitions(plan, results)
-        return ApplyResult(plan=plan, results=tuple(results[i] for i in range(len(plan.changes))))
+        return ApplyResult(
+            plan=plan,
+            results=tuple(results[i] for i in range(len(plan.changes))),
+            acl_results=self._apply_acls(plan, prune=prune),
+        )
+
+    def _apply_acls(self, plan: Plan, *, prune: bool) -> tuple[AclResult, ...]:
+        if plan.acls is None:
+            return ()
+        done: list[AclResult] = []
+        created = self._admin.create_acls([a.to_spec() for a in plan.acls.missing])
+        for acl in plan.acls.missing:
+            done.append(acl_result(acl, "create", created.get(acl.to_spec())))
+        self._wait_for_acls([spec for spec, error in created.items() if error is None])
+        if prune:
+            deleted = self._admin.delete_acls([a.to_spec() for a in plan.acls.unmanaged])
+            for acl in plan.acls.unmanaged:
+                done.append(acl_result(acl, "delete", deleted.get(acl.to_spec())))
+        return tuple(done)
+
+    def _wait_for_acls(self, created: list[_kafka.AclSpec]) -> None:
+        """Return once the brokers' authorizers hold the ACLs just created (bounded by the
+        timeout): like new topics, new ACLs reach the brokers a moment after CreateAcls
+        returns, and a client started right after ``apply`` would be refused."""
+        deadline = time.monotonic() + self.timeout
+        pending = set(created)
+        while pending and time.monotonic() < deadline:
+            pending -= set(self._admin.acls())
+            if pending:
+                time.sleep(0.1)
 
     def _create_missing(
         self, catalog: Catalog, plan: Plan, results: dict[int, ChangeResult]
@@ -560,6 +624,55 @@ class Cluster:
                 )
 
     # ------------------------------------------------------------------ the runtime gate
+
+    def verify_access(
+        self,
+        catalog: Catalog,
+        *,
+        service: str,
+        writes: Iterable[str] = (),
+        reads: Iterable[str] = (),
+        group: str | None = None,
+    ) -> None:
+        """Refuse, before any traffic, a client whose principal lacks a right it needs.
+
+        Asks the cluster what the client's own principal may do (KIP-430's authorized
+        operations): WRITE on each topic of ``writes``, READ on each of ``reads`` and on
+        ``group``. Raises :class:`AccessDenied` (rule ``acl.missing``) naming the first
+        missing right, the resource and the service's principal, and listing every
+        other one. A cluster that does not say what it grants is not refused.
+        """
+        writes, reads = list(dict.fromkeys(writes)), list(dict.fromkeys(reads))
+        declared = catalog.service(service)
+        principal = declared.principal if declared is not None else None
+        who = principal or f"the principal of service {service!r}"
+        granted = self._admin.topic_operations(list(dict.fromkeys([*writes, *reads])))
+        missing: list[tuple[str, str, str]] = []
+        for operation, names in (("write", writes), ("read", reads)):
+            for name in names:
+                rights = granted.get(name)
+                if rights is not None and not rights & {operation, "all"}:
+                    missing.append(("topic", name, operation))
+        if group is not None:
+            rights = self._admin.group_operations(group)
+            if rights is not None and not rights & {"read", "all"}:
+                missing.append(("group", group, "read"))
+        if not missing:
+            return
+        lines = [
+            f"{who} may not {operation.upper()} {kind} {name!r}"
+            for kind, name, operation in missing
+        ]
+        fix = f" (grant it: governed-kafka apply {catalog.path})" if declared is not None else ""
+        message = (
+            lines[0] + fix
+            if len(lines) == 1
+            else f"{len(lines)} rights missing{fix}:\n  " + "\n  ".join(lines)
+        )
+        kind, name, operation = missing[0]
+        raise AccessDenied(
+            message, principal=principal, resource_type=kind, resource=name, operation=operation
+        )
 
     def verify(self, catalog: Catalog, topics: Iterable[str]) -> None:
         """Refuse, before any traffic, topics that are missing or differ from their contracts.

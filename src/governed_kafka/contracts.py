@@ -47,6 +47,7 @@ __all__ = [
     "MAX_TOPIC_NAME_LENGTH",
     "Catalog",
     "KeyRule",
+    "ServiceContract",
     "TopicContract",
 ]
 
@@ -119,6 +120,32 @@ class TopicContract:
 
 
 @attrs.frozen(kw_only=True)
+class ServiceContract:
+    """Who a service is on the cluster, from a ``[services.NAME]`` table.
+
+    ``group_ids`` and ``transactional_ids`` are names, or prefixes written with a
+    trailing ``*`` (``"billing-*"``): they become LITERAL and PREFIXED ACLs.
+    """
+
+    name: str
+    #: The principal the service authenticates as, ``Type:name`` (``User:checkout``).
+    principal: str
+    #: The consumer groups it may use; empty means what ``group_id_pattern`` allows.
+    group_ids: tuple[str, ...] = ()
+    #: The transactional ids its producers may use.
+    transactional_ids: tuple[str, ...] = ()
+    #: Produce and fetch quotas in bytes per second (applied with Kafka's own tooling).
+    producer_byte_rate: int | None = None
+    consumer_byte_rate: int | None = None
+
+    @property
+    def user(self) -> str | None:
+        """The user name of a ``User:`` principal, else ``None``."""
+        kind, _, name = self.principal.partition(":")
+        return name if kind == "User" else None
+
+
+@attrs.frozen(kw_only=True)
 class Catalog:
     """Every topic contract of one ``governance.toml``, for one environment."""
 
@@ -132,12 +159,22 @@ class Catalog:
     topics: tuple[TopicContract, ...]
     #: Environments the file declares.
     environments: frozenset[str] = frozenset()
+    #: The ``[services]`` tables, in file order.
+    services: tuple[ServiceContract, ...] = ()
     _by_name: Mapping[str, TopicContract] = attrs.field(
+        init=False, repr=False, eq=False, factory=dict
+    )
+    _services: Mapping[str, ServiceContract] = attrs.field(
         init=False, repr=False, eq=False, factory=dict
     )
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {t.name: t for t in self.topics})
+        object.__setattr__(self, "_services", {s.name: s for s in self.services})
+
+    def service(self, name: str) -> ServiceContract | None:
+        """The ``[services.NAME]`` contract of ``name``, or ``None`` when it has none."""
+        return self._services.get(name)
 
     @classmethod
     def load(cls, path: str | Path, environment: str | None = None) -> Catalog:
@@ -361,6 +398,9 @@ _POLICY_FIELDS: dict[str, Callable[[object], object]] = {
     "require_tenant_prefix": _bool,
     "group_id_pattern": _group_id_pattern,
     "verify_topics": _bool,
+    "require_principals": _bool,
+    "manage_acls": _bool,
+    "idempotent_write_acls": _bool,
 }
 
 _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
@@ -386,6 +426,42 @@ _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
     "configs": _configs,
 }
 
+
+def _principal(value: object) -> str:
+    text = _str(value)
+    if _PRINCIPAL.fullmatch(text) is None:
+        msg = (
+            f"expected a Kafka principal 'Type:name' such as 'User:checkout', got {text!r} "
+            "(one principal: no wildcard, no whitespace)"
+        )
+        raise _Bad(msg)
+    return text
+
+
+def _resource_names(value: object) -> tuple[str, ...]:
+    names = _str_list(value)
+    for name in names:
+        stem = name.removesuffix("*")
+        if not stem or "*" in stem or any(c.isspace() for c in name):
+            msg = (
+                f"{name!r}: expected a name, or a prefix ending in '*' ('billing-*'); "
+                "a bare '*' would grant every resource of its kind"
+            )
+            raise _Bad(msg)
+    return names
+
+
+_SERVICE_FIELDS: dict[str, Callable[[object], object]] = {
+    "principal": _principal,
+    "group_ids": _resource_names,
+    "transactional_ids": _resource_names,
+    "producer_byte_rate": _int(1),
+    "consumer_byte_rate": _int(1),
+}
+
+#: A Kafka principal: its type, a colon, its name, with no wildcard or whitespace.
+_PRINCIPAL: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*:[^\s*]+")
+
 _REQUIRED_TOPIC_FIELDS = ("name", "partitions", "replication_factor")
 
 #: Keys of a topic that an environment may not change: they are its identity.
@@ -399,14 +475,22 @@ class _Loader:
         self.environment = environment
         self.problems: list[ContractProblem] = []
 
-    def problem(self, message: str, *, topic: str | None = None, key: str | None = None) -> None:
-        self.problems.append(ContractProblem(message, topic=topic, key=key))
+    def problem(
+        self,
+        message: str,
+        *,
+        topic: str | None = None,
+        key: str | None = None,
+        service: str | None = None,
+    ) -> None:
+        self.problems.append(ContractProblem(message, topic=topic, key=key, service=service))
 
     def load(self, data: Mapping[str, Any]) -> Catalog:
-        unknown = sorted(set(data) - {"policy", "environments", "topics"})
+        unknown = sorted(set(data) - {"policy", "environments", "topics", "services"})
         for key in unknown:
             self.problem(
-                f"unknown top-level key {key!r} (expected policy, environments, topics)", key=key
+                f"unknown top-level key {key!r} (expected policy, environments, topics, services)",
+                key=key,
             )
         environments = self.declared_environments(data)
         if self.environment is not None and self.environment not in environments:
@@ -418,6 +502,7 @@ class _Loader:
             )
         policy = self.policy(data)
         topics = self.topics(data)
+        services = self.services(data)
         if self.problems:
             raise self.error()
         return Catalog(
@@ -426,6 +511,7 @@ class _Loader:
             policy=policy,
             topics=topics,
             environments=frozenset(environments),
+            services=services,
         )
 
     def error(self) -> ContractError:
@@ -435,11 +521,18 @@ class _Loader:
             lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
         )
         return ContractError(
-            message, path=str(self.path), topic=first.topic, key=first.key, problems=self.problems
+            message,
+            path=str(self.path),
+            topic=first.topic,
+            key=first.key,
+            problems=self.problems,
+            service=first.service,
         )
 
     def describe(self, problem: ContractProblem) -> str:
         where = [str(self.path)]
+        if problem.service is not None:
+            where.append(f"service {problem.service!r}")
         if problem.topic is not None:
             where.append(f"topic {problem.topic!r}")
         if problem.key is not None:
@@ -458,6 +551,11 @@ class _Loader:
             for topic in topics:
                 if isinstance(topic, dict) and isinstance(topic.get("environments"), dict):
                     names.update(topic["environments"])
+        services = data.get("services", {})
+        if isinstance(services, dict):
+            for service in services.values():
+                if isinstance(service, dict) and isinstance(service.get("environments"), dict):
+                    names.update(service["environments"])
         return names
 
     def overlay(
@@ -497,6 +595,7 @@ class _Loader:
         *,
         topic: str | None,
         where: str,
+        service: str | None = None,
     ) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for key, raw in table.items():
@@ -506,12 +605,13 @@ class _Loader:
                     f"unknown key in [{where}]; known keys: {', '.join(sorted(spec))}",
                     topic=topic,
                     key=key,
+                    service=service,
                 )
                 continue
             try:
                 values[key] = convert(raw)
             except _Bad as exc:
-                self.problem(str(exc), topic=topic, key=key)
+                self.problem(str(exc), topic=topic, key=key, service=service)
         return values
 
     def topics(self, data: Mapping[str, Any]) -> tuple[TopicContract, ...]:
@@ -565,6 +665,32 @@ class _Loader:
         if len(self.problems) > before:
             return None
         return TopicContract(**values)
+
+    def services(self, data: Mapping[str, Any]) -> tuple[ServiceContract, ...]:
+        tables = data.get("services", {})
+        if not isinstance(tables, dict):
+            self.problem(f"expected [services.NAME] tables, got {tables!r}", key="services")
+            return ()
+        services = []
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                self.problem(f"expected a table, got {table!r}", service=name, key="services")
+                continue
+            before = len(self.problems)
+            merged = self.overlay(
+                {k: v for k, v in table.items() if k != "environments"},
+                table.get("environments"),
+                topic=None,
+                prefix=f"services.{name}.environments",
+            )
+            values = self.fields(
+                merged, _SERVICE_FIELDS, topic=None, where="services.NAME", service=name
+            )
+            if "principal" not in merged:
+                self.problem("required key is missing", service=name, key="principal")
+            if len(self.problems) == before:
+                services.append(ServiceContract(name=str(name), **values))
+        return tuple(services)
 
     def check_fixed_fields(self, envs: object, *, topic: str) -> None:
         if not isinstance(envs, dict):

@@ -5,7 +5,10 @@
     GovernedKafkaError                  base of everything below
     ├── ContractError (ValueError)      the contracts file is malformed: file, topic, key
     ├── GovernanceViolation (ValueError)
-    │                                   a rule refused an action: rule, topic, field, value
+    │   │                               a rule refused an action: rule, topic, field, value
+    │   └── AccessDenied                the cluster does not grant the service's principal
+    │                                   a right it needs (rule ``acl.missing``): principal,
+    │                                   resource, operation
     ├── ConfigError (ValueError)        a refused configuration key: key, value
     ├── SerializationError (ValueError) a value or key does not fit its schema: topic, field path
     ├── DeserializationError (ValueError)
@@ -47,6 +50,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "AccessDenied",
     "BackpressureTimeout",
     "BrokerError",
     "ClosedError",
@@ -88,13 +92,15 @@ class ContractProblem:
     message: str
     topic: str | None = None
     key: str | None = None
+    #: The ``[services.NAME]`` table the problem is in, for problems outside topics.
+    service: str | None = None
 
 
 class ContractError(GovernedKafkaError, ValueError):
     """The contracts file cannot be loaded.
 
-    ``path``, ``topic`` and ``key`` locate the first problem; ``problems`` lists every
-    problem found, so one run of the loader reports all of them.
+    ``path``, ``topic`` (or ``service``) and ``key`` locate the first problem;
+    ``problems`` lists every problem found, so one run of the loader reports all of them.
     """
 
     def __init__(
@@ -105,12 +111,16 @@ class ContractError(GovernedKafkaError, ValueError):
         topic: str | None = None,
         key: str | None = None,
         problems: Sequence[ContractProblem] = (),
+        service: str | None = None,
     ) -> None:
         super().__init__(message)
         self.path = path
         self.topic = topic
         self.key = key
-        self.problems = tuple(problems) or (ContractProblem(message, topic=topic, key=key),)
+        self.service = service
+        self.problems = tuple(problems) or (
+            ContractProblem(message, topic=topic, key=key, service=service),
+        )
 
 
 class GovernanceViolation(GovernedKafkaError, ValueError):
@@ -135,6 +145,37 @@ class GovernanceViolation(GovernedKafkaError, ValueError):
         self.topic = topic
         self.field = field
         self.value = value
+
+
+class AccessDenied(GovernanceViolation):
+    """The cluster does not grant the client's principal a right the service needs.
+
+    Always rule ``acl.missing``. ``principal`` is the one the service's
+    ``[services.NAME]`` table names (or ``None`` when it has none);
+    ``resource_type`` (``"topic"``, ``"group"``...), ``resource`` and ``operation``
+    (``"write"``, ``"read"``) say what is missing; ``topic`` is set for topics.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        principal: str | None,
+        resource_type: str,
+        resource: str,
+        operation: str,
+    ) -> None:
+        super().__init__(
+            message,
+            rule="acl.missing",
+            topic=resource if resource_type == "topic" else None,
+            field=operation,
+            value=principal,
+        )
+        self.principal = principal
+        self.resource_type = resource_type
+        self.resource = resource
+        self.operation = operation
 
 
 class ConfigError(GovernedKafkaError, ValueError):

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
+from .acls import check_services
 from .compatibility import check_contract as check_schemas
 from .policy import (
     CLEANUP_POLICIES,
@@ -109,6 +110,17 @@ RULES: Final[Mapping[str, str]] = {
     "schema.timestamp-field": (
         "timestamp_field is not a long (or timestamp-millis/-micros) field of every record"
     ),
+    "service.principal-missing": (
+        "the policy requires principals and a listed producer or consumer has no "
+        "[services.NAME] table"
+    ),
+    "service.groups": (
+        "no consumer-group ACL can be derived for a consuming service: it declares no "
+        "group_ids and the group_id_pattern is neither a name nor a prefix (an error when "
+        "principals are required, else a warning)"
+    ),
+    "service.group-pattern": "a service's group_ids entry does not match the group_id_pattern",
+    "service.unused": "a [services] entry produces, consumes and transacts nothing (warning)",
 }
 
 
@@ -380,6 +392,7 @@ TOPIC_RULES: tuple[TopicRule, ...] = (
 CATALOG_RULES: tuple[CatalogRule, ...] = (
     check_duplicates,
     check_dead_letters,
+    check_services,
 )
 
 

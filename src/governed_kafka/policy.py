@@ -151,6 +151,15 @@ class Policy:
     #: Whether producers and consumers check the live topics against their contracts at
     #: construction; ``None`` means yes, except in the environment named ``local``.
     verify_topics: bool | None = None
+    #: Every producer and consumer a topic lists must have a ``[services.NAME]`` entry
+    #: with the principal it authenticates as.
+    require_principals: bool = False
+    #: Whether ``plan``/``apply`` manage the ACLs the ``[services]`` imply (turn it off
+    #: for an environment whose cluster has no authorizer).
+    manage_acls: bool = True
+    #: Grant producers IDEMPOTENT_WRITE on the cluster too: brokers before Kafka 2.8
+    #: (KIP-679) demand it of idempotent producers; later ones need only WRITE.
+    idempotent_write_acls: bool = False
 
     def name_matches(self, topic: str) -> bool:
         """Return whether ``topic`` satisfies ``topic_name_pattern``."""

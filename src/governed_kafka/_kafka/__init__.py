@@ -13,7 +13,8 @@ typed clients:
 - :class:`ConsumerClient` (:mod:`._consumer`): records built from librdkafka's messages
   (:meth:`ConsumerClient.read`, the consume path), commits, committed offsets,
   watermarks, pause and resume, rebalances as lists of ``(topic, partition)``;
-- :class:`Admin` (:mod:`._admin`): topics, configs, partitions, group offsets;
+- :class:`Admin` (:mod:`._admin`): topics, configs, partitions, group offsets, and
+  ACLs and the rights of this client's principal (:mod:`._acls`);
 - :class:`RegistryClient` (:mod:`._registry`): confluent-kafka's schema-registry client;
 - :func:`raw_producer` and :func:`raw_consumer` (:mod:`._raw`): the unwrapped clients,
   for the benchmark's raw baseline.
@@ -23,6 +24,7 @@ No confluent type appears in a signature above this package.
 
 from __future__ import annotations
 
+from ._acls import AUTHORIZATION_ERRORS, AclSpec
 from ._admin import Admin, TopicSpec, recent_keys
 from ._clients import LIBRDKAFKA_LOGGER, client_versions
 from ._consumer import CommitAnswer, ConsumerClient, Key, Lane, Lanes, Offsets, Rejected
@@ -41,9 +43,11 @@ from ._raw import RawConsumer, RawMessage, RawProducer, raw_consumer, raw_produc
 from ._registry import RegistryClient
 
 __all__ = [
+    "AUTHORIZATION_ERRORS",
     "LIBRDKAFKA_LOGGER",
     "UNREACHABLE",
     "UNSUPPORTED",
+    "AclSpec",
     "Admin",
     "CommitAnswer",
     "ConsumerClient",

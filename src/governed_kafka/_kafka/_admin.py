@@ -6,11 +6,10 @@ brokers' readiness checks and the recent keys a partition increase would move.
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -24,8 +23,10 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
 from ..errors import BrokerError
+from ._acls import AclAdmin
 from ._clients import LIBRDKAFKA_LOGGER, construct
 from ._errors import broker_error, code_of, translated
+from ._errors import wait_for as _wait
 
 #: Topic errors in metadata that still mean "the topic exists".
 _EXISTS_WITH_ERROR: Final = frozenset({KafkaError.LEADER_NOT_AVAILABLE})
@@ -44,16 +45,7 @@ def new_admin_client(config: Mapping[str, object]) -> AdminClient:
     return client
 
 
-def _wait(future: Any, timeout: float, operation: str) -> Any:
-    """The result of an admin future, waiting at most ``timeout`` seconds."""
-    try:
-        return future.result(timeout)
-    except (concurrent.futures.TimeoutError, TimeoutError):
-        msg = f"{operation} failed: _TIMED_OUT: no answer within {timeout:.0f} s"
-        raise BrokerError(msg, operation=operation, code="_TIMED_OUT", retriable=True) from None
-
-
-class Admin:
+class Admin(AclAdmin):
     """An admin client: every call waits at most ``timeout`` seconds and raises
     :class:`~governed_kafka.errors.BrokerError` when the cluster fails or refuses it."""
 

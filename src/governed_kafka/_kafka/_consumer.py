@@ -17,7 +17,8 @@ import attrs
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from .._records import Decoder, Record, new_record
-from ..errors import DeserializationError
+from ..errors import AccessDenied, DeserializationError
+from ._acls import AUTHORIZATION_ERRORS
 from ._clients import OnStats, OnThrottle, construct, with_callbacks
 from ._errors import Failure, broker_error, failure, translated
 
@@ -92,6 +93,8 @@ class ConsumerClient:
     :param group_id: the group, for the operation named in errors and logs.
     :param on_commit: told of each answer to a commit (asynchronous ones are answered
         by a later poll).
+    :param principal: the principal the contracts declare for this consumer's service,
+        named when the cluster refuses it access.
     """
 
     def __init__(
@@ -102,8 +105,10 @@ class ConsumerClient:
         on_commit: Callable[[CommitAnswer], None] | None = None,
         on_throttle: OnThrottle | None = None,
         on_stats: OnStats | None = None,
+        principal: str | None = None,
     ) -> None:
         self.group_id = group_id
+        self.principal = principal
         full = with_callbacks(config, "consumer", on_throttle=on_throttle, on_stats=on_stats)
         if on_commit is not None:
 
@@ -250,6 +255,20 @@ class ConsumerClient:
             return
         if err.fatal():
             raise broker_error(err, f"consume ({self.group_id})")
+        if err.name() in AUTHORIZATION_ERRORS:
+            group = err.name() == "GROUP_AUTHORIZATION_FAILED"
+            resource = self.group_id if group else str(msg.topic())
+            message = (
+                f"the cluster refused {self.principal or 'this consumer'} "
+                f"on {'group' if group else 'topic'} {resource!r}: {err.name()}"
+            )
+            raise AccessDenied(
+                message,
+                principal=self.principal,
+                resource_type="group" if group else "topic",
+                resource=resource,
+                operation="read",
+            )
         _log.warning(
             "group %r: consume error on %s[%s]: %s",
             self.group_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 from collections.abc import Iterator
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from confluent_kafka import KafkaError, KafkaException
@@ -130,3 +130,12 @@ def delivery_error(
         retriable=err.retriable(),
         fatal=err.fatal(),
     )
+
+
+def wait_for(future: Any, timeout: float, operation: str) -> Any:
+    """The result of an admin future, waiting at most ``timeout`` seconds."""
+    try:
+        return future.result(timeout)
+    except (concurrent.futures.TimeoutError, TimeoutError):
+        msg = f"{operation} failed: _TIMED_OUT: no answer within {timeout:.0f} s"
+        raise BrokerError(msg, operation=operation, code="_TIMED_OUT", retriable=True) from None

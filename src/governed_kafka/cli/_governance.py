@@ -131,9 +131,10 @@ def plan(
 ) -> None:
     """Compare FILE with the live cluster; change nothing.
 
-    Lists missing topics, partition and replication differences, config drift and
-    unmanaged topics. Exits 0 in sync, 2 when changes are pending, 1 when the contracts
-    fail lint or a change would be refused.
+    Lists missing topics, partition and replication differences, config drift,
+    unmanaged topics, and, for the [services] of FILE, ACLs to create and unmanaged ACLs.
+    Exits 0 in sync, 2 when changes are pending, 1 when the contracts fail lint or a
+    change would be refused.
     """
     cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
     catalog = Catalog.load(file, environment=environment)
@@ -151,6 +152,11 @@ def plan(
 @main.command()
 @_contracts_file
 @_cluster_options
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also delete ACLs on managed resources that no contract implies.",
+)
 @clean_errors
 def apply(
     *,
@@ -161,18 +167,20 @@ def apply(
     timeout: float,
     client_config: tuple[str, ...],
     config_file: str | None,
+    prune: bool,
 ) -> None:
-    """Make the cluster match FILE: create missing topics, fix safe drift.
+    """Make the cluster match FILE: create missing topics and ACLs, fix safe drift.
 
     Refuses unsafe changes (partition decrease, replication-factor change, cleanup-policy
     change on a live topic) and changes nothing while the contracts fail lint. Topics no
-    contract owns are left alone. Exits 0 when everything was applied, else 1.
+    contract owns are left alone; ACLs on managed resources that no contract implies are
+    deleted only with --prune. Exits 0 when everything was applied, else 1.
     """
     cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
     catalog = Catalog.load(file, environment=environment)
-    result = cluster.apply(catalog)
+    result = cluster.apply(catalog, prune=prune)
     if as_json:
         emit_json(result.to_dict())
     else:
-        print_applied(result)
+        print_applied(result, pruned=prune)
     sys.exit(result.exit_code)

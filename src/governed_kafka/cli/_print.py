@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._kafka import LIBRDKAFKA_LOGGER
+from ..acls import Acl
 from ..cluster import ApplyResult, Plan, TopicChange
 from ..lint import RULES
 from ..policy import Violation
@@ -119,25 +120,68 @@ def _print_changes(plan: Plan) -> None:
         console.print(table)
 
 
+def _acl_row(table: Table, acl: Acl, verdict: Text) -> None:
+    table.add_row(
+        Text(acl.principal),
+        Text(acl.operation.upper()),
+        Text(f"{acl.resource_type} {acl.resource_name} ({acl.pattern_type})"),
+        Text(acl.permission if acl.host == "*" else f"{acl.permission} from {acl.host}"),
+        verdict,
+    )
+
+
+def _print_acls(plan: Plan) -> None:
+    if plan.acls is None or not (plan.acls.missing or plan.acls.unmanaged):
+        return
+    table = _table("ACLs", "principal", "operation", "resource", "permission", "apply")
+    for acl in plan.acls.missing:
+        _acl_row(table, acl, Text.assemble(("will create", "green"), f" ({acl.reason})"))
+    for acl in plan.acls.unmanaged:
+        _acl_row(
+            table,
+            acl,
+            Text.assemble(("unmanaged", "yellow"), ": no contract implies it; --prune deletes it"),
+        )
+    console.print(table)
+
+
+def _print_quotas(plan: Plan) -> None:
+    if not plan.quotas:
+        return
+    table = _table("quotas (not set by apply: no client-quota API)", "service", "set them with")
+    for advice in plan.quotas:
+        table.add_row(Text(advice.service), Text(advice.command))
+    console.print(table)
+
+
 def print_plan(plan: Plan) -> None:
     """What ``plan`` found: lint errors, topics to create, drift, unmanaged topics, a summary."""
     if plan.violations:
         console.print("[bold red]the contracts fail lint:[/]")
         print_violations(plan.violations)
     _print_changes(plan)
+    _print_acls(plan)
+    _print_quotas(plan)
     if plan.unmanaged:
         console.print(Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(plan.unmanaged)))
     creates = sum(1 for c in plan.changes if c.kind == "create")
     refused = sum(1 for c in plan.changes if not c.safe)
     changes = len(plan.changes) - creates - refused
+    acls = ""
+    if plan.acls is not None:
+        acls = (
+            f"; ACLs: {len(plan.acls.missing)} to create, {len(plan.acls.unmanaged)} "
+            f"unmanaged, {len(plan.acls.in_sync)} in sync"
+        )
     console.print(
         f"plan: {creates} to create, {changes} to change, {refused} refused, "
         f"{len(plan.in_sync)} in sync, {len(plan.unmanaged)} unmanaged"
         + (f", {count(len(plan.violations), 'lint error')}" if plan.violations else "")
+        + acls
     )
 
 
-def print_applied(result: ApplyResult) -> None:
+def print_applied(result: ApplyResult, *, pruned: bool = False) -> None:
     """What ``apply`` did, change by change, and whether all of it succeeded."""
     if result.plan.violations:
         console.print("[bold red]the contracts fail lint; nothing was changed:[/]")
@@ -153,17 +197,36 @@ def print_applied(result: ApplyResult) -> None:
                 Text(item.message),
             )
         console.print(table)
+    if result.acl_results:
+        colours = {"applied": "green", "failed": "red"}
+        table = _table("ACLs", "principal", "operation", "resource", "action", "outcome")
+        for done in result.acl_results:
+            acl = done.acl
+            table.add_row(
+                Text(acl.principal),
+                Text(acl.operation.upper()),
+                Text(f"{acl.resource_type} {acl.resource_name} ({acl.pattern_type})"),
+                Text(done.action),
+                Text.assemble((done.outcome, colours[done.outcome]), f": {done.message}"),
+            )
+        console.print(table)
+    if result.plan.acls is not None and result.plan.acls.unmanaged and not pruned:
+        console.print(
+            Text.assemble(
+                ("unmanaged ACLs", "yellow"),
+                f": {len(result.plan.acls.unmanaged)} left in place (apply --prune deletes them)",
+            )
+        )
     if result.plan.unmanaged:
         console.print(
             Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(result.plan.unmanaged))
         )
-    applied = sum(1 for r in result.results if r.outcome == "applied")
+    outcomes = [r.outcome for r in result.results] + [r.outcome for r in result.acl_results]
+    applied = outcomes.count("applied")
     if result.ok:
         console.print(
             f"[bold green]ok:[/] {count(applied, 'change')} applied, "
             f"{len(result.plan.in_sync)} already in sync"
         )
     else:
-        console.print(
-            f"[bold red]not ok:[/] {applied} of {count(len(result.results), 'change')} applied"
-        )
+        console.print(f"[bold red]not ok:[/] {applied} of {count(len(outcomes), 'change')} applied")

@@ -319,6 +319,12 @@ class FaultProxy:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # A connection accepted while stopping has its handler cancelled before it
+            # ran: asyncio closes its transport in a done-callback, and the close itself
+            # takes another turn of the loop. Give them those turns before the loop ends,
+            # or the client's socket stays open.
+            for _ in range(3):
+                await asyncio.sleep(0)
             await server.wait_closed()
 
     def __enter__(self) -> FaultProxy:
