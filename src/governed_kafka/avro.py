@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Mapping
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 import attrs
 import fastavro
@@ -33,9 +33,6 @@ from . import _avro_bounds, _avro_validate
 from ._text import NotUtf8, decode_utf8
 from .errors import ContractError, DeserializationError, SerializationError
 
-if TYPE_CHECKING:
-    from .registry import SchemaRegistry
-
 __all__ = [
     "EVENT_TYPE_HEADER",
     "HEADER_SIZE",
@@ -43,6 +40,7 @@ __all__ = [
     "AvroReader",
     "AvroSchema",
     "AvroWriter",
+    "WriterSchemas",
     "frame",
     "load_schema",
     "parse_schema",
@@ -459,6 +457,19 @@ class _Decoder:
         return None
 
 
+@runtime_checkable
+class WriterSchemas(Protocol):
+    """Where an :class:`AvroReader` finds a writer's schema by the id in the bytes.
+
+    The one call a reader makes of a schema registry: every
+    :class:`~governed_kafka.registry.SchemaRegistry` is one.
+    """
+
+    def schema(self, schema_id: int) -> AvroSchema:
+        """The schema with id ``schema_id``; raises :class:`LookupError` if there is none."""
+        ...
+
+
 class AvroReader:
     """Decode wire-format bytes, resolving each writer schema to the reader's.
 
@@ -473,7 +484,7 @@ class AvroReader:
 
     def __init__(
         self,
-        registry: SchemaRegistry,
+        registry: WriterSchemas,
         *,
         topic: str,
         reader_schema: AvroSchema | None = None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import avro.compatibility as _compat
@@ -28,9 +28,11 @@ import avro.schema as _avro_schema
 
 from . import _avro_validate
 from .avro import AvroSchema, load_schema
-from .contracts import Catalog, TopicContract
 from .errors import ContractError
 from .policy import COMPATIBILITY_MODES, Compatibility, Policy, Violation
+
+if TYPE_CHECKING:
+    from .contracts import Catalog, TopicContract
 
 __all__ = [
     "Incompatibility",

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
+from . import _kafka
 from ._config import REDACTED, is_secret
 from .avro import AvroSchema, Role, load_schema, parse_schema, schema_id_of
 from .errors import ContractError, RegistryError
@@ -142,9 +143,6 @@ class LocalSchemaRegistry:
         return f"<LocalSchemaRegistry {len(self._subjects)} subjects, {len(self._by_id)} schemas>"
 
 
-_NOT_FOUND = 404
-
-
 def _without_credentials(urls: str) -> tuple[str, list[str]]:
     """``urls`` (comma-separated) with any ``user:password@`` replaced, and what was replaced."""
     shown, secrets = [], []
@@ -171,109 +169,38 @@ class ConfluentSchemaRegistry:
     """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        try:
-            from confluent_kafka.schema_registry import (
-                Schema,
-                SchemaRegistryClient,
-                SchemaRegistryError,
-            )
-        except ImportError as exc:
-            msg = (
-                "ConfluentSchemaRegistry needs confluent-kafka's schema-registry client: "
-                "pip install 'governed-kafka[registry]'"
-            )
-            raise ImportError(msg) from exc
-        self._schema_type = Schema
-        self._error_type = SchemaRegistryError
-        #: The underlying ``SchemaRegistryClient``, for code that needs it directly.
-        self.client: Any = SchemaRegistryClient.new_client(dict(config))
         #: The registry's URL, any ``user:password@`` in it shown as ``[redacted]@``.
         self.url, secrets = _without_credentials(str(config.get("url", "")))
         # Never shown in an error, whatever the client's own message repeats.
-        self._secrets = sorted(
-            {*secrets, *(str(v) for k, v in config.items() if is_secret(k) and v)},
-            key=len,
-            reverse=True,
-        )
+        secrets += [str(v) for k, v in config.items() if is_secret(k) and v]
+        self._registry = _kafka.RegistryClient(config, url=self.url, secrets=secrets)
+        #: The underlying ``SchemaRegistryClient``, for code that needs it directly.
+        self.client: Any = self._registry.client
         self._by_id: dict[int, AvroSchema] = {}
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
-
-    def _cause(self, exc: BaseException) -> BaseException | None:
-        """``exc`` to chain to a RegistryError, unless it or its causes would show a secret."""
-        seen: BaseException | None = exc
-        while seen is not None:
-            shown = f"{seen} {seen.args!r}"
-            if any(secret in shown for secret in self._secrets):
-                return None
-            seen = seen.__cause__ or seen.__context__
-        return exc
-
-    def _fail(self, exc: Exception, operation: str, subject: str | None) -> RegistryError:
-        if isinstance(exc, self._error_type):
-            status: int | None = exc.http_status_code
-            code: int | None = exc.error_code
-            reason = exc.error_message
-        else:
-            status = code = None
-            reason = f"{type(exc).__name__}: {exc}"
-        about = f" of {subject!r}" if subject else ""
-        msg = f"schema registry {self.url}: {operation}{about} failed: {self._scrub(str(reason))}"
-        return RegistryError(msg, operation=operation, subject=subject, status=status, code=code)
-
-    def _not_found(self, exc: Exception) -> bool:
-        return isinstance(exc, self._error_type) and exc.http_status_code == _NOT_FOUND
 
     def lookup(self, subject: str, schema: AvroSchema) -> int | None:
         """The id of ``schema`` under ``subject``, or ``None`` if it is not registered."""
-        try:
-            registered = self.client.lookup_schema(subject, self._schema_type(schema.text, "AVRO"))
-        except Exception as exc:
-            if self._not_found(exc):
-                return None
-            raise self._fail(exc, "lookup", subject) from self._cause(exc)
-        schema_id = int(registered.schema_id)
-        self._by_id.setdefault(schema_id, schema)
+        schema_id = self._registry.lookup(subject, schema.text)
+        if schema_id is not None:
+            self._by_id.setdefault(schema_id, schema)
         return schema_id
 
     def register(self, subject: str, schema: AvroSchema) -> int:
         """Register ``schema`` under ``subject``; the registry applies its own checks too."""
-        try:
-            schema_id = int(
-                self.client.register_schema(subject, self._schema_type(schema.text, "AVRO"))
-            )
-        except Exception as exc:
-            raise self._fail(exc, "register", subject) from self._cause(exc)
+        schema_id = self._registry.register(subject, schema.text)
         self._by_id.setdefault(schema_id, schema)
         return schema_id
 
     def versions(self, subject: str) -> list[AvroSchema]:
         """Every schema registered under ``subject``, oldest first."""
-        try:
-            numbers = self.client.get_versions(subject)
-            registered = [self.client.get_version(subject, n) for n in sorted(numbers)]
-        except Exception as exc:
-            if self._not_found(exc):
-                return []
-            raise self._fail(exc, "versions", subject) from self._cause(exc)
-        return [self._parse(r.schema_id, r.schema.schema_str) for r in registered]
+        return [self._parse(i, text) for i, text in self._registry.versions(subject)]
 
     def schema(self, schema_id: int) -> AvroSchema:
         """The schema with ``schema_id``; :class:`LookupError` if the registry has none."""
         known = self._by_id.get(schema_id)
         if known is not None:
             return known
-        try:
-            fetched = self.client.get_schema(schema_id)
-        except Exception as exc:
-            if self._not_found(exc):
-                msg = f"schema registry {self.url} has no schema with id {schema_id}"
-                raise LookupError(msg) from self._cause(exc)
-            raise self._fail(exc, f"fetch schema id {schema_id}", None) from self._cause(exc)
-        return self._parse(schema_id, fetched.schema_str)
+        return self._parse(schema_id, self._registry.schema(schema_id))
 
     def _parse(self, schema_id: int, text: str) -> AvroSchema:
         known = self._by_id.get(schema_id)
