@@ -10,9 +10,10 @@ adds a decoder of its own beside it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import BytesIO
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .avro import EVENT_TYPE_HEADER, AvroReader, AvroSchema, WriterSchemas, load_schema
+from .avro import EVENT_TYPE_HEADER, HEADER_SIZE, AvroReader, AvroSchema, WriterSchemas, load_schema
 
 if TYPE_CHECKING:
     from .contracts import TopicContract
@@ -89,6 +90,10 @@ class Topic:
         return f"<Topic {self.name}>"
 
 
+#: What the fast path of :class:`AvroValue` answers for a value it could not read.
+_UNREAD: Any = object()
+
+
 class AvroValue:
     """Decode a schema topic's value and name its event type.
 
@@ -97,12 +102,16 @@ class AvroValue:
     tell which one a value is.
     """
 
-    __slots__ = ("event_type", "reader")
+    __slots__ = ("_fast_header", "_fast_read", "event_type", "reader")
 
     def __init__(self, reader: AvroReader, reader_schema: AvroSchema) -> None:
         self.reader = reader
         types = reader_schema.event_types
         self.event_type = types[0] if len(types) == 1 and not reader_schema.is_union else None
+        #: The fast path (one event type): the 5-byte header of the last value decoded
+        #: and the fastavro reader of its schema id (``AvroReader.fast_reader``).
+        self._fast_header = b"\xff"  # matches no wire-format value
+        self._fast_read: Callable[[BytesIO], Any] | None = None
 
     def __call__(
         self,
@@ -113,8 +122,21 @@ class AvroValue:
     ) -> tuple[Any, str | None]:
         if data is None:
             return None, None  # a tombstone
-        if self.event_type is not None:
-            return self.reader.decode(data, partition=partition, offset=offset), self.event_type
+        event_type = self.event_type
+        if event_type is not None:
+            if data.startswith(self._fast_header):
+                buffer = BytesIO(data)
+                buffer.seek(HEADER_SIZE)
+                try:
+                    value = self._fast_read(buffer)  # type: ignore[misc]
+                except Exception:  # decode() below says what is wrong
+                    value = _UNREAD
+                if value is not _UNREAD and buffer.tell() == len(data):
+                    return value, event_type
+            value = self.reader.decode(data, partition=partition, offset=offset)
+            self._fast_read = self.reader.fast_reader(data)
+            self._fast_header = data[:HEADER_SIZE] if self._fast_read is not None else b"\xff"
+            return value, event_type
         event_type = None
         if headers:
             for name, raw in headers:
