@@ -132,6 +132,11 @@ BREAKING = [
     "tests/schemas/order_created.v2-breaking.avsc",
 ]
 
+#: The test schemas of every format, relative to tests/ (where their contracts file is).
+TESTS = Path(__file__).parent
+JSON_VERSIONS = ["schemas/order_created.v1.json", "schemas/order_created.v2.json"]
+PROTO_VERSIONS = ["schemas/order.v1.proto", "schemas/order.v2.proto"]
+
 REQUIRE_PRINCIPALS = {"require_principals": True}
 BY_SERVICE = {"group_id_pattern": "^{service}-.*$"}
 
@@ -202,6 +207,28 @@ CASES = [
         SRC,
         "value_schema",
         "'amount_cents'",
+    ),
+    Case(
+        "schema.subject",
+        lambda: catalog(
+            value_schema=["schemas/untitled.json"], subject_strategy="record", folder=TESTS
+        ),
+        lambda: catalog(
+            value_schema=["schemas/order_created.v1.json"], subject_strategy="record", folder=TESTS
+        ),
+        SRC,
+        "value_schema",
+        "without 'title'",
+    ),
+    Case(
+        "schema.format",
+        lambda: catalog(
+            value_schema=["schemas/order_created.v1.json", "schemas/order.v1.proto"], folder=TESTS
+        ),
+        lambda: catalog(value_schema=JSON_VERSIONS, folder=TESTS),
+        SRC,
+        "value_schema",
+        "mixes schema formats (JSON, PROTOBUF)",
     ),
     Case(
         "schema.event-types",

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Mapping
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import attrs
 import fastavro
@@ -110,6 +110,9 @@ def _encode(header: bytes, parsed: Any, named: dict[str, Any], value: object) ->
 class AvroSchema:
     """One parsed Avro schema. Two schemas are equal when their Parsing Canonical Forms are."""
 
+    #: What a schema registry calls this format.
+    schema_type: ClassVar[str] = "AVRO"
+
     #: The schema as JSON, compact, as written (docs, defaults and aliases kept).
     text: str
     #: Avro's Parsing Canonical Form: what identifies the schema.
@@ -139,6 +142,11 @@ class AvroSchema:
     def record(self, name: str) -> Mapping[str, Any]:
         """The definition of the named record ``name`` (a fastavro-parsed dict)."""
         return self.names[name]  # type: ignore[no-any-return]
+
+    @property
+    def references(self) -> tuple[()]:
+        """Schemas this one imports: none (named types are defined inline)."""
+        return ()
 
     def __str__(self) -> str:
         return self.source or self.canonical
@@ -548,6 +556,12 @@ class AvroReader:
         except LookupError as exc:
             why = f"schema id {schema_id} is not in the schema registry"
             raise self._bad(data, partition, offset, why, schema_id) from exc
+        if not isinstance(writer, AvroSchema):
+            why = (
+                f"schema id {schema_id} is a {writer.schema_type} schema, and this topic "
+                "carries Avro values"
+            )
+            raise self._bad(data, partition, offset, why, schema_id)
         decoder = self._decoders[schema_id] = _Decoder(writer, self.reader_schema)
         return decoder
 

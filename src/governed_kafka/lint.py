@@ -102,13 +102,26 @@ RULES: Final[Mapping[str, str]] = {
     "dead-letter.producers": (
         "the dead-letter topic does not list every consumer of its source topic as a producer"
     ),
-    "schema.parse": "a value_schema or key_schema file cannot be read or is not valid Avro",
+    "schema.parse": (
+        "a value_schema or key_schema file cannot be read, or is not valid in its format "
+        "(.avsc Avro, .json JSON Schema, .proto Protobuf), or its suffix names no format"
+    ),
+    "schema.subject": (
+        "under a record subject strategy, a schema carries no single record to name its "
+        "subject after (an Avro union, a JSON Schema without title)"
+    ),
+    "schema.format": "the versions of one registry subject are in different schema formats",
     "schema.compatibility": (
         "a listed schema version breaks the topic's compatibility mode against earlier ones"
     ),
-    "schema.event-types": "an event_types entry is not a record the current schema carries",
+    "schema.event-types": (
+        "an event_types entry is not carried by a current schema (an Avro record, a JSON "
+        "Schema title, a Protobuf message), or a record-strategy subject is named after an "
+        "event type event_types does not list"
+    ),
     "schema.timestamp-field": (
-        "timestamp_field is not a long (or timestamp-millis/-micros) field of every record"
+        "timestamp_field is not a long (or timestamp-millis/-micros) field of every record "
+        "of an Avro schema"
     ),
     "service.principal-missing": (
         "the policy requires principals and a listed producer or consumer has no "

@@ -1,0 +1,1014 @@
+"""Protobuf: ``.proto`` schemas, values checked with field paths, the Confluent wire format.
+
+A schema (:class:`ProtobufSchema`) is one ``.proto`` file compiled at run time (by the
+protoc that ``grpcio-tools`` bundles; no generated code is needed) together with the
+files it imports, which must live in the contracts folder (the well-known
+``google/protobuf/*.proto`` types excepted). A :class:`ProtobufWriter` checks every
+value before encoding it, and a :class:`ProtobufReader` decodes what any
+Confluent-compatible producer wrote into message instances of the contract's schema.
+
+Wire format (Confluent): one magic byte ``0``, the schema id as a 4-byte big-endian
+unsigned integer, the *message-index list* that says which message of the file the
+value is (zig-zag varints: the count, then each index along the nesting; the first
+top-level message, ``[0]``, is the single byte ``0``), then the Protobuf encoding.
+
+Values are a message instance of one of the file's messages, or a ``dict`` for the
+writer's default message (field names as in the ``.proto`` file; nested messages as
+dicts or instances, repeated fields as lists, maps as dicts, enums by name or
+number, ``bytes`` fields as ``bytes``). The *event type* of a value is the full name
+of its message (``"payments.OrderCreated"``).
+
+Needs the ``[protobuf]`` extra (``protobuf`` and ``grpcio-tools``).
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import hashlib
+import math
+import re
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+import attrs
+
+from . import _wire
+from ._text import NotUtf8, decode_utf8
+from ._wire import HEADER_SIZE, MAGIC_BYTE, Role
+from .errors import ContractError, SerializationError
+
+if TYPE_CHECKING:
+    from .registry import SchemaRegistry
+
+__all__ = [
+    "HEADER_SIZE",
+    "MAGIC_BYTE",
+    "MAX_DEPTH",
+    "MAX_INDEXES",
+    "ProtobufReader",
+    "ProtobufSchema",
+    "ProtobufWriter",
+    "decode_indexes",
+    "encode_indexes",
+    "load_schema",
+    "parse_schema",
+    "schema_id_of",
+]
+
+#: Deepest nesting of messages, lists and maps a dict value may have.
+MAX_DEPTH: Final = 64
+
+#: Longest message-index list a reader accepts (messages nested this deep in a file).
+MAX_INDEXES: Final = 32
+
+#: Files every schema may import without shipping them: the protobuf runtime has them.
+_WELL_KNOWN: Final = "google/protobuf/"
+
+_lock = threading.Lock()
+
+
+def _missing_extra() -> ImportError:
+    return ImportError(
+        "Protobuf schemas need the protobuf runtime and grpcio-tools: "
+        "pip install 'governed-kafka[protobuf]'"
+    )
+
+
+# --------------------------------------------------------------------------- the index list
+
+
+def _zigzag(value: int) -> int:
+    return (value << 1) ^ (value >> 63)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value & ~0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_indexes(indexes: Sequence[int]) -> bytes:
+    """The message-index list as the wire format writes it (``[0]`` is ``b"\\x00"``)."""
+    if list(indexes) == [0]:
+        return b"\x00"
+    return _varint(_zigzag(len(indexes))) + b"".join(_varint(_zigzag(i)) for i in indexes)
+
+
+def decode_indexes(data: bytes, start: int) -> tuple[list[int], int]:
+    """Read a message-index list at ``start``; return it and the offset after it.
+
+    Raises :class:`ValueError` for a truncated list, an overlong varint, a negative
+    count or index, or more than :data:`MAX_INDEXES` indexes.
+    """
+    position = start
+
+    def read() -> int:
+        nonlocal position
+        value = shift = 0
+        while True:
+            if position >= len(data):
+                msg = "the message-index list is cut short"
+                raise ValueError(msg)
+            byte = data[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return (value >> 1) ^ -(value & 1)
+            shift += 7
+            if shift > 63:
+                msg = "a message index is not a varint of at most 10 bytes"
+                raise ValueError(msg)
+
+    count = read()
+    if count == 0:
+        return [0], position
+    if not 0 < count <= MAX_INDEXES:
+        msg = f"the message-index list claims {count} indexes (at most {MAX_INDEXES} are read)"
+        raise ValueError(msg)
+    indexes = [read() for _ in range(count)]
+    if any(i < 0 for i in indexes):
+        msg = "a message index is negative"
+        raise ValueError(msg)
+    return indexes, position
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class ProtobufSchema:
+    """One compiled ``.proto`` file and the files it imports.
+
+    Two schemas are equal when their file descriptors (and those of their imports)
+    are byte for byte the same.
+    """
+
+    #: What a schema registry calls this format.
+    schema_type: ClassVar[str] = "PROTOBUF"
+
+    #: The file's name as imports spell it (its path below the contracts folder).
+    name: str
+    #: The serialized ``FileDescriptorProto``, base64: what is registered, as
+    #: confluent-kafka's serializer registers it.
+    text: str
+    #: SHA-256 of the file's descriptor and of its imports' fingerprints.
+    fingerprint: bytes
+    #: The file it came from, when it came from one.
+    source: str | None = None
+    #: Full names of every message of the file, in index order, nested ones after
+    #: their parent.
+    event_types: tuple[str, ...] = ()
+    #: The files it imports, other than the well-known types, in import order.
+    dependencies: tuple[ProtobufSchema, ...] = ()
+    pool: Any = attrs.field(repr=False)
+    descriptor: Any = attrs.field(repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProtobufSchema):
+            return NotImplemented
+        return self.fingerprint == other.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    @property
+    def file(self) -> bytes:
+        """The serialized ``FileDescriptorProto`` of the file."""
+        return bytes(self.descriptor.serialized_pb)
+
+    @property
+    def references(self) -> tuple[ProtobufSchema, ...]:
+        """The schemas a registry must hold first: every import, recursively, deepest first."""
+        seen: dict[str, ProtobufSchema] = {}
+
+        def visit(schema: ProtobufSchema) -> None:
+            for dep in schema.dependencies:
+                if dep.name not in seen:
+                    visit(dep)
+                    seen[dep.name] = dep
+
+        visit(self)
+        return tuple(seen.values())
+
+    @property
+    def default_message(self) -> str:
+        """The message a dict value is, unless the writer is told otherwise: the first."""
+        if not self.event_types:
+            msg = f"{self} defines no message"
+            raise LookupError(msg)
+        return self.event_types[0]
+
+    def message(self, name: str) -> Any:
+        """The descriptor of message ``name`` (a full name); :class:`KeyError` if absent."""
+        if name not in self.event_types:
+            raise KeyError(name)
+        return self.pool.FindMessageTypeByName(name)
+
+    def message_class(self, name: str) -> Any:
+        """The message class of ``name``, built from this schema's own descriptors."""
+        from google.protobuf import message_factory
+
+        return message_factory.GetMessageClass(self.message(name))
+
+    def indexes(self, name: str) -> list[int]:
+        """The message-index list of message ``name``."""
+        descriptor = self.message(name)
+        path: list[int] = []
+        while descriptor.containing_type is not None:
+            parent = descriptor.containing_type
+            path.insert(0, list(parent.nested_types).index(descriptor))
+            descriptor = parent
+        path.insert(0, list(self.descriptor.message_types_by_name).index(descriptor.name))
+        return path
+
+    def message_at(self, indexes: Sequence[int]) -> str | None:
+        """The full name of the message an index list points to, or ``None``."""
+        level = list(self.descriptor.message_types_by_name.values())
+        found = None
+        for index in indexes:
+            if not 0 <= index < len(level):
+                return None
+            found = level[index]
+            level = list(found.nested_types)
+        return None if found is None else str(found.full_name)
+
+    def __str__(self) -> str:
+        return self.source or self.name
+
+
+def _messages(descriptors: Any) -> Iterator[str]:
+    for descriptor in descriptors:
+        yield descriptor.full_name
+        yield from _messages(descriptor.nested_types)
+
+
+def from_descriptor(
+    file: bytes,
+    *,
+    dependencies: Sequence[ProtobufSchema] = (),
+    source: str | None = None,
+    name: str | None = None,
+) -> ProtobufSchema:
+    """A schema from a serialized ``FileDescriptorProto`` and the schemas it imports.
+
+    ``name`` renames the file (a registry reference names it). Raises
+    :class:`ValueError` when the bytes are no descriptor or it cannot be built
+    (an import missing, a type defined twice).
+    """
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool
+        from google.protobuf.message import DecodeError
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise _missing_extra() from exc
+    proto = descriptor_pb2.FileDescriptorProto()
+    try:
+        proto.ParseFromString(file)
+    except DecodeError:
+        msg = "not a serialized FileDescriptorProto"
+        raise ValueError(msg) from None
+    if name is not None and proto.name != name:
+        proto.name = name
+        file = proto.SerializeToString()
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(serialized: bytes, file_name: str) -> None:
+        if file_name not in added:
+            added.add(file_name)
+            pool.AddSerializedFile(serialized)
+
+    def add_well_known(file_name: str) -> None:
+        if file_name.startswith(_WELL_KNOWN) and file_name not in added:
+            well_known = descriptor_pool.Default().FindFileByName(file_name)
+            for dep in well_known.dependencies:
+                add_well_known(dep.name)
+            add(well_known.serialized_pb, file_name)
+
+    def add_schema(schema: ProtobufSchema) -> None:
+        for dep in schema.dependencies:
+            add_schema(dep)
+        for dep_name in schema.descriptor.dependencies:
+            add_well_known(dep_name.name)
+        add(schema.file, schema.name)
+
+    try:
+        for dep in dependencies:
+            add_schema(dep)
+        for dep_name in proto.dependency:
+            add_well_known(dep_name)
+        add(file, proto.name)
+        descriptor = pool.FindFileByName(proto.name)
+    except (TypeError, KeyError, ValueError) as exc:
+        msg = f"the descriptor cannot be built: {type(exc).__name__}"
+        raise ValueError(msg) from None
+    digest = hashlib.sha256(file)
+    for dep in dependencies:
+        digest.update(dep.fingerprint)
+    return ProtobufSchema(
+        name=proto.name,
+        text=base64.standard_b64encode(file).decode("ascii"),
+        fingerprint=digest.digest(),
+        source=source,
+        event_types=tuple(_messages(descriptor.message_types_by_name.values())),
+        dependencies=tuple(dependencies),
+        pool=pool,
+        descriptor=descriptor,
+    )
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def _well_known_root() -> str:
+    import grpc_tools
+
+    return str(Path(grpc_tools.__file__).parent / "_proto")
+
+
+#: What protoc's messages quote from the file (names, tokens): never repeated.
+_QUOTED: Final = re.compile(r'"[^"]*"|\'[^\']*\'')
+
+
+def _compile(name: str, root: Path) -> list[tuple[str, bytes]]:
+    """``[(file name, serialized FileDescriptorProto)]``, imports first, ``name`` last.
+
+    Raises :class:`_ProtocFailed` with protoc's errors, their quotes removed.
+    """
+    try:
+        from grpc_tools import _protoc_compiler
+    except ImportError as exc:
+        raise _missing_extra() from exc
+    with _lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            generated = _protoc_compiler.get_protos(
+                name.encode(), [str(root).encode(), _well_known_root().encode()]
+            )
+        except _protoc_compiler.ProtocErrors as exc:
+            raise _ProtocFailed(
+                [
+                    (
+                        e.filename.decode("utf-8", "replace"),
+                        e.line + 1,
+                        e.column + 1,
+                        _QUOTED.sub("(a name from the file)", e.message.decode("utf-8", "replace")),
+                    )
+                    for e in exc.errors()
+                ]
+            ) from None
+    files = []
+    for module, code in generated:
+        serialized = _serialized_file(code)
+        if serialized is None:  # pragma: no cover - depends on grpcio-tools' code generator
+            msg = f"cannot read the descriptor protoc generated for {module.decode()}"
+            raise RuntimeError(msg)
+        files.append(serialized)
+    from google.protobuf import descriptor_pb2
+
+    named = []
+    for serialized in files:
+        proto = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+        named.append((proto.name, serialized))
+    return named
+
+
+def _serialized_file(code: bytes) -> bytes | None:
+    """The descriptor bytes a generated ``_pb2`` module adds to its pool (read, not run)."""
+    tree = ast.parse(code)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "AddSerializedFile"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, bytes)
+        ):
+            return node.args[0].value
+    return None
+
+
+class _ProtocFailed(Exception):
+    def __init__(self, errors: list[tuple[str, int, int, str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def load_schema(
+    path: str | Path,
+    *,
+    root: str | Path | None = None,
+    topic: str | None = None,
+    key: str | None = None,
+) -> ProtobufSchema:
+    """Compile a ``.proto`` file; imports are resolved below ``root`` and confined to it.
+
+    ``root`` is the contracts folder (default: the file's own folder); imports name
+    files by their path below it (``import "schemas/common/money.proto";``), and an
+    import that leads outside it (a symlink included) is refused. Errors raise
+    :class:`~governed_kafka.errors.ContractError` naming the file, the line and column
+    and what protoc expected, never what the file holds.
+    """
+    source = str(path)
+    file = Path(path).resolve()
+    folder = Path(root).resolve() if root is not None else file.parent
+
+    def refused(reason: str) -> ContractError:
+        msg = f"{source}: not a valid Protobuf schema: {reason}"
+        return ContractError(msg, path=source, topic=topic, key=key)
+
+    if not file.is_relative_to(folder):
+        raise refused(f"the file is outside the folder its imports are resolved in ({folder})")
+    try:
+        decode_utf8(file.read_bytes())
+    except OSError as exc:
+        msg = f"{source}: cannot read schema file: {exc.strerror or exc}"
+        raise ContractError(msg, path=source, topic=topic, key=key) from exc
+    except NotUtf8 as exc:
+        msg = f"{source}: {exc}; a schema file is UTF-8 text"
+        raise ContractError(msg, path=source, topic=topic, key=key) from None
+    name = file.relative_to(folder).as_posix()
+    try:
+        compiled = _compile(name, folder)
+    except _ProtocFailed as exc:
+        shown = "; ".join(
+            f"{'' if f == name else f + ' '}line {line} column {column}: {message}"
+            for f, line, column, message in exc.errors[:5]
+        )
+        raise refused(shown) from None
+    by_name = dict(compiled)
+    for dep_name in by_name:
+        if dep_name.startswith(_WELL_KNOWN) or dep_name == name:
+            continue
+        if not (folder / dep_name).resolve().is_relative_to(folder):
+            raise refused(
+                f"an import leads outside the contracts folder ({folder}); imported "
+                "files must live in that folder or below it"
+            )
+    return _assemble(name, by_name, source=source, sources={name: source}, folder=folder)
+
+
+def _assemble(
+    name: str,
+    files: Mapping[str, bytes],
+    *,
+    source: str | None,
+    sources: Mapping[str, str],
+    folder: Path | None,
+) -> ProtobufSchema:
+    from google.protobuf import descriptor_pb2
+
+    built: dict[str, ProtobufSchema] = {}
+
+    def build(file_name: str) -> ProtobufSchema:
+        if file_name in built:
+            return built[file_name]
+        serialized = files[file_name]
+        proto = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+        deps = [build(d) for d in proto.dependency if not d.startswith(_WELL_KNOWN)]
+        shown = sources.get(file_name) or (str(folder / file_name) if folder else file_name)
+        built[file_name] = from_descriptor(serialized, dependencies=deps, source=shown)
+        return built[file_name]
+
+    schema = build(name)
+    return attrs.evolve(schema, source=source) if source is not None else schema
+
+
+def parse_schema(
+    schema: str,
+    *,
+    name: str = "schema.proto",
+    imports: Mapping[str, str] | None = None,
+    references: Sequence[ProtobufSchema] = (),
+    source: str | None = None,
+    topic: str | None = None,
+    key: str | None = None,
+) -> ProtobufSchema:
+    """Parse a schema given as ``.proto`` text, or as a base64 ``FileDescriptorProto``
+    (the form confluent-kafka registers, and registries hand out as ``serialized``).
+
+    ``.proto`` text is compiled in a scratch folder as file ``name``, with ``imports``
+    (file name to ``.proto`` text) beside it. A descriptor imports ``references``
+    (the schemas of its imports). Errors raise
+    :class:`~governed_kafka.errors.ContractError`, as :func:`load_schema`.
+    """
+    where = source or name
+    stripped = schema.strip()
+    if stripped and not any(c.isspace() for c in stripped):
+        try:
+            raw = base64.b64decode(stripped, validate=True)
+        except (binascii.Error, ValueError):
+            raw = None
+        if raw is not None:
+            try:
+                return from_descriptor(raw, dependencies=references, source=source)
+            except ValueError as exc:
+                msg = f"{where}: not a valid Protobuf schema: {exc}"
+                raise ContractError(msg, path=where, topic=topic, key=key) from None
+    with tempfile.TemporaryDirectory(prefix="governed-kafka-proto-") as scratch:
+        folder = Path(scratch)
+        for file_name, text in {**(imports or {}), name: schema}.items():
+            target = (folder / file_name).resolve()
+            if not target.is_relative_to(folder.resolve()):
+                msg = f"{where}: import name {file_name!r} leads outside the schema's folder"
+                raise ContractError(msg, path=where, topic=topic, key=key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        loaded = load_schema(folder / name, root=folder, topic=topic, key=key)
+    return attrs.evolve(loaded, source=source)
+
+
+def schema_id_of(schema: ProtobufSchema) -> int:
+    """A deterministic schema id: the schema's SHA-256 folded into 1..2**31-1."""
+    return _wire.fold_id(schema.fingerprint)
+
+
+# --------------------------------------------------------------------------- checking dicts
+
+_INT_RANGES: Final = {
+    "int32": (-(2**31), 2**31 - 1),
+    "sint32": (-(2**31), 2**31 - 1),
+    "sfixed32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "fixed32": (0, 2**32 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "sint64": (-(2**63), 2**63 - 1),
+    "sfixed64": (-(2**63), 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+    "fixed64": (0, 2**64 - 1),
+}
+
+#: Largest finite float32; a larger finite value would be written as infinity.
+_FLOAT32_MAX: Final = 3.4028234663852886e38
+
+
+def _type_name(field: Any) -> str:
+    from google.protobuf.descriptor import FieldDescriptor
+
+    names = {
+        FieldDescriptor.TYPE_DOUBLE: "double",
+        FieldDescriptor.TYPE_FLOAT: "float",
+        FieldDescriptor.TYPE_INT64: "int64",
+        FieldDescriptor.TYPE_UINT64: "uint64",
+        FieldDescriptor.TYPE_INT32: "int32",
+        FieldDescriptor.TYPE_FIXED64: "fixed64",
+        FieldDescriptor.TYPE_FIXED32: "fixed32",
+        FieldDescriptor.TYPE_BOOL: "bool",
+        FieldDescriptor.TYPE_STRING: "string",
+        FieldDescriptor.TYPE_GROUP: "group",
+        FieldDescriptor.TYPE_MESSAGE: "message",
+        FieldDescriptor.TYPE_BYTES: "bytes",
+        FieldDescriptor.TYPE_UINT32: "uint32",
+        FieldDescriptor.TYPE_ENUM: "enum",
+        FieldDescriptor.TYPE_SFIXED32: "sfixed32",
+        FieldDescriptor.TYPE_SFIXED64: "sfixed64",
+        FieldDescriptor.TYPE_SINT32: "sint32",
+        FieldDescriptor.TYPE_SINT64: "sint64",
+    }
+    return names[field.type]
+
+
+def _got(value: object) -> str:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{type(value).__name__} {shown}"
+
+
+def _at(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+Problem = tuple[str, str]
+
+
+def _scalar_problem(  # noqa: PLR0911, PLR0912 - one branch per kind
+    field: Any, value: Any
+) -> str | None:
+    kind = _type_name(field)
+    if kind in _INT_RANGES:
+        if type(value) is not int:
+            return f"expected {kind}, got {_got(value)}"
+        low, high = _INT_RANGES[kind]
+        if not low <= value <= high:
+            return f"{value} is out of range for {kind}"
+        return None
+    if kind in ("float", "double"):
+        if type(value) is float:
+            if kind == "float" and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+                return (
+                    f"{value!r} is out of range for float (largest finite: 3.4028235e+38; it "
+                    "would be written as infinity)"
+                )
+            return None
+        if type(value) is int:
+            limit = _FLOAT32_MAX if kind == "float" else 1.7976931348623157e308
+            return None if abs(value) <= limit else f"{value} is out of range for {kind}"
+        return f"expected {kind}, got {_got(value)}"
+    if kind == "bool":
+        return None if type(value) is bool else f"expected bool, got {_got(value)}"
+    if kind == "string":
+        if type(value) is not str:
+            return f"expected string, got {_got(value)}"
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "a str that cannot be UTF-8 (it holds a lone surrogate)"
+        return None
+    if kind == "bytes":
+        if type(value) not in (bytes, bytearray):
+            return f"expected bytes, got {_got(value)}"
+        return None
+    if kind == "enum":
+        enum = field.enum_type
+        if type(value) is str:
+            if value in enum.values_by_name:
+                return None
+            symbols = ", ".join(enum.values_by_name)
+            return f"{value!r} is not a value of enum {enum.full_name} ({symbols})"
+        if type(value) is int:
+            if value in enum.values_by_number:
+                return None
+            return f"{value} is not a number of enum {enum.full_name}"
+        return f"expected a name or number of enum {enum.full_name}, got {_got(value)}"
+    return f"fields of type {kind} are not supported"  # pragma: no cover - groups
+
+
+def _message_problem(  # noqa: PLR0911 - one branch per field shape
+    descriptor: Any, value: Any, path: str, depth: int
+) -> Problem | None:
+    if isinstance(value, _message_type()):
+        if value.DESCRIPTOR.full_name != descriptor.full_name:
+            return (
+                path,
+                f"expected message {descriptor.full_name}, got {value.DESCRIPTOR.full_name}",
+            )
+        return None
+    if type(value) is not dict:
+        return path, f"expected message {descriptor.full_name} (a dict), got {_got(value)}"
+    if depth >= MAX_DEPTH:
+        return path, f"nested more than {MAX_DEPTH} messages, lists and maps deep"
+    fields = descriptor.fields_by_name
+    oneofs: dict[str, str] = {}
+    for name, item in value.items():
+        field = fields.get(name) if type(name) is str else None
+        if field is None:
+            return (
+                _at(path, str(name)),
+                f"unknown field {name!r}: message {descriptor.full_name} has no such field",
+            )
+        if item is None:
+            continue
+        where = _at(path, name)
+        group = field.containing_oneof
+        if group is not None:
+            if group.name in oneofs:
+                return where, (
+                    f"fields {oneofs[group.name]!r} and {name!r} are both set, and they are "
+                    f"one oneof ({group.name}): set one"
+                )
+            oneofs[group.name] = name
+        problem = _field_problem(field, item, where, depth)
+        if problem is not None:
+            return problem
+    for field in descriptor.fields:
+        if _is_required(field) and value.get(field.name) is None:
+            return _at(path, field.name), "required field is missing"
+    return None
+
+
+def _is_required(field: Any) -> bool:
+    required = getattr(field, "is_required", None)
+    if required is not None:
+        return bool(required)
+    return bool(field.label == field.LABEL_REQUIRED)  # pragma: no cover - protobuf < 7
+
+
+def _is_repeated(field: Any) -> bool:
+    repeated = getattr(field, "is_repeated", None)
+    if repeated is not None:
+        return bool(repeated)
+    return bool(field.label == field.LABEL_REPEATED)  # pragma: no cover - protobuf < 7
+
+
+def _field_problem(  # noqa: PLR0911 - one return per field shape
+    field: Any, value: Any, path: str, depth: int
+) -> Problem | None:
+    message = field.message_type
+    if message is not None and message.GetOptions().map_entry:
+        if type(value) is not dict:
+            return path, f"expected a map (a dict), got {_got(value)}"
+        key_field, value_field = message.fields_by_name["key"], message.fields_by_name["value"]
+        for map_key, item in value.items():
+            key_problem = _scalar_problem(key_field, map_key)
+            if key_problem is not None:
+                return f"{path}[{map_key!r}]", f"map key: {key_problem}"
+            found = _single_problem(value_field, item, f"{path}[{map_key!r}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    if _is_repeated(field):
+        if type(value) not in (list, tuple):
+            return path, f"expected a list (repeated {_type_name(field)}), got {_got(value)}"
+        if depth >= MAX_DEPTH:
+            return path, f"nested more than {MAX_DEPTH} messages, lists and maps deep"
+        for index, item in enumerate(value):
+            found = _single_problem(field, item, f"{path}[{index}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    return _single_problem(field, value, path, depth)
+
+
+def _single_problem(field: Any, value: Any, path: str, depth: int) -> Problem | None:
+    if value is None:
+        return path, "None is not a value here (leave the field out to leave it unset)"
+    if field.message_type is not None:
+        if field.message_type.full_name == "google.protobuf.Timestamp":
+            import datetime
+
+            if isinstance(value, datetime.datetime):
+                return None
+        return _message_problem(field.message_type, value, path, depth + 1)
+    problem = _scalar_problem(field, value)
+    return None if problem is None else (path, problem)
+
+
+_MESSAGE: list[type] = []
+
+
+def _message_type() -> Any:
+    if not _MESSAGE:
+        from google.protobuf.message import Message
+
+        _MESSAGE.append(Message)
+    return _MESSAGE[0]
+
+
+# --------------------------------------------------------------------------- writer
+
+
+class ProtobufWriter:
+    """Check values against one ``.proto`` schema and encode them in the Confluent wire
+    format.
+
+    A value is a message instance of one of the schema's messages, or a dict for
+    ``message`` (default: the schema's first message). A dict with an unknown field,
+    a value of the wrong type or range, two fields of one ``oneof``, a missing proto2
+    ``required`` field, or nesting deeper than :data:`MAX_DEPTH` raises
+    :class:`~governed_kafka.errors.SerializationError` naming the topic and the field
+    path (``items[2].price``); so does a message instance of another schema's type.
+    """
+
+    __slots__ = (
+        "_classes",
+        "_default",
+        "_headers",
+        "message",
+        "role",
+        "schema",
+        "schema_id",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        schema: ProtobufSchema,
+        schema_id: int,
+        *,
+        topic: str,
+        role: Role = "value",
+        message: str | None = None,
+    ) -> None:
+        self.schema = schema
+        self.schema_id = schema_id
+        self.topic = topic
+        self.role = role
+        self.message = message or schema.default_message
+        if self.message not in schema.event_types:
+            msg = f"{schema} has no message {self.message!r}"
+            raise ValueError(msg)
+        header = _wire.header(schema_id)
+        #: Per message full name: its class, and its wire-format prefix.
+        self._classes: dict[str, Any] = {}
+        self._headers: dict[str, bytes] = {}
+        for name in schema.event_types:
+            self._classes[name] = schema.message_class(name)
+            self._headers[name] = header + encode_indexes(schema.indexes(name))
+        self._default = self._classes[self.message]
+
+    def encode(self, value: object) -> bytes:
+        """Check ``value`` and return its wire-format bytes."""
+        return self.encode_event(value)[0]
+
+    def encode_event(self, value: object) -> tuple[bytes, str | None]:
+        """Check ``value``; return its wire-format bytes and its event type."""
+        if type(value) is dict:
+            return self._encode_dict(value)
+        cls = type(value)
+        name = getattr(getattr(value, "DESCRIPTOR", None), "full_name", None)
+        if name is None or (self._classes.get(name) is not cls and not self._same_file(value)):
+            raise self._not_ours(value)
+        assert isinstance(name, str)
+        if not value.IsInitialized():  # type: ignore[attr-defined]
+            missing = value.FindInitializationErrors()  # type: ignore[attr-defined]
+            raise self._refusal(value, missing[0] if missing else "", "required field is missing")
+        return self._headers[name] + value.SerializeToString(), name  # type: ignore[attr-defined]
+
+    def _encode_dict(self, value: dict[str, Any]) -> tuple[bytes, str | None]:
+        descriptor = self._default.DESCRIPTOR
+        problem = _message_problem(descriptor, value, "", 0)
+        if problem is not None:
+            raise self._refusal(value, *problem)
+        try:
+            message = self._default(**{k: v for k, v in value.items() if v is not None})
+            data = message.SerializeToString()
+        except Exception as exc:
+            msg = (
+                f"topic {self.topic!r}: the {self.role} cannot be encoded with schema "
+                f"{self.schema}: {type(exc).__name__}: {exc}; nothing was sent"
+            )
+            raise SerializationError(msg, topic=self.topic, field=None, value=value) from None
+        return self._headers[self.message] + data, self.message
+
+    def _same_file(self, value: object) -> bool:
+        descriptor = value.DESCRIPTOR  # type: ignore[attr-defined]
+        return bool(
+            descriptor.full_name in self._classes
+            and descriptor.file.serialized_pb == self.schema.descriptor.serialized_pb
+        )
+
+    def event_type(self, value: object) -> str | None:
+        """The event type ``value`` would be sent as: its message's full name."""
+        if type(value) is dict:
+            return self.message
+        name = getattr(getattr(value, "DESCRIPTOR", None), "full_name", None)
+        return name if name in self._classes else None
+
+    def _not_ours(self, value: object) -> SerializationError:
+        descriptor = getattr(value, "DESCRIPTOR", None)
+        if descriptor is not None and getattr(descriptor, "full_name", None) in self._classes:
+            reason = (
+                f"a {descriptor.full_name} message built from another version of the schema; "
+                f"build it from {self.schema} (ProtobufSchema.message_class) or pass a dict"
+            )
+        elif descriptor is not None:
+            reason = f"message {descriptor.full_name} is not a message of {self.schema}"
+        else:
+            reason = f"expected a dict or a message of {self.schema}, got {_got(value)}"
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                reason += (
+                    "; a schema topic takes the value itself, not pre-encoded bytes, so that "
+                    "every value is checked"
+                )
+        return self._refusal(value, "", reason)
+
+    def _refusal(self, value: object, path: str, reason: str) -> SerializationError:
+        field = _wire.field_path(self.role, path)
+        where = f"field {field!r}" if path else f"the {self.role}"
+        msg = (
+            f"topic {self.topic!r}: {where} does not fit schema {self.schema}: {reason}; "
+            "nothing was sent"
+        )
+        return SerializationError(msg, topic=self.topic, field=field, value=value)
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class ProtobufReader:
+    """Decode wire-format Protobuf values into message instances.
+
+    The writer schema is looked up by the id in the bytes, once per id, in
+    ``registry``, and the message-index list names the message. The value is decoded
+    with the class of the same message in ``reader_schema`` (the contract's current
+    schema) when it has one, so consumers see one set of classes whatever version
+    wrote the value; fields unknown to it are kept as unknown fields. Bytes that are
+    not wire format, carry an unknown id or an id of another format, an index list
+    that names no message, or a payload that does not parse (nesting beyond the
+    runtime's recursion limit included) raise
+    :class:`~governed_kafka.errors.DeserializationError` with the bytes attached.
+    """
+
+    __slots__ = ("_classes", "_parsers", "reader_schema", "registry", "role", "topic")
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        *,
+        topic: str,
+        reader_schema: ProtobufSchema | None = None,
+        role: Role = "value",
+    ) -> None:
+        self.registry = registry
+        self.topic = topic
+        self.reader_schema = reader_schema
+        self.role = role
+        #: ``(schema id, the index-list bytes) -> (class, full name)``
+        self._parsers: dict[tuple[int, bytes], tuple[Callable[[bytes], Any], str]] = {}
+        self._classes: dict[str, Any] = {}
+
+    def decode(
+        self, data: bytes, *, partition: int | None = None, offset: int | None = None
+    ) -> Any:
+        """Decode one wire-format value into a message instance."""
+        return self.decode_event(data, partition=partition, offset=offset)[0]
+
+    def decode_event(
+        self,
+        data: bytes,
+        *,
+        partition: int | None = None,
+        offset: int | None = None,
+        event_type: str | None = None,
+    ) -> tuple[Any, str | None]:
+        """Decode one wire-format value; return it and its event type (its message's name).
+
+        ``event_type`` (from the record's header) is trusted when given.
+        """
+        schema_id = _wire.read_schema_id(data)
+        if schema_id is None:
+            raise self._bad(data, partition, offset, _wire.framing_problem(data))
+        # The common index list, [0], is one zero byte: found without reading varints.
+        if len(data) > HEADER_SIZE and data[HEADER_SIZE] == 0:
+            index_key, start = b"\x00", HEADER_SIZE + 1
+        else:
+            try:
+                _, start = decode_indexes(data, HEADER_SIZE)
+            except ValueError as exc:
+                why = f"{exc} (schema id {schema_id})"
+                raise self._bad(data, partition, offset, why, schema_id) from None
+            index_key = bytes(data[HEADER_SIZE:start])
+        known = self._parsers.get((schema_id, index_key))
+        if known is None:
+            known = self._parser(schema_id, index_key, data, partition, offset)
+        parse, name = known
+        try:
+            value = parse(data[start:])
+        except Exception as exc:  # DecodeError, RecursionError, RuntimeError from the runtime
+            why = (
+                f"the Protobuf payload does not parse as {name} (schema id {schema_id}): "
+                f"{type(exc).__name__}"
+            )
+            raise self._bad(data, partition, offset, why, schema_id) from None
+        return value, event_type if event_type is not None else name
+
+    def _parser(
+        self,
+        schema_id: int,
+        index_key: bytes,
+        data: bytes,
+        partition: int | None,
+        offset: int | None,
+    ) -> tuple[Callable[[bytes], Any], str]:
+        try:
+            writer = self.registry.schema(schema_id)
+        except LookupError as exc:
+            why = f"schema id {schema_id} is not in the schema registry"
+            raise self._bad(data, partition, offset, why, schema_id) from exc
+        if not isinstance(writer, ProtobufSchema):
+            why = (
+                f"schema id {schema_id} is a {writer.schema_type} schema, and this topic "
+                "carries Protobuf values"
+            )
+            raise self._bad(data, partition, offset, why, schema_id)
+        indexes, _ = decode_indexes(index_key, 0)
+        name = writer.message_at(indexes)
+        if name is None:
+            why = f"message index {indexes} names no message of schema id {schema_id}"
+            raise self._bad(data, partition, offset, why, schema_id)
+        target = self.reader_schema
+        if target is not None and name in target.event_types:
+            cls = self._classes.get(name) or target.message_class(name)
+        else:
+            cls = writer.message_class(name)
+        self._classes.setdefault(name, cls)
+        known = self._parsers[(schema_id, index_key)] = (cls.FromString, name)
+        return known
+
+    def _bad(
+        self,
+        data: object,
+        partition: int | None,
+        offset: int | None,
+        why: str,
+        schema_id: int | None = None,
+    ) -> Exception:
+        return _wire.bad_bytes(
+            topic=self.topic,
+            role=self.role,
+            data=data,
+            partition=partition,
+            offset=offset,
+            why=why,
+            schema_id=schema_id,
+        )
