@@ -12,6 +12,13 @@ DescribeConfigs) and compares every topic with its contract:
   and refuses the unsafe ones with the reason: a partition decrease, a replication-factor
   change, a cleanup-policy change on a live topic. A broker that lacks the request a
   change needs is named as such.
+* With a schema registry (``plan(catalog, registry=...)``), both also hold every
+  subject the contracts imply (:mod:`governed_kafka.schemas`) against the registry:
+  ``plan`` lists, as :class:`SchemaChange` objects, listed versions not registered and
+  subject compatibility levels that differ from the contract's mode, and reports
+  registered versions no contract lists (:class:`UnlistedVersion`, never deleted);
+  ``apply`` sets each subject's compatibility first, then registers the missing
+  versions oldest first (a Protobuf file's imports as references).
 * :meth:`Cluster.verify` is the runtime gate of :class:`~governed_kafka.GovernedProducer`
   and :class:`~governed_kafka.GovernedConsumer`: it raises
   :class:`~governed_kafka.errors.GovernanceViolation` when a topic a client will use is
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
@@ -30,8 +37,12 @@ from . import _config, _kafka, _partitioner
 from ._config import Overrides, Setting
 from .acls import Acl, AclComparison, AclResult, QuotaAdvice, acl_result, compare, quota_advice
 from .contracts import Catalog, TopicContract
-from .errors import AccessDenied, BrokerError, GovernanceViolation
+from .errors import AccessDenied, BrokerError, ContractError, GovernanceViolation, RegistryError
 from .policy import Violation
+
+if TYPE_CHECKING:
+    from .registry import ManagedSchemaRegistry
+    from .schemas import Schema
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -45,8 +56,12 @@ __all__ = [
     "Outcome",
     "Plan",
     "PlanStatus",
+    "SchemaChange",
+    "SchemaPlan",
+    "SchemaResult",
     "TopicChange",
     "TopicState",
+    "UnlistedVersion",
 ]
 
 #: Longest wait for any one admin request (seconds), so an unreachable cluster is
@@ -149,6 +164,103 @@ class TopicChange:
 
 
 @attrs.frozen(kw_only=True)
+class SchemaChange:
+    """One difference between the contracts and a registry subject.
+
+    ``register``: a listed version (``path``, ``version`` its index among the subject's
+    versions, from 0) that the subject does not hold. ``compatibility``: the subject's
+    own level (``live``, ``None`` when it has none and the registry's default applies)
+    differs from the contract's mode (``wanted``). ``refused`` says why ``apply`` will
+    not make the change.
+    """
+
+    subject: str
+    topic: str
+    kind: Literal["register", "compatibility"]
+    path: str | None = None
+    version: int | None = None
+    #: The schema format (``AVRO``, ``JSON``, ``PROTOBUF``) of a version to register.
+    schema_type: str | None = None
+    live: str | None = None
+    wanted: str | None = None
+    refused: str | None = None
+    schema: Schema | None = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def safe(self) -> bool:
+        """Whether ``apply`` makes this change."""
+        return self.refused is None
+
+    def describe(self) -> str:
+        """One sentence saying what differs."""
+        if self.kind == "register":
+            return f"version {self.version} ({self.path}, {self.schema_type}) is not registered"
+        live = "(not set: the registry's default)" if self.live is None else self.live
+        return f"compatibility: registry {live}, contract {self.wanted}"
+
+    def to_dict(self) -> dict[str, object]:
+        """The change as plain data, for JSON."""
+        data = attrs.asdict(self, filter=lambda a, _: a.name != "schema")
+        data["safe"] = self.safe
+        return data
+
+
+@attrs.frozen(kw_only=True)
+class UnlistedVersion:
+    """A version a registry subject holds that no contract lists: reported, never deleted."""
+
+    subject: str
+    version: int
+    schema_id: int
+
+    def to_dict(self) -> dict[str, object]:
+        """The version as plain data, for JSON."""
+        return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
+class SchemaPlan:
+    """The contracts' subjects held against a schema registry."""
+
+    #: The registry, as it names itself (credentials redacted).
+    registry: str
+    changes: tuple[SchemaChange, ...] = ()
+    #: Registered versions no contract lists (reported, never deleted).
+    unlisted: tuple[UnlistedVersion, ...] = ()
+    #: Subjects that hold every listed version at the contract's level.
+    in_sync: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """The schema plan as plain data, for JSON."""
+        return {
+            "registry": self.registry,
+            "changes": [c.to_dict() for c in self.changes],
+            "unlisted": [u.to_dict() for u in self.unlisted],
+            "in_sync": list(self.in_sync),
+        }
+
+
+@attrs.frozen(kw_only=True)
+class SchemaResult:
+    """What ``apply`` did with one schema change."""
+
+    change: SchemaChange
+    outcome: Outcome
+    message: str
+    #: The id the registry gave a registered version.
+    schema_id: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The result as plain data, for JSON."""
+        return {
+            "change": self.change.to_dict(),
+            "outcome": self.outcome,
+            "message": self.message,
+            "schema_id": self.schema_id,
+        }
+
+
+@attrs.frozen(kw_only=True)
 class Plan:
     """What ``apply`` would do to make the cluster match the contracts."""
 
@@ -165,15 +277,22 @@ class Plan:
     acls: AclComparison | None = None
     #: Quotas the contracts set, which ``apply`` cannot set (see :class:`QuotaAdvice`).
     quotas: tuple[QuotaAdvice, ...] = ()
+    #: The subjects held against a schema registry; ``None`` when none was given.
+    schemas: SchemaPlan | None = None
 
     @property
     def status(self) -> PlanStatus:
         """``refused`` (lint errors or unsafe changes), ``pending`` (changes, missing or
-        unmanaged ACLs) or ``in-sync``."""
-        if self.violations or any(not c.safe for c in self.changes):
+        unmanaged ACLs, schema versions to register or levels to set) or ``in-sync``."""
+        schema_changes = self.schemas.changes if self.schemas is not None else ()
+        if (
+            self.violations
+            or any(not c.safe for c in self.changes)
+            or any(not c.safe for c in schema_changes)
+        ):
             return "refused"
         acl_changes = self.acls is not None and bool(self.acls.missing or self.acls.unmanaged)
-        return "pending" if self.changes or acl_changes else "in-sync"
+        return "pending" if self.changes or acl_changes or schema_changes else "in-sync"
 
     @property
     def exit_code(self) -> int:
@@ -199,6 +318,7 @@ class Plan:
                 "in_sync": len(self.acls.in_sync),
             },
             "quotas": [q.to_dict() for q in self.quotas],
+            "schemas": None if self.schemas is None else self.schemas.to_dict(),
         }
 
 
@@ -225,6 +345,8 @@ class ApplyResult:
     results: tuple[ChangeResult, ...]
     #: The ACLs created, and (with ``prune``) deleted.
     acl_results: tuple[AclResult, ...] = ()
+    #: The schema versions registered and compatibility levels set.
+    schema_results: tuple[SchemaResult, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -233,6 +355,7 @@ class ApplyResult:
             not self.plan.violations
             and all(r.outcome == "applied" for r in self.results)
             and all(r.outcome == "applied" for r in self.acl_results)
+            and all(r.outcome == "applied" for r in self.schema_results)
         )
 
     @property
@@ -246,6 +369,7 @@ class ApplyResult:
             "ok": self.ok,
             "results": [r.to_dict() for r in self.results],
             "acl_results": [r.to_dict() for r in self.acl_results],
+            "schema_results": [r.to_dict() for r in self.schema_results],
             "unmanaged": list(self.plan.unmanaged),
             "violations": [attrs.asdict(v) for v in self.plan.violations],
         }
@@ -353,6 +477,147 @@ def _why_unsupported(error: BrokerError, request: str, kip: str, what: str) -> s
     return str(error)
 
 
+# --------------------------------------------------------------------------- schema registry
+
+
+def plan_schemas(catalog: Catalog, registry: ManagedSchemaRegistry) -> SchemaPlan:
+    """Hold every subject the contracts imply against ``registry``; change nothing.
+
+    A contract whose schema files do not load is left out (lint reports it). A subject
+    two topics name with different compatibility modes is refused.
+    """
+    wanted, changes = _wanted_subjects(catalog)
+    unlisted: list[UnlistedVersion] = []
+    in_sync: list[str] = []
+    for name, (topic, level, versions) in wanted.items():
+        pending, extra = _hold_subject(registry, name, topic, level, versions)
+        unlisted += extra
+        if pending:
+            changes.extend(pending)
+        else:
+            in_sync.append(name)
+    return SchemaPlan(
+        registry=repr(registry),
+        changes=tuple(changes),
+        unlisted=tuple(unlisted),
+        in_sync=tuple(in_sync),
+    )
+
+
+_Wanted = dict[str, tuple[str, str, list[tuple["Schema", str]]]]
+
+
+def _wanted_subjects(catalog: Catalog) -> tuple[_Wanted, list[SchemaChange]]:
+    """Every subject the contracts imply: its first topic, its mode, its versions."""
+    from .compatibility import mode_of
+    from .schemas import subjects
+
+    wanted: _Wanted = {}
+    refused: list[SchemaChange] = []
+    for contract in _unique(catalog):
+        try:
+            found = subjects(contract)
+        except ContractError:
+            continue
+        mode = mode_of(contract, catalog.policy)
+        for subject in found:
+            first, level, versions = wanted.setdefault(subject.name, (contract.name, mode, []))
+            if level != mode:
+                refused.append(
+                    SchemaChange(
+                        subject=subject.name,
+                        topic=contract.name,
+                        kind="compatibility",
+                        wanted=mode,
+                        refused=(
+                            f"topics {first!r} and {contract.name!r} share subject "
+                            f"{subject.name!r} with different compatibility modes "
+                            f"({level}, {mode}); give them one mode"
+                        ),
+                    )
+                )
+                continue
+            for schema, file in zip(subject.versions, subject.paths, strict=True):
+                if all(schema != known for known, _ in versions):
+                    versions.append((schema, str(file)))
+    return wanted, refused
+
+
+def _hold_subject(
+    registry: ManagedSchemaRegistry,
+    name: str,
+    topic: str,
+    level: str,
+    versions: list[tuple[Schema, str]],
+) -> tuple[list[SchemaChange], list[UnlistedVersion]]:
+    """What differs between one subject's listed versions and level and the registry's."""
+    live = registry.compatibility(name)
+    pending: list[SchemaChange] = []
+    if live != level:
+        pending.append(
+            SchemaChange(subject=name, topic=topic, kind="compatibility", live=live, wanted=level)
+        )
+    listed: set[int] = set()
+    for index, (schema, file) in enumerate(versions):
+        schema_id = registry.lookup(name, schema)
+        if schema_id is not None:
+            listed.add(schema_id)
+            continue
+        pending.append(
+            SchemaChange(
+                subject=name,
+                topic=topic,
+                kind="register",
+                path=file,
+                version=index,
+                schema_type=schema.schema_type,
+                schema=schema,
+            )
+        )
+    unlisted = [
+        UnlistedVersion(subject=name, version=version, schema_id=schema_id)
+        for version, schema_id in registry.subject_versions(name)
+        if schema_id not in listed
+    ]
+    return pending, unlisted
+
+
+def apply_schemas(plan: SchemaPlan, registry: ManagedSchemaRegistry) -> tuple[SchemaResult, ...]:
+    """Set each subject's compatibility, then register its missing versions oldest first."""
+    done: list[SchemaResult] = []
+    blocked: set[str] = set()
+    ordered = sorted(plan.changes, key=lambda c: (c.subject, c.kind != "compatibility"))
+    for change in ordered:
+        if not change.safe:
+            done.append(SchemaResult(change=change, outcome="refused", message=str(change.refused)))
+            blocked.add(change.subject)
+            continue
+        if change.subject in blocked:
+            why = "not registered: the subject's compatibility level was not set"
+            done.append(SchemaResult(change=change, outcome="skipped", message=why))
+            continue
+        try:
+            if change.kind == "compatibility":
+                registry.set_compatibility(change.subject, str(change.wanted))
+                was = change.live or "the registry's default"
+                message = f"compatibility {change.wanted} (was {was})"
+                done.append(SchemaResult(change=change, outcome="applied", message=message))
+            else:
+                assert change.schema is not None
+                schema_id = registry.register(change.subject, change.schema)
+                message = f"registered {change.path} with id {schema_id}"
+                done.append(
+                    SchemaResult(
+                        change=change, outcome="applied", message=message, schema_id=schema_id
+                    )
+                )
+        except RegistryError as exc:
+            done.append(SchemaResult(change=change, outcome="failed", message=str(exc)))
+            if change.kind == "compatibility":
+                blocked.add(change.subject)
+    return tuple(done)
+
+
 # --------------------------------------------------------------------------- the cluster
 
 
@@ -434,8 +699,8 @@ class Cluster:
 
     # ------------------------------------------------------------------ plan and apply
 
-    def plan(self, catalog: Catalog) -> Plan:
-        """Compare every contract with the cluster; change nothing."""
+    def plan(self, catalog: Catalog, *, registry: ManagedSchemaRegistry | None = None) -> Plan:
+        """Compare every contract with the cluster (and ``registry``); change nothing."""
         contracts = _unique(catalog)
         listed = self._topics()
         live = self._describe((c.name for c in contracts), listed)
@@ -464,6 +729,7 @@ class Cluster:
             violations=violations,
             acls=self._compare_acls(catalog),
             quotas=quota_advice(catalog, self.bootstrap_servers),
+            schemas=None if registry is None else plan_schemas(catalog, registry),
         )
 
     def _compare_acls(self, catalog: Catalog) -> AclComparison | None:
@@ -486,15 +752,24 @@ class Cluster:
         moving, seen = _partitioner.keys_moved(keys, before, after)
         return attrs.evolve(change, keys_seen=seen, keys_moving=moving)
 
-    def apply(self, catalog: Catalog, *, prune: bool = False) -> ApplyResult:
+    def apply(
+        self,
+        catalog: Catalog,
+        *,
+        prune: bool = False,
+        registry: ManagedSchemaRegistry | None = None,
+    ) -> ApplyResult:
         """Make the safe changes of :meth:`plan`; refuse the unsafe ones, saying why.
 
         Missing ACLs are created; unmanaged ones (on resources the catalog manages, implied
         by no contract) are deleted only with ``prune``, after the missing ones exist.
-        Nothing is changed while the contracts fail lint. Each change is independent:
-        one that fails or is refused does not stop the others.
+        With ``registry``, each subject's compatibility is set and its missing versions
+        are registered oldest first, after the topics exist; registered versions no
+        contract lists are left alone. Nothing is changed while the contracts fail lint.
+        Each change is independent: one that fails or is refused does not stop the
+        others (but a subject whose level could not be set gets no versions).
         """
-        plan = self.plan(catalog)
+        plan = self.plan(catalog, registry=registry)
         if plan.violations:
             why = (
                 f"not applied: the contracts break {len(plan.violations)} lint rule(s); "
@@ -503,7 +778,11 @@ class Cluster:
             skipped = tuple(
                 ChangeResult(change=c, outcome="skipped", message=why) for c in plan.changes
             )
-            return ApplyResult(plan=plan, results=skipped)
+            schema_skipped = tuple(
+                SchemaResult(change=c, outcome="skipped", message=why)
+                for c in (plan.schemas.changes if plan.schemas is not None else ())
+            )
+            return ApplyResult(plan=plan, results=skipped, schema_results=schema_skipped)
         results: dict[int, ChangeResult] = {}
         for index, change in enumerate(plan.changes):
             if not change.safe:
@@ -517,6 +796,11 @@ class Cluster:
             plan=plan,
             results=tuple(results[i] for i in range(len(plan.changes))),
             acl_results=self._apply_acls(plan, prune=prune),
+            schema_results=(
+                apply_schemas(plan.schemas, registry)
+                if plan.schemas is not None and registry is not None
+                else ()
+            ),
         )
 
     def _apply_acls(self, plan: Plan, *, prune: bool) -> tuple[AclResult, ...]:

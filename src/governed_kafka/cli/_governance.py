@@ -23,7 +23,17 @@ from ..cluster import DEFAULT_TIMEOUT_S, ApplyResult, Cluster, Plan, TopicChange
 from ..contracts import Catalog
 from ..lint import RULES
 from ..policy import Violation
-from ._common import clean_errors, cluster_settings, connection_options, console, emit_json, main
+from ..registry import ConfluentSchemaRegistry
+from ._common import (
+    SettingsError,
+    clean_errors,
+    cluster_settings,
+    connection_options,
+    console,
+    emit_json,
+    main,
+    split_registry_settings,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -61,6 +71,17 @@ def _cluster_options(fn: F) -> F:
         show_default=True,
         help="Longest wait for any one admin request, in seconds.",
     )(fn)
+    fn = click.option(
+        "--schema-registry",
+        "schema_registry",
+        metavar="URL",
+        default=None,
+        help=(
+            "Also hold the contracts' schema subjects against this Confluent-compatible "
+            "registry (credentials: schema.registry.basic.auth.user.info in --config-file); "
+            "default: schema.registry.url of the connection settings, else none."
+        ),
+    )(fn)
     return connection_options(fn)
 
 
@@ -75,13 +96,32 @@ def _cluster(
     timeout: float,
     client_config: Sequence[str],
     config_file: str | None,
-) -> Cluster:
+    schema_registry: str | None = None,
+) -> tuple[Cluster, ConfluentSchemaRegistry | None]:
+    """The cluster, and the schema registry when one is named (option or settings)."""
     servers, settings = cluster_settings(
         bootstrap_servers=bootstrap_servers, config_file=config_file, pairs=client_config
     )
     assert servers is not None
+    kafka, registry_settings = split_registry_settings(settings)
+    if schema_registry is not None:
+        registry_settings["url"] = schema_registry
+    registry = None
+    if registry_settings.get("url"):
+        try:
+            registry = ConfluentSchemaRegistry(registry_settings)
+        except ImportError as exc:
+            raise SettingsError(str(exc)) from None
+        except ValueError as exc:  # the client refuses a setting; its message names it
+            shown = ", ".join(sorted(registry_settings))
+            msg = f"schema registry settings refused ({shown}): {type(exc).__name__}"
+            raise SettingsError(msg) from None
+    elif registry_settings:
+        shown = ", ".join(sorted(registry_settings))
+        msg = f"schema registry settings given ({shown}) but no registry URL (--schema-registry)"
+        raise SettingsError(msg)
     _quiet_client_logs()
-    return Cluster(servers, overrides=settings, timeout=timeout)
+    return Cluster(servers, overrides=kafka, timeout=timeout), registry
 
 
 def _by_topic(items: Iterable[T], topic: Callable[[T], str | None]) -> dict[str, list[T]]:
@@ -251,12 +291,42 @@ def _print_quotas(plan: Plan) -> None:
     console.print(table)
 
 
+def _print_schemas(plan: Plan) -> None:
+    schemas = plan.schemas
+    if schemas is None:
+        return
+    if schemas.changes:
+        table = _table(f"schemas ({schemas.registry})", "subject", "what", "apply")
+        for change in schemas.changes:
+            if change.safe:
+                verdict = Text(
+                    "will register" if change.kind == "register" else "will set", "green"
+                )
+            else:
+                verdict = Text.assemble(("refused: ", "red"), str(change.refused))
+            table.add_row(Text(change.subject), Text(change.describe()), verdict)
+        console.print(table)
+    _print_unlisted(plan)
+
+
+def _print_unlisted(plan: Plan) -> None:
+    if plan.schemas is None or not plan.schemas.unlisted:
+        return
+    shown = ", ".join(
+        f"{u.subject} version {u.version} (id {u.schema_id})" for u in plan.schemas.unlisted
+    )
+    console.print(
+        Text.assemble(("unlisted", "yellow"), " (registered, in no contract; left alone): ", shown)
+    )
+
+
 def _print_plan(plan: Plan) -> None:
     if plan.violations:
         console.print("[bold red]the contracts fail lint:[/]")
         _print_violations(plan.violations)
     _print_changes(plan)
     _print_acls(plan)
+    _print_schemas(plan)
     _print_quotas(plan)
     if plan.unmanaged:
         console.print(Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(plan.unmanaged)))
@@ -269,11 +339,20 @@ def _print_plan(plan: Plan) -> None:
             f"; ACLs: {len(plan.acls.missing)} to create, {len(plan.acls.unmanaged)} "
             f"unmanaged, {len(plan.acls.in_sync)} in sync"
         )
+    schemas = ""
+    if plan.schemas is not None:
+        kinds = [c.kind for c in plan.schemas.changes if c.safe]
+        schemas = (
+            f"; schemas: {kinds.count('register')} to register, "
+            f"{kinds.count('compatibility')} levels to set, {len(plan.schemas.unlisted)} "
+            f"unlisted, {len(plan.schemas.in_sync)} subjects in sync"
+        )
     console.print(
         f"plan: {creates} to create, {changes} to change, {refused} refused, "
         f"{len(plan.in_sync)} in sync, {len(plan.unmanaged)} unmanaged"
         + (f", {_count(len(plan.violations), 'lint error')}" if plan.violations else "")
         + acls
+        + schemas
     )
 
 
@@ -290,17 +369,22 @@ def plan(
     timeout: float,
     client_config: tuple[str, ...],
     config_file: str | None,
+    schema_registry: str | None,
 ) -> None:
     """Compare FILE with the live cluster; change nothing.
 
     Lists missing topics, partition and replication differences, config drift,
     unmanaged topics, and, for the [services] of FILE, ACLs to create and unmanaged ACLs.
+    With --schema-registry, per subject: listed schema versions not registered,
+    registered versions no contract lists, and compatibility levels that differ.
     Exits 0 in sync, 2 when changes are pending, 1 when the contracts fail lint or a
     change would be refused.
     """
-    cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
+    cluster, registry = _cluster(
+        bootstrap_servers, timeout, client_config, config_file, schema_registry
+    )
     catalog = Catalog.load(file, environment=environment)
-    result = cluster.plan(catalog)
+    result = cluster.plan(catalog, registry=registry)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -346,11 +430,27 @@ def _print_applied(result: ApplyResult, *, pruned: bool = False) -> None:
                 f": {len(result.plan.acls.unmanaged)} left in place (apply --prune deletes them)",
             )
         )
+    if result.schema_results:
+        colours = {"applied": "green", "refused": "red", "failed": "red", "skipped": "yellow"}
+        table = _table("schemas", "subject", "what", "outcome", "message")
+        for registered in result.schema_results:
+            table.add_row(
+                Text(registered.change.subject),
+                Text(registered.change.kind),
+                Text(registered.outcome, style=colours[registered.outcome]),
+                Text(registered.message),
+            )
+        console.print(table)
+    _print_unlisted(result.plan)
     if result.plan.unmanaged:
         console.print(
             Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(result.plan.unmanaged))
         )
-    outcomes = [r.outcome for r in result.results] + [r.outcome for r in result.acl_results]
+    outcomes = (
+        [r.outcome for r in result.results]
+        + [r.outcome for r in result.acl_results]
+        + [r.outcome for r in result.schema_results]
+    )
     applied = outcomes.count("applied")
     if result.ok:
         console.print(
@@ -381,6 +481,7 @@ def apply(
     timeout: float,
     client_config: tuple[str, ...],
     config_file: str | None,
+    schema_registry: str | None,
     prune: bool,
 ) -> None:
     """Make the cluster match FILE: create missing topics and ACLs, fix safe drift.
@@ -388,11 +489,16 @@ def apply(
     Refuses unsafe changes (partition decrease, replication-factor change, cleanup-policy
     change on a live topic) and changes nothing while the contracts fail lint. Topics no
     contract owns are left alone; ACLs on managed resources that no contract implies are
-    deleted only with --prune. Exits 0 when everything was applied, else 1.
+    deleted only with --prune. With --schema-registry, sets each subject's compatibility
+    to the contract's mode and registers the listed versions it lacks, oldest first;
+    registered versions no contract lists are left alone. Exits 0 when everything was
+    applied, else 1.
     """
-    cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
+    cluster, registry = _cluster(
+        bootstrap_servers, timeout, client_config, config_file, schema_registry
+    )
     catalog = Catalog.load(file, environment=environment)
-    result = cluster.apply(catalog, prune=prune)
+    result = cluster.apply(catalog, prune=prune, registry=registry)
     if as_json:
         emit_json(result.to_dict())
     else:
