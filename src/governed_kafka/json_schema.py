@@ -456,7 +456,7 @@ class JsonSchemaReader:
             why = "the payload holds a number too long to read"
             raise self._bad(data, partition, offset, why, schema_id) from None
         except RecursionError:
-            why = f"the payload nests more than {MAX_DEPTH} arrays and objects deep"
+            why = "the payload nests arrays and objects too deeply to read"
             raise self._bad(data, partition, offset, why, schema_id) from None
         check = checked.check
         if check is None or not check(value, 0):

@@ -26,7 +26,9 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import contextlib
 import hashlib
+import importlib
 import math
 import re
 import tempfile
@@ -247,6 +249,8 @@ class ProtobufSchema:
 
 def _messages(descriptors: Any) -> Iterator[str]:
     for descriptor in descriptors:
+        if descriptor.GetOptions().map_entry:
+            continue  # the entry type protoc makes for a map field: no value is one
         yield descriptor.full_name
         yield from _messages(descriptor.nested_types)
 
@@ -288,6 +292,11 @@ def from_descriptor(
 
     def add_well_known(file_name: str) -> None:
         if file_name.startswith(_WELL_KNOWN) and file_name not in added:
+            module = file_name.removesuffix(".proto").replace("/", ".") + "_pb2"
+            # Importing the module puts the file into the default pool; a file the
+            # runtime does not ship is not found by the lookup below.
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
             well_known = descriptor_pool.Default().FindFileByName(file_name)
             for dep in well_known.dependencies:
                 add_well_known(dep.name)
