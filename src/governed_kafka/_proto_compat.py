@@ -30,6 +30,8 @@ def _messages(file: Any) -> dict[str, Any]:
 
     def visit(descriptors: Any) -> None:
         for descriptor in descriptors:
+            if descriptor.GetOptions().map_entry:
+                continue  # a map field's entry type: the field's shape covers it
             found[descriptor.full_name] = descriptor
             visit(descriptor.nested_types)
 
@@ -75,7 +77,7 @@ def _compare(new: dict[str, Any], old: dict[str, Any]) -> Iterator[tuple[str, st
     for name, before in old.items():
         after = new.get(name)
         if after is None:
-            yield name, f"message {name} was removed"
+            yield name, f"message {name} is in one version only (it was removed)"
             continue
         for field in before.fields:
             path = f"{name}.{field.name}"
@@ -85,25 +87,36 @@ def _compare(new: dict[str, Any], old: dict[str, Any]) -> Iterator[tuple[str, st
                     yield (
                         path,
                         (
-                            f"field number {field.number} changed from {_shape(field)} to "
-                            f"{_shape(twin)}"
+                            f"field number {field.number} is {_shape(field)} in one version and "
+                            f"{_shape(twin)} in the other"
                         ),
                     )
-                if _required(twin) and not _required(field):
-                    yield path, f"field {twin.name!r} (number {field.number}) is now required"
+                if _required(twin) != _required(field):
+                    yield (
+                        path,
+                        (
+                            f"field number {field.number} is required in one version and not in "
+                            "the other"
+                        ),
+                    )
                 continue
             renamed = after.fields_by_name.get(field.name)
             if renamed is not None:
                 yield (
                     path,
                     (
-                        f"field {field.name!r} changed its number from {field.number} to "
-                        f"{renamed.number}"
+                        f"field {field.name!r} is number {field.number} in one version and "
+                        f"{renamed.number} in the other"
                     ),
                 )
+            elif _required(field):
+                yield path, f"required field {field.name!r} is in one version only"
         for field in after.fields:
             if _required(field) and field.number not in before.fields_by_number:
-                yield f"{name}.{field.name}", f"required field {field.name!r} was added"
+                yield (
+                    f"{name}.{field.name}",
+                    (f"required field {field.name!r} is in one version only"),
+                )
 
 
 def _reserved(descriptor: Any) -> tuple[set[int], set[str]]:

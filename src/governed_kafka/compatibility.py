@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import avro.compatibility as _compat
+import avro.compatibility as _avro_compat
 import avro.schema as _avro_schema
 
 from . import _avro_validate, _json_compat, _proto_compat
@@ -81,13 +81,13 @@ def _avro(text: str) -> _avro_schema.Schema:
 
 
 def _check(reader: _avro_schema.Schema, writer: _avro_schema.Schema) -> Any:
-    checker = _compat.ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    checker = _avro_compat.ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
     return checker.get_compatibility(reader, writer)
 
 
 def _compatible(reader: _avro_schema.Schema, writer: _avro_schema.Schema) -> bool:
     result = _check(reader, writer)
-    return result.compatibility is _compat.SchemaCompatibilityType.compatible
+    return result.compatibility is _avro_compat.SchemaCompatibilityType.compatible
 
 
 def _messages(reader: _avro_schema.Schema, writer: _avro_schema.Schema) -> str:
@@ -108,7 +108,7 @@ def _problems(  # noqa: PLR0912 - one branch per composite Avro type
     found = False
     if reader.type == writer.type == "record":
         for field in reader.fields:
-            counterpart = _compat.lookup_writer_field(writer, field)
+            counterpart = _avro_compat.lookup_writer_field(writer, field)
             name = f"{path}.{field.name}" if path else field.name
             if counterpart is None:
                 if not field.has_default:
@@ -175,8 +175,8 @@ def incompatibilities(
         found: Sequence[tuple[str, str]] = [
             (
                 "",
-                f"the format changed from {writer.schema_type} to {reader.schema_type}; "
-                "a registry keeps one format per subject",
+                f"the versions are in different formats ({writer.schema_type} and "
+                f"{reader.schema_type}); a registry keeps one format per subject",
             )
         ]
     elif isinstance(reader, AvroSchema) and isinstance(writer, AvroSchema):
