@@ -560,30 +560,21 @@ _INT_RANGES: Final = {
 _FLOAT32_MAX: Final = 3.4028234663852886e38
 
 
-def _type_name(field: Any) -> str:
-    from google.protobuf.descriptor import FieldDescriptor
+_TYPE_NAMES: dict[int, str] = {}
 
-    names = {
-        FieldDescriptor.TYPE_DOUBLE: "double",
-        FieldDescriptor.TYPE_FLOAT: "float",
-        FieldDescriptor.TYPE_INT64: "int64",
-        FieldDescriptor.TYPE_UINT64: "uint64",
-        FieldDescriptor.TYPE_INT32: "int32",
-        FieldDescriptor.TYPE_FIXED64: "fixed64",
-        FieldDescriptor.TYPE_FIXED32: "fixed32",
-        FieldDescriptor.TYPE_BOOL: "bool",
-        FieldDescriptor.TYPE_STRING: "string",
-        FieldDescriptor.TYPE_GROUP: "group",
-        FieldDescriptor.TYPE_MESSAGE: "message",
-        FieldDescriptor.TYPE_BYTES: "bytes",
-        FieldDescriptor.TYPE_UINT32: "uint32",
-        FieldDescriptor.TYPE_ENUM: "enum",
-        FieldDescriptor.TYPE_SFIXED32: "sfixed32",
-        FieldDescriptor.TYPE_SFIXED64: "sfixed64",
-        FieldDescriptor.TYPE_SINT32: "sint32",
-        FieldDescriptor.TYPE_SINT64: "sint64",
-    }
-    return names[field.type]
+
+def _type_name(field: Any) -> str:
+    if not _TYPE_NAMES:
+        from google.protobuf.descriptor import FieldDescriptor
+
+        _TYPE_NAMES.update(
+            {
+                getattr(FieldDescriptor, name): name.removeprefix("TYPE_").lower()
+                for name in dir(FieldDescriptor)
+                if name.startswith("TYPE_")
+            }
+        )
+    return _TYPE_NAMES[field.type]
 
 
 def _got(value: object) -> str:
@@ -763,6 +754,100 @@ def _message_type() -> Any:
     return _MESSAGE[0]
 
 
+# --------------------------------------------------------------------------- compiled checks
+
+#: ``check(value, depth) -> bool``: whether a dict value fits, answered without a path.
+_Check = Callable[[Any, int], bool]
+
+
+def _compile_message(descriptor: Any, cache: dict[str, _Check]) -> _Check:
+    """A fast check of dict values of ``descriptor``; a refusal is explained by
+    :func:`_message_problem`, whose verdicts it only ever makes stricter."""
+    name = descriptor.full_name
+    if name in cache:
+        return cache[name]
+
+    def forward(value: Any, depth: int) -> bool:  # a recursive message: resolved late
+        return cache[name](value, depth)
+
+    cache[name] = forward
+    fields = {f.name: _compile_field(f, cache) for f in descriptor.fields}
+    oneofs = {f.name: f.containing_oneof.name for f in descriptor.fields if f.containing_oneof}
+    required = tuple(f.name for f in descriptor.fields if _is_required(f))
+    message_type = _message_type()
+
+    def check(value: Any, depth: int) -> bool:
+        if type(value) is not dict:
+            return isinstance(value, message_type) and value.DESCRIPTOR.full_name == name
+        if depth >= MAX_DEPTH:
+            return False
+        inner = depth + 1
+        for key, item in value.items():
+            field = fields.get(key)
+            if field is None:
+                return False
+            if item is not None and not field(item, inner):
+                return False
+        if oneofs:
+            groups = [oneofs[k] for k, v in value.items() if v is not None and k in oneofs]
+            if len(groups) != len(set(groups)):
+                return False
+        return all(value.get(r) is not None for r in required)
+
+    cache[name] = check
+    return check
+
+
+def _compile_field(field: Any, cache: dict[str, _Check]) -> _Check:
+    message = field.message_type
+    if message is not None and message.GetOptions().map_entry:
+        key = _compile_single(message.fields_by_name["key"], cache)
+        item = _compile_single(message.fields_by_name["value"], cache)
+        return lambda v, d: (
+            type(v) is dict
+            and d < MAX_DEPTH
+            and all(key(k, d) and item(x, d) for k, x in v.items())
+        )
+    single = _compile_single(field, cache)
+    if _is_repeated(field):
+        return lambda v, d: (
+            type(v) in (list, tuple) and d < MAX_DEPTH and all(single(x, d + 1) for x in v)
+        )
+    return single
+
+
+def _compile_single(field: Any, cache: dict[str, _Check]) -> _Check:  # noqa: PLR0911
+    if field.message_type is not None:
+        check = _compile_message(field.message_type, cache)
+        if field.message_type.full_name == "google.protobuf.Timestamp":
+            import datetime
+
+            return lambda v, d: isinstance(v, datetime.datetime) or check(v, d)
+        return check
+    kind = _type_name(field)
+    if kind in _INT_RANGES:
+        low, high = _INT_RANGES[kind]
+        return lambda v, d: type(v) is int and low <= v <= high
+    if kind == "float":
+        return lambda v, d: (
+            (type(v) is float and not (abs(v) > _FLOAT32_MAX and math.isfinite(v)))
+            or (type(v) is int and abs(v) <= _FLOAT32_MAX)
+        )
+    if kind == "double":
+        return lambda v, d: type(v) is float or (type(v) is int and abs(v) < 2**1023)
+    if kind == "bool":
+        return lambda v, d: type(v) is bool
+    if kind == "string":
+        return lambda v, d: type(v) is str
+    if kind == "bytes":
+        return lambda v, d: type(v) in (bytes, bytearray)
+    if kind == "enum":
+        names = frozenset(field.enum_type.values_by_name)
+        numbers = frozenset(field.enum_type.values_by_number)
+        return lambda v, d: (type(v) is str and v in names) or (type(v) is int and v in numbers)
+    return lambda v, d: False
+
+
 # --------------------------------------------------------------------------- writer
 
 
@@ -779,6 +864,7 @@ class ProtobufWriter:
     """
 
     __slots__ = (
+        "_check",
         "_classes",
         "_default",
         "_headers",
@@ -814,6 +900,7 @@ class ProtobufWriter:
             self._classes[name] = schema.message_class(name)
             self._headers[name] = header + encode_indexes(schema.indexes(name))
         self._default = self._classes[self.message]
+        self._check = _compile_message(self._default.DESCRIPTOR, {})
 
     def encode(self, value: object) -> bytes:
         """Check ``value`` and return its wire-format bytes."""
@@ -834,20 +921,25 @@ class ProtobufWriter:
         return self._headers[name] + value.SerializeToString(), name  # type: ignore[attr-defined]
 
     def _encode_dict(self, value: dict[str, Any]) -> tuple[bytes, str | None]:
-        descriptor = self._default.DESCRIPTOR
-        problem = _message_problem(descriptor, value, "", 0)
-        if problem is not None:
-            raise self._refusal(value, *problem)
+        if not self._check(value, 0):
+            self._explain(value)
         try:
             message = self._default(**{k: v for k, v in value.items() if v is not None})
             data = message.SerializeToString()
         except Exception as exc:
+            self._explain(value)  # a lone surrogate, found by the slow walk
             msg = (
                 f"topic {self.topic!r}: the {self.role} cannot be encoded with schema "
                 f"{self.schema}: {type(exc).__name__}: {exc}; nothing was sent"
             )
             raise SerializationError(msg, topic=self.topic, field=None, value=value) from None
         return self._headers[self.message] + data, self.message
+
+    def _explain(self, value: dict[str, Any]) -> None:
+        """Raise the refusal of ``value``, with its path, if the slow walk finds one."""
+        problem = _message_problem(self._default.DESCRIPTOR, value, "", 0)
+        if problem is not None:
+            raise self._refusal(value, *problem)
 
     def _same_file(self, value: object) -> bool:
         descriptor = value.DESCRIPTOR  # type: ignore[attr-defined]
