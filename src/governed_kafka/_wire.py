@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
-from .errors import DeserializationError
+from .errors import DeserializationError, SerializationError
+
+if TYPE_CHECKING:
+    from .registry import SchemaRegistry
 
 __all__ = [
     "HEADER_SIZE",
     "MAGIC_BYTE",
     "Role",
+    "SchemaReader",
     "bad_bytes",
     "field_path",
     "fold_id",
@@ -26,6 +30,7 @@ __all__ = [
     "header",
     "join_path",
     "read_schema_id",
+    "refusal",
 ]
 
 #: First byte of every value in the Confluent wire format.
@@ -90,6 +95,16 @@ def field_path(role: Role, path: str) -> str:
     return f"key{path}" if path.startswith("[") else f"key.{path}"
 
 
+def refusal(
+    *, topic: str, role: Role, schema: object, value: object, path: str, reason: str
+) -> SerializationError:
+    """The error of a value that does not fit ``schema``, naming the field at ``path``."""
+    field = field_path(role, path)
+    where = f"field {field!r}" if path else f"the {role}"
+    msg = f"topic {topic!r}: {where} does not fit schema {schema}: {reason}; nothing was sent"
+    return SerializationError(msg, topic=topic, field=field, value=value)
+
+
 def bad_bytes(
     *,
     topic: str,
@@ -111,3 +126,79 @@ def bad_bytes(
     return DeserializationError(
         msg, topic=topic, partition=partition, offset=offset, data=raw, schema_id=schema_id
     )
+
+
+class SchemaReader:
+    """What the readers of every format share: the registry their writer schemas come
+    from, the topic and role their errors name, and those errors."""
+
+    __slots__ = ("reader_schema", "registry", "role", "topic")
+
+    #: The schema class the format reads, and its name in messages (set by each format).
+    schema_class: ClassVar[type]
+    format_name: ClassVar[str]
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        *,
+        topic: str,
+        reader_schema: Any = None,
+        role: Role = "value",
+    ) -> None:
+        self.registry = registry
+        self.topic = topic
+        self.reader_schema = reader_schema
+        self.role = role
+
+    def decode(
+        self, data: bytes, *, partition: int | None = None, offset: int | None = None
+    ) -> Any:
+        """Decode one wire-format value."""
+        return self.decode_event(data, partition=partition, offset=offset)[0]
+
+    def decode_event(
+        self,
+        data: bytes,
+        *,
+        partition: int | None = None,
+        offset: int | None = None,
+        event_type: str | None = None,
+    ) -> tuple[Any, str | None]:
+        """Decode one wire-format value; return it and its event type."""
+        raise NotImplementedError
+
+    def _writer_schema(
+        self, schema_id: int, data: object, partition: int | None, offset: int | None
+    ) -> Any:
+        """The schema ``schema_id`` names, if the registry has it and it is of this format."""
+        try:
+            writer = self.registry.schema(schema_id)
+        except LookupError as exc:
+            why = f"schema id {schema_id} is not in the schema registry"
+            raise self._bad(data, partition, offset, why, schema_id) from exc
+        if not isinstance(writer, self.schema_class):
+            why = (
+                f"schema id {schema_id} is a {writer.schema_type} schema, and this topic "
+                f"carries {self.format_name} values"
+            )
+            raise self._bad(data, partition, offset, why, schema_id)
+        return writer
+
+    def _bad(
+        self,
+        data: object,
+        partition: int | None,
+        offset: int | None,
+        why: str,
+        schema_id: int | None = None,
+    ) -> DeserializationError:
+        return bad_bytes(
+            topic=self.topic,
+            role=self.role,
+            data=data,
+            partition=partition,
+            offset=offset,
+            why=why,
+            schema_id=schema_id,
+        )

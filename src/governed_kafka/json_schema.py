@@ -33,7 +33,7 @@ import attrs
 
 from . import _json_check, _wire
 from ._avro_bounds import json_depth_problem
-from ._text import NotUtf8, decode_utf8
+from ._text import read_schema_file
 from ._wire import HEADER_SIZE, MAGIC_BYTE, Role
 from .errors import ContractError, SerializationError
 
@@ -259,16 +259,8 @@ def load_schema(
     path: str | Path, *, topic: str | None = None, key: str | None = None
 ) -> JsonSchema:
     """Read and parse a ``.json`` schema file; errors name the file (and ``topic``, ``key``)."""
-    source = str(path)
-    try:
-        text = decode_utf8(Path(path).read_bytes())
-    except OSError as exc:
-        msg = f"{source}: cannot read schema file: {exc.strerror or exc}"
-        raise ContractError(msg, path=source, topic=topic, key=key) from exc
-    except NotUtf8 as exc:
-        msg = f"{source}: {exc}; a schema file is UTF-8 JSON"
-        raise ContractError(msg, path=source, topic=topic, key=key) from None
-    return parse_schema(text, source=source, topic=topic, key=key)
+    text = read_schema_file(path, topic=topic, key=key)
+    return parse_schema(text, source=str(path), topic=topic, key=key)
 
 
 def schema_id_of(schema: JsonSchema) -> int:
@@ -379,16 +371,17 @@ class JsonSchemaWriter:
         return self._event_type
 
     def _refusal(self, value: object, path: str, reason: str) -> SerializationError:
-        field = _wire.field_path(self.role, path)
-        where = f"field {field!r}" if path else f"the {self.role}"
-        msg = (
-            f"topic {self.topic!r}: {where} does not fit schema {self.schema}: {reason}; "
-            "nothing was sent"
+        return _wire.refusal(
+            topic=self.topic,
+            role=self.role,
+            schema=self.schema,
+            value=value,
+            path=path,
+            reason=reason,
         )
-        return SerializationError(msg, topic=self.topic, field=field, value=value)
 
 
-class JsonSchemaReader:
+class JsonSchemaReader(_wire.SchemaReader):
     """Decode wire-format JSON values and check them against the schema their id names.
 
     The writer schema is looked up by the id in the bytes, once per id, in
@@ -398,7 +391,10 @@ class JsonSchemaReader:
     :class:`~governed_kafka.errors.DeserializationError` with the bytes attached.
     """
 
-    __slots__ = ("_checks", "_loads", "reader_schema", "registry", "role", "topic")
+    __slots__ = ("_checks", "_loads")
+
+    schema_class = JsonSchema
+    format_name = "JSON Schema"
 
     def __init__(
         self,
@@ -408,18 +404,9 @@ class JsonSchemaReader:
         reader_schema: JsonSchema | None = None,
         role: Role = "value",
     ) -> None:
-        self.registry = registry
-        self.topic = topic
-        self.reader_schema = reader_schema
-        self.role = role
+        super().__init__(registry, topic=topic, reader_schema=reader_schema, role=role)
         self._checks: dict[int, tuple[_Checked, str | None]] = {}
         self._loads = json.JSONDecoder(parse_constant=_no_constant).decode
-
-    def decode(
-        self, data: bytes, *, partition: int | None = None, offset: int | None = None
-    ) -> Any:
-        """Decode one wire-format value."""
-        return self.decode_event(data, partition=partition, offset=offset)[0]
 
     def decode_event(
         self,
@@ -471,35 +458,7 @@ class JsonSchemaReader:
     def _writer(
         self, schema_id: int, data: bytes, partition: int | None, offset: int | None
     ) -> tuple[_Checked, str | None]:
-        try:
-            writer = self.registry.schema(schema_id)
-        except LookupError as exc:
-            why = f"schema id {schema_id} is not in the schema registry"
-            raise self._bad(data, partition, offset, why, schema_id) from exc
-        if not isinstance(writer, JsonSchema):
-            why = (
-                f"schema id {schema_id} is a {writer.schema_type} schema, and this topic "
-                "carries JSON Schema values"
-            )
-            raise self._bad(data, partition, offset, why, schema_id)
+        writer = self._writer_schema(schema_id, data, partition, offset)
         title = writer.event_types[0] if writer.event_types else None
         known = self._checks[schema_id] = (_Checked(writer), title)
         return known
-
-    def _bad(
-        self,
-        data: object,
-        partition: int | None,
-        offset: int | None,
-        why: str,
-        schema_id: int | None = None,
-    ) -> Exception:
-        return _wire.bad_bytes(
-            topic=self.topic,
-            role=self.role,
-            data=data,
-            partition=partition,
-            offset=offset,
-            why=why,
-            schema_id=schema_id,
-        )

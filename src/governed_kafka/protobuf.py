@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 import attrs
 
 from . import _wire
-from ._text import NotUtf8, decode_utf8
+from ._text import read_schema_file
 from ._wire import HEADER_SIZE, MAGIC_BYTE, Role
 from .errors import ContractError, SerializationError
 
@@ -437,14 +437,7 @@ def load_schema(
 
     if not file.is_relative_to(folder):
         raise refused(f"the file is outside the folder its imports are resolved in ({folder})")
-    try:
-        decode_utf8(file.read_bytes())
-    except OSError as exc:
-        msg = f"{source}: cannot read schema file: {exc.strerror or exc}"
-        raise ContractError(msg, path=source, topic=topic, key=key) from exc
-    except NotUtf8 as exc:
-        msg = f"{source}: {exc}; a schema file is UTF-8 text"
-        raise ContractError(msg, path=source, topic=topic, key=key) from None
+    read_schema_file(path, topic=topic, key=key, kind="UTF-8 text")
     name = file.relative_to(folder).as_posix()
     try:
         compiled = _compile(name, folder)
@@ -974,19 +967,20 @@ class ProtobufWriter:
         return self._refusal(value, "", reason)
 
     def _refusal(self, value: object, path: str, reason: str) -> SerializationError:
-        field = _wire.field_path(self.role, path)
-        where = f"field {field!r}" if path else f"the {self.role}"
-        msg = (
-            f"topic {self.topic!r}: {where} does not fit schema {self.schema}: {reason}; "
-            "nothing was sent"
+        return _wire.refusal(
+            topic=self.topic,
+            role=self.role,
+            schema=self.schema,
+            value=value,
+            path=path,
+            reason=reason,
         )
-        return SerializationError(msg, topic=self.topic, field=field, value=value)
 
 
 # --------------------------------------------------------------------------- reader
 
 
-class ProtobufReader:
+class ProtobufReader(_wire.SchemaReader):
     """Decode wire-format Protobuf values into message instances.
 
     The writer schema is looked up by the id in the bytes, once per id, in
@@ -1000,7 +994,11 @@ class ProtobufReader:
     :class:`~governed_kafka.errors.DeserializationError` with the bytes attached.
     """
 
-    __slots__ = ("_classes", "_parsers", "reader_schema", "registry", "role", "topic")
+    __slots__ = ("_classes", "_parsers")
+
+    schema_class = ProtobufSchema
+    format_name = "Protobuf"
+    reader_schema: ProtobufSchema | None
 
     def __init__(
         self,
@@ -1010,19 +1008,10 @@ class ProtobufReader:
         reader_schema: ProtobufSchema | None = None,
         role: Role = "value",
     ) -> None:
-        self.registry = registry
-        self.topic = topic
-        self.reader_schema = reader_schema
-        self.role = role
+        super().__init__(registry, topic=topic, reader_schema=reader_schema, role=role)
         #: ``(schema id, the index-list bytes) -> (class, full name)``
         self._parsers: dict[tuple[int, bytes], tuple[Callable[[bytes], Any], str]] = {}
         self._classes: dict[str, Any] = {}
-
-    def decode(
-        self, data: bytes, *, partition: int | None = None, offset: int | None = None
-    ) -> Any:
-        """Decode one wire-format value into a message instance."""
-        return self.decode_event(data, partition=partition, offset=offset)[0]
 
     def decode_event(
         self,
@@ -1071,17 +1060,7 @@ class ProtobufReader:
         partition: int | None,
         offset: int | None,
     ) -> tuple[Callable[[bytes], Any], str]:
-        try:
-            writer = self.registry.schema(schema_id)
-        except LookupError as exc:
-            why = f"schema id {schema_id} is not in the schema registry"
-            raise self._bad(data, partition, offset, why, schema_id) from exc
-        if not isinstance(writer, ProtobufSchema):
-            why = (
-                f"schema id {schema_id} is a {writer.schema_type} schema, and this topic "
-                "carries Protobuf values"
-            )
-            raise self._bad(data, partition, offset, why, schema_id)
+        writer = self._writer_schema(schema_id, data, partition, offset)
         indexes, _ = decode_indexes(index_key, 0)
         name = writer.message_at(indexes)
         if name is None:
@@ -1095,21 +1074,3 @@ class ProtobufReader:
         self._classes.setdefault(name, cls)
         known = self._parsers[(schema_id, index_key)] = (cls.FromString, name)
         return known
-
-    def _bad(
-        self,
-        data: object,
-        partition: int | None,
-        offset: int | None,
-        why: str,
-        schema_id: int | None = None,
-    ) -> Exception:
-        return _wire.bad_bytes(
-            topic=self.topic,
-            role=self.role,
-            data=data,
-            partition=partition,
-            offset=offset,
-            why=why,
-            schema_id=schema_id,
-        )
