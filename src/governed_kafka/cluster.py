@@ -12,13 +12,10 @@ DescribeConfigs) and compares every topic with its contract:
   and refuses the unsafe ones with the reason: a partition decrease, a replication-factor
   change, a cleanup-policy change on a live topic. A broker that lacks the request a
   change needs is named as such.
-* With a schema registry (``plan(catalog, registry=...)``), both also hold every
-  subject the contracts imply (:mod:`governed_kafka.schemas`) against the registry:
-  ``plan`` lists, as :class:`SchemaChange` objects, listed versions not registered and
-  subject compatibility levels that differ from the contract's mode, and reports
-  registered versions no contract lists (:class:`UnlistedVersion`, never deleted);
-  ``apply`` sets each subject's compatibility first, then registers the missing
-  versions oldest first (a Protobuf file's imports as references).
+* With a schema registry (``plan(catalog, registry=...)``), both also hold the
+  contracts' schema subjects against it: versions to register, compatibility levels to
+  set, registered versions no contract lists (reported, never deleted); see
+  :mod:`governed_kafka._schema_plan`.
 * :meth:`Cluster.verify` is the runtime gate of :class:`~governed_kafka.GovernedProducer`
   and :class:`~governed_kafka.GovernedConsumer`: it raises
   :class:`~governed_kafka.errors.GovernanceViolation` when a topic a client will use is
@@ -33,16 +30,25 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
-from . import _config, _kafka, _partitioner
+from . import _config, _kafka, _partitioner, _topic_diff
 from ._config import Overrides, Setting
+from ._schema_plan import (
+    Outcome,
+    SchemaChange,
+    SchemaPlan,
+    SchemaResult,
+    UnlistedVersion,
+    apply_schemas,
+    plan_schemas,
+)
+from ._topic_diff import KAFKA_TOPIC_DEFAULTS, ChangeKind, TopicChange, TopicState
 from .acls import Acl, AclComparison, AclResult, QuotaAdvice, acl_result, compare, quota_advice
-from .contracts import Catalog, TopicContract
-from .errors import AccessDenied, BrokerError, ContractError, GovernanceViolation, RegistryError
+from .contracts import Catalog
+from .errors import AccessDenied, BrokerError, GovernanceViolation
 from .policy import Violation
 
 if TYPE_CHECKING:
     from .registry import ManagedSchemaRegistry
-    from .schemas import Schema
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -76,188 +82,7 @@ RECENT_RECORDS_PER_PARTITION: Final = 1000
 #: transactions ...): never reported as unmanaged.
 INTERNAL_PREFIX: Final = "__"
 
-#: Kafka's documented defaults of the configs the gate and ``plan`` compare, used when a
-#: broker does not report a config at all (some report only configs set explicitly).
-KAFKA_TOPIC_DEFAULTS: Final[Mapping[str, str]] = {
-    "cleanup.policy": "delete",
-    "min.insync.replicas": "1",
-    "retention.ms": "604800000",
-    "retention.bytes": "-1",
-}
-
-ChangeKind = Literal["create", "partitions", "replication-factor", "config"]
 PlanStatus = Literal["in-sync", "pending", "refused"]
-Outcome = Literal["applied", "refused", "failed", "skipped"]
-
-
-@attrs.frozen(kw_only=True)
-class TopicState:
-    """A topic as the cluster reports it."""
-
-    name: str
-    partitions: int
-    replication_factor: int
-    #: Topic configs the broker reported, as ``(name, value)`` pairs sorted by name.
-    configs: tuple[tuple[str, str], ...] = ()
-
-    def config(self, key: str) -> str | None:
-        """The value of topic config ``key``: reported, else Kafka's default, else ``None``."""
-        reported = dict(self.configs).get(key)
-        return reported if reported is not None else KAFKA_TOPIC_DEFAULTS.get(key)
-
-
-@attrs.frozen(kw_only=True)
-class TopicChange:
-    """One difference between a contract and the live topic.
-
-    ``field`` is the contract field (``"partitions"``, ``"replication_factor"``) or the
-    broker's config name (``"retention.ms"``); ``live`` and ``wanted`` are the values as
-    text (``live`` is ``None`` when the topic or config is absent). ``refused`` says why
-    ``apply`` will not make the change; ``None`` means it will.
-    """
-
-    topic: str
-    kind: ChangeKind
-    field: str | None = None
-    live: str | None = None
-    wanted: str | None = None
-    refused: str | None = None
-    #: For a ``create``: the topic configs it will be created with.
-    configs: tuple[tuple[str, str], ...] = ()
-    #: For a partition increase: distinct keys among the partitions' recent records
-    #: (the last :data:`RECENT_RECORDS_PER_PARTITION` of each), and how many of them the
-    #: new partition count sends to another partition. ``None`` when not measured.
-    keys_seen: int | None = None
-    keys_moving: int | None = None
-
-    @property
-    def safe(self) -> bool:
-        """Whether ``apply`` makes this change."""
-        return self.refused is None
-
-    @property
-    def impact(self) -> str | None:
-        """What applying the change does to the topic's data, when that needs saying."""
-        if self.keys_seen is None or self.keys_moving is None:
-            return None
-        return (
-            f"{self.keys_moving} of {self.keys_seen} recently seen keys move to another "
-            "partition: their order holds only within a partition, so records of a moved "
-            "key may be read out of order around the change (drain consumers first)"
-        )
-
-    def describe(self) -> str:
-        """One sentence saying what differs."""
-        if self.kind == "create":
-            return f"missing: create with {self.wanted}"
-        live = "(not set)" if self.live is None else self.live
-        text = f"{self.field}: live {live}, contract {self.wanted}"
-        return f"{text}; {self.impact}" if self.impact else text
-
-    def to_dict(self) -> dict[str, object]:
-        """The change as plain data, for JSON."""
-        data = attrs.asdict(self)
-        data["configs"] = dict(self.configs)
-        data["safe"] = self.safe
-        data["impact"] = self.impact
-        return data
-
-
-@attrs.frozen(kw_only=True)
-class SchemaChange:
-    """One difference between the contracts and a registry subject.
-
-    ``register``: a listed version (``path``, ``version`` its index among the subject's
-    versions, from 0) that the subject does not hold. ``compatibility``: the subject's
-    own level (``live``, ``None`` when it has none and the registry's default applies)
-    differs from the contract's mode (``wanted``). ``refused`` says why ``apply`` will
-    not make the change.
-    """
-
-    subject: str
-    topic: str
-    kind: Literal["register", "compatibility"]
-    path: str | None = None
-    version: int | None = None
-    #: The schema format (``AVRO``, ``JSON``, ``PROTOBUF``) of a version to register.
-    schema_type: str | None = None
-    live: str | None = None
-    wanted: str | None = None
-    refused: str | None = None
-    schema: Schema | None = attrs.field(default=None, repr=False, eq=False)
-
-    @property
-    def safe(self) -> bool:
-        """Whether ``apply`` makes this change."""
-        return self.refused is None
-
-    def describe(self) -> str:
-        """One sentence saying what differs."""
-        if self.kind == "register":
-            return f"version {self.version} ({self.path}, {self.schema_type}) is not registered"
-        live = "(not set: the registry's default)" if self.live is None else self.live
-        return f"compatibility: registry {live}, contract {self.wanted}"
-
-    def to_dict(self) -> dict[str, object]:
-        """The change as plain data, for JSON."""
-        data = attrs.asdict(self, filter=lambda a, _: a.name != "schema")
-        data["safe"] = self.safe
-        return data
-
-
-@attrs.frozen(kw_only=True)
-class UnlistedVersion:
-    """A version a registry subject holds that no contract lists: reported, never deleted."""
-
-    subject: str
-    version: int
-    schema_id: int
-
-    def to_dict(self) -> dict[str, object]:
-        """The version as plain data, for JSON."""
-        return attrs.asdict(self)
-
-
-@attrs.frozen(kw_only=True)
-class SchemaPlan:
-    """The contracts' subjects held against a schema registry."""
-
-    #: The registry, as it names itself (credentials redacted).
-    registry: str
-    changes: tuple[SchemaChange, ...] = ()
-    #: Registered versions no contract lists (reported, never deleted).
-    unlisted: tuple[UnlistedVersion, ...] = ()
-    #: Subjects that hold every listed version at the contract's level.
-    in_sync: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, object]:
-        """The schema plan as plain data, for JSON."""
-        return {
-            "registry": self.registry,
-            "changes": [c.to_dict() for c in self.changes],
-            "unlisted": [u.to_dict() for u in self.unlisted],
-            "in_sync": list(self.in_sync),
-        }
-
-
-@attrs.frozen(kw_only=True)
-class SchemaResult:
-    """What ``apply`` did with one schema change."""
-
-    change: SchemaChange
-    outcome: Outcome
-    message: str
-    #: The id the registry gave a registered version.
-    schema_id: int | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        """The result as plain data, for JSON."""
-        return {
-            "change": self.change.to_dict(),
-            "outcome": self.outcome,
-            "message": self.message,
-            "schema_id": self.schema_id,
-        }
 
 
 @attrs.frozen(kw_only=True)
@@ -375,99 +200,6 @@ class ApplyResult:
         }
 
 
-# --------------------------------------------------------------------------- comparing
-
-
-def _normal(key: str, value: str) -> str:
-    value = value.strip()
-    if key == "cleanup.policy":
-        return ",".join(sorted(p.strip() for p in value.split(",")))
-    return value
-
-
-def _config_change(contract: TopicContract, key: str, wanted: str, live: str | None) -> TopicChange:
-    refused = None
-    if key == "cleanup.policy":
-        refused = (
-            f"changing cleanup.policy of a live topic from {live!r} to {wanted!r} changes what "
-            "its data means (compaction keeps only the latest record per key; deletion drops "
-            "records by age or size): create a new topic version instead"
-        )
-    return TopicChange(
-        topic=contract.name, kind="config", field=key, live=live, wanted=wanted, refused=refused
-    )
-
-
-def _differences(contract: TopicContract, state: TopicState) -> list[TopicChange]:
-    """Every way ``state`` differs from ``contract``."""
-    changes = []
-    name = contract.name
-    if state.partitions > contract.partitions:
-        changes.append(
-            TopicChange(
-                topic=name,
-                kind="partitions",
-                field="partitions",
-                live=str(state.partitions),
-                wanted=str(contract.partitions),
-                refused=(
-                    f"Kafka cannot remove partitions: the topic has {state.partitions}; "
-                    "to shrink it, create a new topic version and migrate"
-                ),
-            )
-        )
-    elif state.partitions < contract.partitions:
-        changes.append(
-            TopicChange(
-                topic=name,
-                kind="partitions",
-                field="partitions",
-                live=str(state.partitions),
-                wanted=str(contract.partitions),
-            )
-        )
-    if state.replication_factor != contract.replication_factor:
-        changes.append(
-            TopicChange(
-                topic=name,
-                kind="replication-factor",
-                field="replication_factor",
-                live=str(state.replication_factor),
-                wanted=str(contract.replication_factor),
-                refused=(
-                    "changing the replication factor moves replicas between brokers (a "
-                    "partition reassignment), which apply does not do; reassign with the "
-                    "cluster's own tooling"
-                ),
-            )
-        )
-    for key, wanted in sorted(contract.topic_configs().items()):
-        live = state.config(key)
-        if live is None or _normal(key, live) != _normal(key, wanted):
-            changes.append(_config_change(contract, key, wanted, live))
-    return changes
-
-
-def _create(contract: TopicContract) -> TopicChange:
-    return TopicChange(
-        topic=contract.name,
-        kind="create",
-        wanted=(
-            f"{contract.partitions} partition{'s' if contract.partitions != 1 else ''}, "
-            f"replication factor {contract.replication_factor}"
-        ),
-        configs=tuple(sorted(contract.topic_configs().items())),
-    )
-
-
-def _unique(catalog: Catalog) -> list[TopicContract]:
-    """Contracts by name, first one winning (duplicates are a lint error)."""
-    seen: dict[str, TopicContract] = {}
-    for contract in catalog.topics:
-        seen.setdefault(contract.name, contract)
-    return list(seen.values())
-
-
 def _why_unsupported(error: BrokerError, request: str, kip: str, what: str) -> str:
     if error.code == _kafka.UNSUPPORTED:
         return (
@@ -475,147 +207,6 @@ def _why_unsupported(error: BrokerError, request: str, kip: str, what: str) -> s
             "through the admin API; do it with the cluster's own tooling"
         )
     return str(error)
-
-
-# --------------------------------------------------------------------------- schema registry
-
-
-def plan_schemas(catalog: Catalog, registry: ManagedSchemaRegistry) -> SchemaPlan:
-    """Hold every subject the contracts imply against ``registry``; change nothing.
-
-    A contract whose schema files do not load is left out (lint reports it). A subject
-    two topics name with different compatibility modes is refused.
-    """
-    wanted, changes = _wanted_subjects(catalog)
-    unlisted: list[UnlistedVersion] = []
-    in_sync: list[str] = []
-    for name, (topic, level, versions) in wanted.items():
-        pending, extra = _hold_subject(registry, name, topic, level, versions)
-        unlisted += extra
-        if pending:
-            changes.extend(pending)
-        else:
-            in_sync.append(name)
-    return SchemaPlan(
-        registry=repr(registry),
-        changes=tuple(changes),
-        unlisted=tuple(unlisted),
-        in_sync=tuple(in_sync),
-    )
-
-
-_Wanted = dict[str, tuple[str, str, list[tuple["Schema", str]]]]
-
-
-def _wanted_subjects(catalog: Catalog) -> tuple[_Wanted, list[SchemaChange]]:
-    """Every subject the contracts imply: its first topic, its mode, its versions."""
-    from .compatibility import mode_of
-    from .schemas import subjects
-
-    wanted: _Wanted = {}
-    refused: list[SchemaChange] = []
-    for contract in _unique(catalog):
-        try:
-            found = subjects(contract)
-        except ContractError:
-            continue
-        mode = mode_of(contract, catalog.policy)
-        for subject in found:
-            first, level, versions = wanted.setdefault(subject.name, (contract.name, mode, []))
-            if level != mode:
-                refused.append(
-                    SchemaChange(
-                        subject=subject.name,
-                        topic=contract.name,
-                        kind="compatibility",
-                        wanted=mode,
-                        refused=(
-                            f"topics {first!r} and {contract.name!r} share subject "
-                            f"{subject.name!r} with different compatibility modes "
-                            f"({level}, {mode}); give them one mode"
-                        ),
-                    )
-                )
-                continue
-            for schema, file in zip(subject.versions, subject.paths, strict=True):
-                if all(schema != known for known, _ in versions):
-                    versions.append((schema, str(file)))
-    return wanted, refused
-
-
-def _hold_subject(
-    registry: ManagedSchemaRegistry,
-    name: str,
-    topic: str,
-    level: str,
-    versions: list[tuple[Schema, str]],
-) -> tuple[list[SchemaChange], list[UnlistedVersion]]:
-    """What differs between one subject's listed versions and level and the registry's."""
-    live = registry.compatibility(name)
-    pending: list[SchemaChange] = []
-    if live != level:
-        pending.append(
-            SchemaChange(subject=name, topic=topic, kind="compatibility", live=live, wanted=level)
-        )
-    listed: set[int] = set()
-    for index, (schema, file) in enumerate(versions):
-        schema_id = registry.lookup(name, schema)
-        if schema_id is not None:
-            listed.add(schema_id)
-            continue
-        pending.append(
-            SchemaChange(
-                subject=name,
-                topic=topic,
-                kind="register",
-                path=file,
-                version=index,
-                schema_type=schema.schema_type,
-                schema=schema,
-            )
-        )
-    unlisted = [
-        UnlistedVersion(subject=name, version=version, schema_id=schema_id)
-        for version, schema_id in registry.subject_versions(name)
-        if schema_id not in listed
-    ]
-    return pending, unlisted
-
-
-def apply_schemas(plan: SchemaPlan, registry: ManagedSchemaRegistry) -> tuple[SchemaResult, ...]:
-    """Set each subject's compatibility, then register its missing versions oldest first."""
-    done: list[SchemaResult] = []
-    blocked: set[str] = set()
-    ordered = sorted(plan.changes, key=lambda c: (c.subject, c.kind != "compatibility"))
-    for change in ordered:
-        if not change.safe:
-            done.append(SchemaResult(change=change, outcome="refused", message=str(change.refused)))
-            blocked.add(change.subject)
-            continue
-        if change.subject in blocked:
-            why = "not registered: the subject's compatibility level was not set"
-            done.append(SchemaResult(change=change, outcome="skipped", message=why))
-            continue
-        try:
-            if change.kind == "compatibility":
-                registry.set_compatibility(change.subject, str(change.wanted))
-                was = change.live or "the registry's default"
-                message = f"compatibility {change.wanted} (was {was})"
-                done.append(SchemaResult(change=change, outcome="applied", message=message))
-            else:
-                assert change.schema is not None
-                schema_id = registry.register(change.subject, change.schema)
-                message = f"registered {change.path} with id {schema_id}"
-                done.append(
-                    SchemaResult(
-                        change=change, outcome="applied", message=message, schema_id=schema_id
-                    )
-                )
-        except RegistryError as exc:
-            done.append(SchemaResult(change=change, outcome="failed", message=str(exc)))
-            if change.kind == "compatibility":
-                blocked.add(change.subject)
-    return tuple(done)
 
 
 # --------------------------------------------------------------------------- the cluster
@@ -701,7 +292,7 @@ class Cluster:
 
     def plan(self, catalog: Catalog, *, registry: ManagedSchemaRegistry | None = None) -> Plan:
         """Compare every contract with the cluster (and ``registry``); change nothing."""
-        contracts = _unique(catalog)
+        contracts = _topic_diff.unique(catalog)
         listed = self._topics()
         live = self._describe((c.name for c in contracts), listed)
         changes: list[TopicChange] = []
@@ -709,9 +300,11 @@ class Cluster:
         for contract in contracts:
             state = live.get(contract.name)
             if state is None:
-                changes.append(_create(contract))
+                changes.append(_topic_diff.create_change(contract))
                 continue
-            found = [self._with_impact(change) for change in _differences(contract, state)]
+            found = [
+                self._with_impact(change) for change in _topic_diff.differences(contract, state)
+            ]
             if found:
                 changes.extend(found)
             else:
@@ -987,7 +580,7 @@ class Cluster:
                     )
                 )
                 continue
-            problems.extend(_gate_drift(contract, state))
+            problems.extend(_topic_diff.gate_drift(contract, state))
         if not problems:
             return
         rule, topic, field, value, _ = problems[0]
@@ -998,63 +591,3 @@ class Cluster:
             else f"{len(lines)} live topics do not match their contracts:\n  " + "\n  ".join(lines)
         )
         raise GovernanceViolation(message, rule=rule, topic=topic, field=field, value=value)
-
-
-def _gate_drift(
-    contract: TopicContract, state: TopicState
-) -> list[tuple[str, str, str | None, object, str]]:
-    """What the runtime gate refuses in ``state``: partitions, too few replicas, cleanup
-    policy, min ISR."""
-    found: list[tuple[str, str, str | None, object, str]] = []
-    name = contract.name
-    if state.partitions != contract.partitions:
-        found.append(
-            (
-                "topic.drift",
-                name,
-                "partitions",
-                state.partitions,
-                f"topic {name!r} has {state.partitions} partitions live, "
-                f"the contract says {contract.partitions}",
-            )
-        )
-    if state.replication_factor < contract.replication_factor:
-        found.append(
-            (
-                "topic.drift",
-                name,
-                "replication_factor",
-                state.replication_factor,
-                f"topic {name!r} has replication factor {state.replication_factor} live, "
-                f"the contract says {contract.replication_factor}: fewer copies than the "
-                "contract promises",
-            )
-        )
-    live_policy = state.config("cleanup.policy")
-    if live_policy is None or _normal("cleanup.policy", live_policy) != _normal(
-        "cleanup.policy", contract.cleanup_policy
-    ):
-        found.append(
-            (
-                "topic.drift",
-                name,
-                "cleanup_policy",
-                live_policy,
-                f"topic {name!r} has cleanup.policy {live_policy!r} live, "
-                f"the contract says {contract.cleanup_policy!r}",
-            )
-        )
-    if contract.min_insync_replicas is not None:
-        live_isr = state.config("min.insync.replicas")
-        if live_isr != str(contract.min_insync_replicas):
-            found.append(
-                (
-                    "topic.drift",
-                    name,
-                    "min_insync_replicas",
-                    live_isr,
-                    f"topic {name!r} has min.insync.replicas {live_isr} live, "
-                    f"the contract says {contract.min_insync_replicas}",
-                )
-            )
-    return found
