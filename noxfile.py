@@ -55,8 +55,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """mypy --strict over the library."""
-    session.install("-e", ".", "mypy")
+    """mypy --strict over the library.
+
+    pytest is installed beside it: the pytest plugin (``governed_kafka.testing``) is part
+    of the library, and mypy checks it against pytest's own types.
+    """
+    session.install("-e", ".", "mypy", "pytest")
     session.run("mypy", "--strict", "src")
 
 

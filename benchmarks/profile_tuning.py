@@ -1,7 +1,7 @@
 """The evidence behind the profiles' values: candidate settings measured in the same run.
 
 Each candidate is a profile (linger, batch size, compression, queue) run through the
-same benchmark as ``governed-kafka bench`` (``governed_kafka.bench.run_bench``): produce
+same benchmark as ``governed-kafka bench`` (``governed_kafka.cli._bench_run.run_bench``): produce
 throughput, send-to-delivery latency at a steady rate and consume throughput, on
 ``--value-size`` bytes of JSON-like text, medians of ``--repeats`` interleaved runs,
 with the raw client (same durability settings, librdkafka's defaults otherwise) as the
@@ -22,7 +22,7 @@ import attrs
 
 import harness
 from governed_kafka import profiles
-from governed_kafka.bench import RAW, BenchSettings, run_bench
+from governed_kafka.cli._bench_run import RAW, BenchSettings, run_bench
 
 CANDIDATES = (
     profiles.DURABLE,

@@ -14,7 +14,7 @@ import pytest
 from governed_kafka import LocalSchemaRegistry, profiles
 from governed_kafka._stats import summarize
 from governed_kafka.avro import AvroReader, parse_schema
-from governed_kafka.bench import (
+from governed_kafka.cli._bench_run import (
     AVRO_SCHEMA,
     RAW,
     BenchReport,

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from governed_kafka import CommitStrategy
-from governed_kafka.commit import PartitionOffsets
+from governed_kafka._offsets import PartitionOffsets
 
 
 def test_in_order_processing_advances_the_position() -> None:
@@ -118,3 +118,29 @@ def test_batched_refuses_nonsense_bounds(records: int, interval: float) -> None:
     """A batch bound of zero records or a non-positive interval is refused."""
     with pytest.raises(ValueError, match="max_"):
         CommitStrategy.batched(max_records=records, max_interval_s=interval)
+
+
+def test_each_strategy_answers_the_consumers_questions() -> None:
+    """The strategy objects, not string comparisons, say how run() settles and commits."""
+    per_record, batched, manual = (
+        CommitStrategy.per_record(),
+        CommitStrategy.batched(max_records=7, max_interval_s=1.5),
+        CommitStrategy.manual(),
+    )
+    assert (per_record.settle_every, batched.settle_every, manual.settle_every) == (1, 7, None)
+    assert [s.commits_every_record for s in (per_record, batched, manual)] == [True, False, False]
+    assert [s.commits_when_run_ends for s in (per_record, batched, manual)] == [True, True, False]
+    assert (batched.max_records, batched.max_interval_s) == (7, 1.5)
+    assert per_record.max_records is None
+    assert [s.kind for s in (per_record, batched, manual)] == ["per_record", "batched", "manual"]
+
+
+def test_strategies_are_values_shown_as_their_factory_calls() -> None:
+    """Equal factory calls give equal strategies, each an instance of CommitStrategy."""
+    assert CommitStrategy.batched(max_records=3) == CommitStrategy.batched(max_records=3)
+    assert CommitStrategy.batched(max_records=3) != CommitStrategy.batched(max_records=4)
+    assert CommitStrategy.manual() == CommitStrategy.manual()
+    assert isinstance(CommitStrategy.per_record(), CommitStrategy)
+    assert repr(CommitStrategy.batched(max_records=3, max_interval_s=2.0)) == (
+        "CommitStrategy.batched(max_records=3, max_interval_s=2.0)"
+    )

@@ -343,7 +343,7 @@ def test_a_secret_librdkafka_refuses_is_not_echoed() -> None:
         overrides={"ssl.key.pem": "hunter2-not-pem", "security.protocol": "ssl"},
     )
     with pytest.raises(ConfigError) as refused:
-        _kafka.new_producer(config)
+        _kafka.ProducerClient(config)
     assert "hunter2" not in str(refused.value)
     assert "hunter2" not in repr(refused.value.value)
 

@@ -50,3 +50,30 @@ def test_contract_error_always_lists_its_problems() -> None:
     """A ContractError built from one problem exposes it in ``problems`` too."""
     error = errors.ContractError("bad", path="g.toml", topic="t", key="partitions")
     assert error.problems == (errors.ContractProblem("bad", topic="t", key="partitions"),)
+
+
+def test_retries_exhausted_is_in_the_tree_and_keeps_its_payload() -> None:
+    """RetriesExhausted, raised by RetryPolicy.call(), is a GovernedKafkaError with its payload."""
+    from governed_kafka import RetriesExhausted, retry
+
+    assert retry.RetriesExhausted is RetriesExhausted
+    error = RetriesExhausted(ValueError("boom"), 3)
+    assert isinstance(error, errors.GovernedKafkaError)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy.error), copy.attempts) == ("boom", 3)
+
+
+def test_the_testing_errors_are_in_the_tree() -> None:
+    """The errors of governed_kafka.testing share the base and the stdlib parent they name."""
+    from governed_kafka.testing import (
+        BrokerNotFoundError,
+        BrokerStartError,
+        KafkaClusterUnavailable,
+    )
+
+    assert issubclass(BrokerNotFoundError, errors.GovernedKafkaError)
+    assert issubclass(BrokerNotFoundError, FileNotFoundError)
+    assert issubclass(BrokerStartError, RuntimeError)
+    assert issubclass(KafkaClusterUnavailable, RuntimeError)
+    for name in ("BrokerNotFoundError", "BrokerStartError", "KafkaClusterUnavailable"):
+        assert name in errors.__doc__

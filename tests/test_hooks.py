@@ -94,7 +94,7 @@ def test_a_duck_typed_hook_needs_no_base_class() -> None:
     hook = OnlyCommits()
     chain = HookChain([hook])
     details = _commit()
-    chain.emit("on_commit", details)
+    chain.commit(details)
     assert hook.seen == [details]
     assert chain.commit
     assert not chain.send
@@ -142,7 +142,7 @@ def test_a_context_manager_from_a_hook_spans_the_guarded_block() -> None:
 
             return span()
 
-    with HookChain([Spanning()]).around("on_process", object()):
+    with HookChain([Spanning()]).process(object()):
         log.append("handler")
     assert log == ["enter", "handler", "exit"]
 
@@ -161,7 +161,7 @@ def test_the_handlers_error_passes_through_the_hooks_context_manager() -> None:
             return Manager()
 
     with pytest.raises(ValueError, match="handler failed"):  # noqa: SIM117
-        with HookChain([Swallowing()]).around("on_process", object()):
+        with HookChain([Swallowing()]).process(object()):
             raise ValueError("handler failed")
     assert isinstance(seen[0], ValueError)
 
@@ -173,7 +173,7 @@ def test_a_raising_hook_is_logged_once_then_counted(caplog: pytest.LogCaptureFix
     chain = HookChain([hook])
     with caplog.at_level(logging.ERROR, logger="governed_kafka.hooks"):
         for _ in range(3):
-            chain.emit("on_commit", _commit())
+            chain.commit(_commit())
     assert len(caplog.records) == 1
     assert "on_commit" in caplog.records[0].getMessage()
     assert caplog.records[0].exc_info is not None
@@ -185,7 +185,7 @@ def test_a_raising_hook_keeps_being_called() -> None:
     hook = _Raising()
     chain = HookChain([hook])
     for _ in range(3):
-        chain.emit("on_commit", _commit())
+        chain.commit(_commit())
     assert hook.calls == 3
 
 
@@ -193,7 +193,7 @@ def test_a_raising_hook_does_not_stop_the_hooks_after_it() -> None:
     """Hooks after a raising one still see the event."""
     recording = _Recording()
     chain = HookChain([_Raising(), recording])
-    chain.emit("on_commit", _commit())
+    chain.commit(_commit())
     assert len(recording.seen) == 1
 
 
@@ -210,8 +210,8 @@ def test_failures_are_logged_once_per_hook_and_event(caplog: pytest.LogCaptureFi
     chain = HookChain([RaisesEverywhere()])
     with caplog.at_level(logging.ERROR, logger="governed_kafka.hooks"):
         for _ in range(2):
-            chain.emit("on_commit", _commit())
-            chain.emit("on_rebalance", RebalanceDetails(group_id="g", kind="assign", partitions=()))
+            chain.commit(_commit())
+            chain.rebalance(RebalanceDetails(group_id="g", kind="assign", partitions=()))
     assert len(caplog.records) == 2
 
 
@@ -273,7 +273,7 @@ def test_a_context_manager_that_raises_on_entry_does_not_stop_the_block() -> Non
             return Manager()
 
     chain = HookChain([BadEntry()])
-    with chain.around("on_process", object()):
+    with chain.process(object()):
         ran.append(True)
     assert ran == [True]
     assert chain.hook_failures() == 1
@@ -291,7 +291,7 @@ def test_a_context_manager_that_raises_on_exit_is_contained() -> None:
             return Manager()
 
     chain = HookChain([BadExit()])
-    with chain.around("on_process", object()):
+    with chain.process(object()):
         pass
     assert chain.hook_failures() == 1
 

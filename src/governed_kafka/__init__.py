@@ -25,6 +25,7 @@ from .errors import (
     GovernanceViolation,
     GovernedKafkaError,
     RegistryError,
+    RetriesExhausted,
     SerializationError,
 )
 from .lag import LagReport, PartitionLag
@@ -62,6 +63,7 @@ __all__ = [
     "Record",
     "RecordMetadata",
     "RegistryError",
+    "RetriesExhausted",
     "RetryPolicy",
     "RunSummary",
     "SchemaRegistry",

@@ -1,33 +1,39 @@
-"""The asyncio consumer: a GovernedConsumer driven from one thread, handlers on the loop."""
+"""The asyncio consumer: the governed consumer driven from one thread, handlers on the loop.
+
+It runs a :class:`~governed_kafka._consumer_base.ConsumerBase`, the consumer
+``GovernedConsumer`` is, on one worker thread (:mod:`governed_kafka._aio_worker`), as its
+extension: told of rebalances first, handling records on the loop with the consumer's
+own handling (hooks, retries, dead letters) and committing through its commits.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import inspect
 import logging
-import queue
-import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
-from . import _kafka, profiles
-from ._aio_producer import _not_started
+from . import profiles
+from ._aio_errors import not_started
+from ._aio_worker import Worker
 from ._config import GROUP_PROTOCOL, GroupProtocol, Overrides
+from ._consumer_base import ConsumerBase, ConsumerParts
+from ._handling import Handling, RunStats, RunSummary
+from ._options import DEFAULT_BATCH, DEFAULT_MAX_IN_FLIGHT, ConsumerOptions
+from ._records import Record
 from .commit import CommitStrategy
-from .consumer import DEFAULT_BATCH, DEFAULT_MAX_IN_FLIGHT, GovernedConsumer, Record, RunSummary
-from .consumer import _RunStats as _Stats
 from .contracts import Catalog
-from .errors import ClosedError
+from .errors import ClosedError, RetriesExhausted
 from .lag import LagReport
 from .registry import SchemaRegistry
-from .retry import RetriesExhausted, RetryPolicy
+from .retry import RetryPolicy
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_REVOKE_TIMEOUT_S", "AsyncGovernedConsumer", "Handler"]
 
@@ -60,121 +66,34 @@ _SETTLE_MARGIN_S: Final = 5.0
 
 _Key = tuple[str, int]
 
-_Call = tuple["concurrent.futures.Future[Any]", Callable[[], Any]]
 
-
-class _Worker:
-    """The one thread that makes every call into a GovernedConsumer.
-
-    Calls run in the order they were submitted. A call may serve the queue itself while
-    it waits for the event loop (:meth:`serve_until`): a rebalance callback, which runs
-    inside a poll, waits that way for the loop to finish the revoked partitions' work,
-    and that work's own calls (marking records processed, dead letters) run meanwhile.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._calls: queue.SimpleQueue[_Call | object | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._calls.put((future, fn))
-        return future
-
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the worker thread and await its result."""
-        return await asyncio.wrap_future(self.submit(fn))
-
-    def signal(self, token: object) -> None:
-        """Wake a :meth:`serve_until` that waits for ``token``."""
-        self._calls.put(token)
-
-    def stop(self) -> None:
-        """Let the thread end once the calls submitted so far have run."""
-        self._calls.put(None)
-
-    @property
-    def current(self) -> bool:
-        """Whether the caller runs on the worker thread."""
-        return threading.current_thread() is self._thread
-
-    def _serve(self) -> None:
-        while True:
-            item = self._calls.get()
-            if item is None:
-                return
-            if isinstance(item, tuple):
-                _run(item)
-            # Anything else is a token whose serve_until() gave up waiting: dropped.
-
-    def serve_until(self, token: object, timeout: float) -> bool:
-        """Run submitted calls here, inside the current one, until ``token`` arrives."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            try:
-                item = self._calls.get(timeout=remaining)
-            except queue.Empty:
-                return False
-            if item is token:
-                return True
-            if item is None:
-                self._calls.put(None)  # the stop is for the outer loop
-                return False
-            if isinstance(item, tuple):
-                _run(item)
-
-
-def _run(call: _Call) -> None:
-    future, fn = call
-    if not future.set_running_or_notify_cancel():
-        return  # its caller stopped waiting before it started
-    try:
-        result = fn()
-    except BaseException as exc:
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
-
-
-class _LoopConsumer(GovernedConsumer):
-    """A GovernedConsumer whose rebalance callbacks let the event loop settle first.
+class _Extension:
+    """What the asyncio consumer adds to its ConsumerBase (the base's extension point).
 
     Before revoked partitions are committed and dropped, the asyncio consumer finishes
     (or cancels) their handlers in flight and hands over what they processed; before lost
-    partitions are dropped, it cancels their handlers.
+    partitions are dropped, it cancels their handlers. It handles records on the event
+    loop with the consumer's own handling and commits (its parts).
     """
 
     def __init__(
         self,
-        catalog: Catalog,
         *,
         before_revoke: Callable[[list[_Key]], None],
         before_lost: Callable[[list[_Key]], None],
-        **options: Any,
     ) -> None:
         self._before_revoke = before_revoke
         self._before_lost = before_lost
-        #: The assignment, for readers on other threads (updated at each rebalance).
-        self.snapshot: tuple[_Key, ...] = ()
-        super().__init__(catalog, **options)
+        self.parts: ConsumerParts | None = None
 
-    def _on_assign(self, consumer: Any, partitions: list[_kafka.TopicPartition]) -> None:
-        super()._on_assign(consumer, partitions)
-        self.snapshot = tuple(sorted(self._partitions))
+    def attached(self, parts: ConsumerParts) -> None:
+        self.parts = parts
 
-    def _on_revoke(self, consumer: Any, partitions: list[_kafka.TopicPartition]) -> None:
-        self._before_revoke([(tp.topic, tp.partition) for tp in partitions])
-        super()._on_revoke(consumer, partitions)
-        self.snapshot = tuple(sorted(self._partitions))
+    def before_revoke(self, partitions: list[_Key]) -> None:
+        self._before_revoke(partitions)
 
-    def _on_lost(self, consumer: Any, partitions: list[_kafka.TopicPartition]) -> None:
-        self._before_lost([(tp.topic, tp.partition) for tp in partitions])
-        super()._on_lost(consumer, partitions)
-        self.snapshot = tuple(sorted(self._partitions))
+    def before_lost(self, partitions: list[_Key]) -> None:
+        self._before_lost(partitions)
 
 
 class _Lane:
@@ -199,7 +118,7 @@ class _Run:
         self.slots = asyncio.Semaphore(concurrency)
         self.limit = limit
         self.dispatched = 0
-        self.stats = _Stats()
+        self.stats = RunStats()
         self.finished = asyncio.Event()
         self.halting = False
         self.error: BaseException | None = None
@@ -272,25 +191,26 @@ class AsyncGovernedConsumer:
         self.service = service
         self.group_id = group_id
         self.revoke_timeout_s = revoke_timeout_s
-        self._options: dict[str, Any] = {
-            "service": service,
-            "group_id": group_id,
-            "topics": topics,
-            "bootstrap_servers": bootstrap_servers,
-            "commit": commit,
-            "retry": retry,
-            "hooks": hooks,
-            "overrides": overrides,
-            "max_in_flight": max_in_flight,
-            "resume_below": resume_below,
-            "profile": profile,
-            "registry": registry,
-            "verify_topics": verify_topics,
-            "group_protocol": group_protocol,
-            "client_rack": client_rack,
-        }
-        self._consumer: _LoopConsumer | None = None
-        self._worker: _Worker | None = None
+        self._options = ConsumerOptions(
+            service=service,
+            group_id=group_id,
+            topics=topics,
+            bootstrap_servers=bootstrap_servers,
+            commit=commit,
+            retry=retry,
+            hooks=hooks,
+            overrides=overrides,
+            max_in_flight=max_in_flight,
+            resume_below=resume_below,
+            profile=profile,
+            registry=registry,
+            verify_topics=verify_topics,
+            group_protocol=group_protocol,
+            client_rack=client_rack,
+        )
+        self._consumer: ConsumerBase | None = None
+        self._parts: ConsumerParts | None = None
+        self._worker: Worker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._starting = asyncio.Lock()
         #: Records polled and not yet handed out (appended by the worker thread).
@@ -319,16 +239,13 @@ class AsyncGovernedConsumer:
             if self._consumer is not None:
                 return self
             self._loop = asyncio.get_running_loop()
-            worker = _Worker(f"governed-kafka-aio-consumer[{self.group_id}]")
-            options = self._options
+            worker = Worker(f"governed-kafka-aio-consumer[{self.group_id}]")
+            extension = _Extension(
+                before_revoke=self._settle_revoked, before_lost=self._settle_lost
+            )
 
-            def build() -> _LoopConsumer:
-                return _LoopConsumer(
-                    self.catalog,
-                    before_revoke=self._settle_revoked,
-                    before_lost=self._settle_lost,
-                    **options,
-                )
+            def build() -> ConsumerBase:
+                return ConsumerBase(self.catalog, self._options, extension=extension)
 
             built = worker.submit(build)
 
@@ -338,6 +255,7 @@ class AsyncGovernedConsumer:
 
             try:
                 self._consumer = await asyncio.wrap_future(built)
+                self._parts = extension.parts
             except BaseException:
                 worker.submit(close_if_built)
                 worker.stop()
@@ -346,12 +264,12 @@ class AsyncGovernedConsumer:
             weakref.finalize(self, worker.stop)
         return self
 
-    def _running(self) -> tuple[_LoopConsumer, _Worker]:
+    def _running(self) -> tuple[ConsumerBase, Worker]:
         consumer, worker = self._consumer, self._worker
         if self._closed:
             raise ClosedError(f"consumer of group {self.group_id!r} is closed")
         if consumer is None or worker is None:
-            raise _not_started("consumer", self.service)
+            raise not_started("consumer", self.service)
         return consumer, worker
 
     @property
@@ -367,7 +285,7 @@ class AsyncGovernedConsumer:
     @property
     def assignment(self) -> list[tuple[str, int]]:
         """``(topic, partition)`` pairs this consumer holds."""
-        return list(self._running()[0].snapshot)
+        return self._running()[0].assignment
 
     @property
     def hook_failures(self) -> int:
@@ -416,10 +334,10 @@ class AsyncGovernedConsumer:
 
     def _commit_processed(self, reason: str) -> None:
         """(worker) Mark what was processed and commit it synchronously."""
-        consumer = self._consumer
-        assert consumer is not None
+        parts = self._parts
+        assert parts is not None
         self._apply_processed()
-        consumer._commit(reason=reason, synchronous=True)
+        parts.commits.commit(reason, synchronous=True)
 
     def _settle_revoked(self, keys: list[_Key]) -> None:
         """(worker, in the revoke callback) Let the loop finish the revoked partitions' work."""
@@ -550,7 +468,7 @@ class AsyncGovernedConsumer:
             handler,
             concurrency,
             max_records,
-            commit_each=consumer.commit_strategy.kind == "per_record",
+            commit_each=consumer.commit_strategy.commits_every_record,
         )
         self._requeue_current()
         feeder = loop.create_task(self._feed(run))
@@ -621,29 +539,30 @@ class AsyncGovernedConsumer:
 
     async def _handle(self, run: _Run, record: Record) -> None:
         consumer, worker = self._running()
+        handling = self._handling()
         stats = run.stats
         attempts = 1
         try:
-            await self._attempt(consumer, run.handler, record, attempts)
+            await self._attempt(run.handler, record, attempts)
         except Exception as first:
 
             def again() -> Awaitable[None]:
                 nonlocal attempts
                 attempts += 1
-                return self._attempt(consumer, run.handler, record, attempts)
+                return self._attempt(run.handler, record, attempts)
 
             try:
                 await consumer.retry.acall(
                     again,
                     first_error=first,
-                    on_retry=lambda n, error, wait: consumer._retrying(
+                    on_retry=lambda n, error, wait: handling.retrying(
                         record, n, error, wait, stats
                     ),
                 )
             except RetriesExhausted as exhausted:
                 await worker.call(
                     functools.partial(
-                        consumer._dead_letter,
+                        handling.dead_letter,
                         record,
                         exhausted.error,
                         attempts=exhausted.attempts,
@@ -653,12 +572,15 @@ class AsyncGovernedConsumer:
         self._processed.append(record)
         run.handled()
 
-    @staticmethod
-    async def _attempt(
-        consumer: GovernedConsumer, handler: Handler, record: Record, attempt: int
-    ) -> None:
-        if consumer._hooks.process:
-            with consumer._process_scope(record, attempt):
+    def _handling(self) -> Handling:
+        parts = self._parts
+        assert parts is not None
+        return parts.handling
+
+    async def _attempt(self, handler: Handler, record: Record, attempt: int) -> None:
+        handling = self._handling()
+        if handling.hooked:
+            with handling.scope(record, attempt):
                 await handler(record)
         else:
             await handler(record)
@@ -683,7 +605,7 @@ class AsyncGovernedConsumer:
             assert consumer is not None
             assert worker is not None
             try:
-                if self._stopping or consumer.commit_strategy.kind != "manual":
+                if self._stopping or consumer.commit_strategy.commits_when_run_ends:
                     reason = "close" if self._stopping else "routine"
                     await worker.call(functools.partial(self._commit_processed, reason))
             finally:
@@ -723,7 +645,7 @@ class AsyncGovernedConsumer:
         if current is not None:
             self._current = None
             self._processed.append(current)
-            if consumer.commit_strategy.kind == "per_record":
+            if consumer.commit_strategy.commits_every_record:
                 await worker.call(self._apply_processed)
         while not self._stopping:
             if self._inbox:

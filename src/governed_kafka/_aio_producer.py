@@ -1,4 +1,10 @@
-"""The asyncio producer: a GovernedProducer whose sends never wait on the event loop."""
+"""The asyncio producer: the governed producer, its sends never waiting on the event loop.
+
+It runs a :class:`~governed_kafka._producer_base.ProducerBase`, the producer
+``GovernedProducer`` is, with a handover of its own (:class:`_Handover`): each delivery is
+bridged to the loop, and records that find the local queue full wait on the loop for
+room instead of blocking it.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +14,22 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
 
 import tenacity as _t
 
 from . import _kafka, profiles
+from ._aio_errors import not_started
 from ._config import Overrides
+from ._delivery import Delivery, not_queued
+from ._options import DEFAULT_MAX_BLOCK_S, DEFAULT_SKEW_POLICY, ProducerOptions
+from ._producer_base import ProducerBase, backpressure_timeout
+from ._routes import HeaderList, Headers
 from .contracts import Catalog
 from .errors import ClosedError, DeliveryError
-from .producer import (
-    DEFAULT_MAX_BLOCK_S,
-    DEFAULT_SKEW_POLICY,
-    DeliveryFuture,
-    GovernedProducer,
-    Headers,
-    RecordMetadata,
-    _not_queued,
-)
+from .producer import RecordMetadata
 from .registry import SchemaRegistry
 from .skew import SkewPolicy, SkewReport
 
@@ -38,15 +41,11 @@ _log = logging.getLogger("governed_kafka.aio")
 _ROOM_FIRST_WAIT_S: Final = 0.001
 _ROOM_MAX_WAIT_S: Final = 0.1
 
-
-def _not_started(kind: str, service: str) -> ClosedError:
-    return ClosedError(
-        f"{kind} for service {service!r} is not started: use `async with` or "
-        f"`await {kind}.start()` first"
-    )
+#: A record's arguments to librdkafka's produce, delivery callback included.
+_ProduceArgs = tuple[str, bytes | None, bytes | None, int, Any, None, int, HeaderList | None]
 
 
-def _close_abandoned(build: asyncio.Future[_LoopProducer]) -> None:
+def _close_abandoned(build: asyncio.Future[ProducerBase]) -> None:
     """Close, in a thread, a producer whose ``start()`` was cancelled while it was built."""
     if not build.cancelled() and build.exception() is None:
         asyncio.get_running_loop().run_in_executor(None, build.result().close)
@@ -91,91 +90,89 @@ class _Deliveries:
 
 
 class _Bridge:
-    """The delivery callback librdkafka gets: the sync producer's own callback (which
-    resolves the record's DeliveryFuture and tells the hooks), then the asyncio side."""
+    """The delivery callback librdkafka gets for a record of the asyncio producer: the
+    record's own :class:`~governed_kafka._delivery.Delivery` (which resolves its
+    DeliveryFuture and tells the hooks), then the asyncio side."""
 
-    __slots__ = ("callback", "deliveries", "delivery", "future")
+    __slots__ = ("deliveries", "delivery", "future")
 
     def __init__(
         self,
-        callback: Callable[[Any, Any], None],
+        delivery: Delivery,
         future: asyncio.Future[RecordMetadata],
         deliveries: _Deliveries,
     ) -> None:
-        self.callback = callback
+        self.delivery = delivery
         self.future = future
         self.deliveries = deliveries
-        #: The record's DeliveryFuture, known once ``send()`` returned it.
-        self.delivery: DeliveryFuture | None = None
 
-    def __call__(self, err: Any, msg: Any) -> None:
-        self.callback(err, msg)
+    def __call__(self, err: object, report: _kafka.Report) -> None:
+        self.delivery(err, report)
         self.deliveries.arrived(self)
 
 
-class _LoopProducer(GovernedProducer):
-    """A GovernedProducer whose ``send()`` never waits for room in the local queue.
+class _Handover:
+    """How the asyncio producer's records reach librdkafka (the producer's handover).
 
-    Everything up to the hand-over to librdkafka is the sync producer's own code
-    (contract checks, encoding, hooks, refusals). The hand-over wraps the delivery
-    callback in a :class:`_Bridge` to :attr:`awaiting`, the record's asyncio future. A
-    record that finds the queue full, or that comes while earlier ones wait for room
-    (:meth:`hold_all`), is not queued: its produce arguments are left in :attr:`held`,
-    and the asyncio producer queues it when there is room.
+    Each record queued gets a :class:`_Bridge` to :attr:`awaiting`, its asyncio future.
+    A record that finds the queue full, or that comes while earlier ones wait for room
+    (:attr:`holding`), is not queued: its produce arguments are left in :attr:`held`,
+    and the asyncio producer queues it (:meth:`queue`) when there is room.
     """
 
-    #: Produce arguments of the last record ``send()`` did not queue, if any.
-    held: tuple[Any, ...] | None = None
-    #: The bridge of the last record ``send()`` queued.
-    bridge: _Bridge | None = None
-
-    def __init__(self, catalog: Catalog, *, deliveries: _Deliveries, **options: Any) -> None:
-        self._deliveries = deliveries
+    def __init__(self, deliveries: _Deliveries) -> None:
+        #: Where delivery reports are handed to the event loop.
+        self.deliveries = deliveries
         #: The asyncio future of the record being sent.
         self.awaiting: asyncio.Future[RecordMetadata] | None = None
-        super().__init__(catalog, **options)
-        self._queue_now = self._produce
-        self._produce = self._produce_bridged  # type: ignore[assignment]
+        #: Produce arguments of the last record ``send()`` did not queue, if any.
+        self.held: _ProduceArgs | None = None
+        #: Whether every record is held (earlier ones wait for room).
+        self.holding = False
 
-    def _produce_bridged(  # noqa: PLR0917 - the positional form the sync producer calls
+    def bind(self, client: _kafka.ProducerClient) -> _Handover:
+        """Take records to ``client`` (the producer calls this once it made its client)."""
+        self._client = client
+        self._produce = client.produce
+        return self
+
+    def produce(  # noqa: PLR0917 - librdkafka's positional form
         self,
         topic: str,
         value: bytes | None,
         key: bytes | None,
         partition: int,
-        callback: Callable[[Any, Any], None],
-        on_delivery: None,
+        on_delivery: Any,
+        callback: None,
         timestamp: int,
-        headers: list[tuple[str, str | bytes | None]] | None,
+        headers: HeaderList | None,
+        /,
     ) -> None:
+        if self.holding:
+            self.held = (topic, value, key, partition, on_delivery, callback, timestamp, headers)
+            return
         assert self.awaiting is not None
-        bridge = _Bridge(callback, self.awaiting, self._deliveries)
-        self._queue_now(topic, value, key, partition, bridge, on_delivery, timestamp, headers)
-        self.bridge = bridge
+        bridge = _Bridge(on_delivery, self.awaiting, self.deliveries)
+        self._produce(topic, value, key, partition, bridge, callback, timestamp, headers)
 
-    def _produce_when_room(
+    def when_full(  # noqa: PLR0917 - the record as produce() takes it
         self,
         topic: str,
         value: bytes | None,
         key: bytes | None,
-        callback: Callable[[Any, Any], None],
-        headers: list[tuple[str, str | bytes | None]] | None,
-        *,
-        timestamp: int = 0,
+        delivery: Delivery,
+        headers: HeaderList | None,
+        timestamp: int,
     ) -> None:
-        self._queue_full(topic)
-        self.held = (topic, value, key, -1, callback, None, timestamp, headers)
+        self.held = (topic, value, key, -1, delivery, None, timestamp, headers)
 
-    def _hold(self, *produce_args: Any) -> None:
-        self.held = produce_args
-
-    def hold_all(self, holding: bool) -> None:
-        """Hold every record (earlier ones wait for room), or queue them again."""
-        self._produce = self._hold if holding else self._produce_bridged  # type: ignore[assignment]
-
-    def queue(self, produce_args: tuple[Any, ...]) -> None:
+    def queue(self, args: _ProduceArgs) -> None:
         """Hand a held record to librdkafka; ``BufferError`` while the queue is full."""
-        self._queue_now(*produce_args)
+        self._produce(*args)
+
+    def refusal(self, exc: BaseException, topic: str, key: bytes | None) -> DeliveryError | None:
+        """The governed error of a held record librdkafka refused (see ``ProducerClient``)."""
+        return self._client.refusal(exc, topic, key)
 
 
 class _Held:
@@ -185,7 +182,7 @@ class _Held:
 
     def __init__(
         self,
-        args: tuple[Any, ...],
+        args: _ProduceArgs,
         future: asyncio.Future[RecordMetadata],
         since: float,
         deadline: float,
@@ -202,9 +199,9 @@ class _Held:
 
     def not_queued(self, error: Exception) -> None:
         """The record will never be queued: fail its future (unless its sender withdrew
-        it), and settle what its delivery callback awaited (observers, the skew watch)."""
+        it), and settle what its delivery awaited (observers, the skew watch)."""
         bridge: _Bridge = self.args[4]
-        _not_queued(bridge.callback, self.topic, self.args[2], error)
+        not_queued(bridge.delivery, self.topic, self.args[2], error)
         if not self.future.done():
             self.future.set_exception(error)
 
@@ -246,21 +243,21 @@ class AsyncGovernedProducer:
     ) -> None:
         self.catalog = catalog
         self.service = service
-        self._options: dict[str, Any] = {
-            "service": service,
-            "bootstrap_servers": bootstrap_servers,
-            "profile": profile,
-            "hooks": hooks,
-            "overrides": overrides,
-            "max_block_s": max_block_s,
-            "registry": registry,
-            "auto_register": auto_register,
-            "verify_topics": verify_topics,
-            "skew": skew,
-        }
-        self._producer: _LoopProducer | None = None
+        self._options = ProducerOptions(
+            service=service,
+            bootstrap_servers=bootstrap_servers,
+            profile=profile,
+            hooks=hooks,
+            overrides=overrides,
+            max_block_s=max_block_s,
+            registry=registry,
+            auto_register=auto_register,
+            verify_topics=verify_topics,
+            skew=skew,
+        )
+        self._producer: ProducerBase | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._deliveries: _Deliveries | None = None
+        self._handover: _Handover | None = None
         self._starting = asyncio.Lock()
         self._backlog: deque[_Held] = deque()
         self._drainer: asyncio.Task[None] | None = None
@@ -278,11 +275,11 @@ class AsyncGovernedProducer:
                 raise ClosedError(f"producer for service {self.service!r} is closed")
             if self._producer is None:
                 loop = asyncio.get_running_loop()
-                deliveries = _Deliveries(loop)
+                handover = _Handover(_Deliveries(loop))
                 build = loop.run_in_executor(
                     None,
                     functools.partial(
-                        _LoopProducer, self.catalog, deliveries=deliveries, **self._options
+                        ProducerBase, self.catalog, self._options, handover=handover.bind
                     ),
                 )
                 try:
@@ -291,16 +288,16 @@ class AsyncGovernedProducer:
                     build.add_done_callback(_close_abandoned)  # built after all: release it
                     raise
                 self._loop = loop
-                self._deliveries = deliveries
+                self._handover = handover
                 self._producer = producer
         return self
 
-    def _running(self) -> _LoopProducer:
+    def _running(self) -> ProducerBase:
         producer = self._producer
         if producer is None:
             if self._closed:
                 raise ClosedError(f"producer for service {self.service!r} is closed")
-            raise _not_started("producer", self.service)
+            raise not_started("producer", self.service)
         return producer
 
     @property
@@ -320,8 +317,7 @@ class AsyncGovernedProducer:
     @property
     def profile(self) -> profiles.Profile:
         """The profile the producer runs with."""
-        profile: profiles.Profile = self._options["profile"]
-        return profile
+        return self._options.profile
 
     # ------------------------------------------------------------------ sending
 
@@ -343,27 +339,23 @@ class AsyncGovernedProducer:
         room in the local queue within ``max_block_s``.
         """
         producer = self._running()
-        loop = self._loop
+        loop, handover = self._loop, self._handover
         assert loop is not None
+        assert handover is not None
         future: asyncio.Future[RecordMetadata] = loop.create_future()
-        producer.awaiting = future
-        delivery = producer.send(topic, value, key=key, headers=headers)
-        held = producer.held
+        handover.awaiting = future
+        producer.send(topic, value, key=key, headers=headers)
+        held = handover.held
         if held is None:
-            bridge = producer.bridge
-            assert bridge is not None
-            bridge.delivery = delivery
             return future
-        producer.held = None
-        assert self._deliveries is not None
-        bridge = _Bridge(held[4], future, self._deliveries)
-        bridge.delivery = delivery
+        handover.held = None
+        bridge = _Bridge(held[4], future, handover.deliveries)
         args = (*held[:4], bridge, *held[5:])
         now = loop.time()
         self._backlog.append(_Held(args, future, now, now + producer.max_block_s))
         if self._drainer is None:
-            producer.hold_all(True)
-            self._drainer = loop.create_task(self._drain(producer))
+            handover.holding = True
+            self._drainer = loop.create_task(self._drain(handover))
         return future
 
     async def send(
@@ -377,18 +369,18 @@ class AsyncGovernedProducer:
         """Send one record and wait for its delivery; raise ``DeliveryError`` if it failed."""
         return await self.send_nowait(topic, value, key=key, headers=headers)
 
-    async def _drain(self, producer: _LoopProducer) -> None:
+    async def _drain(self, handover: _Handover) -> None:
         """Queue the held records, oldest first, as room appears in the local queue."""
         backlog = self._backlog
         try:
             while backlog:
-                await self._queue(producer, backlog[0])
+                await self._queue(handover, backlog[0])
                 backlog.popleft()
         finally:
-            producer.hold_all(False)  # the backlog is empty: sends queue directly again
+            handover.holding = False  # the backlog is empty: sends queue directly again
             self._drainer = None
 
-    async def _queue(self, producer: _LoopProducer, held: _Held) -> None:
+    async def _queue(self, handover: _Handover, held: _Held) -> None:
         loop = asyncio.get_running_loop()
         future = held.future
         retrying = _t.AsyncRetrying(
@@ -408,12 +400,22 @@ class AsyncGovernedProducer:
                             )
                         )
                         return
-                    producer.queue(held.args)
+                    handover.queue(held.args)
         except _t.RetryError:
             waited = loop.time() - held.since
-            held.not_queued(producer._backpressure_timeout(held.topic, waited))
-        except _kafka.KafkaException as exc:
-            held.not_queued(producer._produce_error(exc, held.topic, held.args[2]))
+            held.not_queued(
+                backpressure_timeout(
+                    held.topic,
+                    waited,
+                    max_block_s=self._options.max_block_s,
+                    queue_limit=self._options.profile.queue_max_messages,
+                )
+            )
+        except Exception as exc:
+            refusal = handover.refusal(exc, held.topic, held.args[2])
+            if refusal is None:
+                raise
+            held.not_queued(refusal)
 
     # ------------------------------------------------------------------ lifecycle
 

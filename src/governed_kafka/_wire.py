@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
 from .errors import DeserializationError, SerializationError
-
-if TYPE_CHECKING:
-    from .registry import SchemaRegistry
 
 __all__ = [
     "HEADER_SIZE",
     "MAGIC_BYTE",
     "Role",
     "SchemaReader",
+    "WriterSchemas",
     "bad_bytes",
     "field_path",
     "fold_id",
@@ -128,6 +126,19 @@ def bad_bytes(
     )
 
 
+@runtime_checkable
+class WriterSchemas(Protocol):
+    """Where a reader finds a writer's schema by the id in the bytes.
+
+    The one call a reader makes of a schema registry: every
+    :class:`~governed_kafka.registry.SchemaRegistry` is one.
+    """
+
+    def schema(self, schema_id: int) -> Any:
+        """The schema with id ``schema_id``; raises :class:`LookupError` if there is none."""
+        ...
+
+
 class SchemaReader:
     """What the readers of every format share: the registry their writer schemas come
     from, the topic and role their errors name, and those errors."""
@@ -140,7 +151,7 @@ class SchemaReader:
 
     def __init__(
         self,
-        registry: SchemaRegistry,
+        registry: WriterSchemas,
         *,
         topic: str,
         reader_schema: Any = None,

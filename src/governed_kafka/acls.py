@@ -30,13 +30,15 @@ client-quota API, so ``apply`` cannot.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
-from .contracts import Catalog, ServiceContract
 from .errors import BrokerError
 from .policy import SERVICE_PLACEHOLDER, Policy, Severity, Violation
+
+if TYPE_CHECKING:
+    from .contracts import Catalog, ServiceContract
 
 __all__ = [
     "CLUSTER_RESOURCE",

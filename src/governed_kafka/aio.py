@@ -3,7 +3,8 @@
 :class:`AsyncGovernedProducer` and :class:`AsyncGovernedConsumer` enforce exactly what
 :class:`~governed_kafka.GovernedProducer` and :class:`~governed_kafka.GovernedConsumer`
 enforce (contracts, refusals, Avro serde, hooks, profiles, commit strategies, retries,
-dead letters, backpressure, lag), because each drives one of them underneath; and no
+dead letters, backpressure, lag), because each runs the same producer or consumer
+underneath (``governed_kafka._producer_base``, ``governed_kafka._consumer_base``); and no
 call blocks the event loop:
 
 - a send is checked, encoded and queued on the loop, where none of that waits; its

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Mapping
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 import fastavro
@@ -33,9 +33,6 @@ from . import _avro_bounds, _avro_validate, _wire
 from ._text import read_schema_file
 from .errors import ContractError, SerializationError
 
-if TYPE_CHECKING:
-    from .registry import SchemaRegistry
-
 __all__ = [
     "EVENT_TYPE_HEADER",
     "HEADER_SIZE",
@@ -43,6 +40,7 @@ __all__ = [
     "AvroReader",
     "AvroSchema",
     "AvroWriter",
+    "WriterSchemas",
     "frame",
     "load_schema",
     "parse_schema",
@@ -447,6 +445,11 @@ class _Decoder:
         return None
 
 
+#: Where an :class:`AvroReader` finds a writer's schema by the id in the bytes: every
+#: :class:`~governed_kafka.registry.SchemaRegistry` is one.
+WriterSchemas = _wire.WriterSchemas
+
+
 class AvroReader(_wire.SchemaReader):
     """Decode wire-format bytes, resolving each writer schema to the reader's.
 
@@ -465,7 +468,7 @@ class AvroReader(_wire.SchemaReader):
 
     def __init__(
         self,
-        registry: SchemaRegistry,
+        registry: WriterSchemas,
         *,
         topic: str,
         reader_schema: AvroSchema | None = None,

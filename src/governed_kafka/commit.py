@@ -22,12 +22,18 @@ No strategy ever loses a record: a record is committed only after it was process
 (or sent to the dead-letter topic). All of them commit synchronously when partitions
 are revoked and when the consumer closes, so an orderly rebalance or shutdown replays
 nothing that was processed.
+
+Each factory returns a strategy object of a private class (``_PerRecord``,
+``_Batched``, ``_Manual``) that answers the consumer's questions (is a commit due, does
+it wait for the broker, is each record committed before the next, is what was processed
+committed when ``run()`` returns); a new strategy is a new class, not a new case in the
+consumer. What a consumer has processed and committed is kept by its offset book
+(``governed_kafka._offsets``).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Final
+from typing import ClassVar, Final
 
 import attrs
 
@@ -39,12 +45,13 @@ DEFAULT_BATCH_RECORDS: Final = 500
 DEFAULT_BATCH_INTERVAL_S: Final = 5.0
 
 
-@attrs.frozen
 class CommitStrategy:
     """When processed offsets are committed. Build one with the factory methods."""
 
+    __slots__ = ()
+
     #: ``"per_record"``, ``"batched"`` or ``"manual"``.
-    kind: str
+    kind: ClassVar[str] = ""
     #: Commit once this many records were processed since the last commit (batched).
     max_records: int | None = None
     #: Commit once this many seconds passed since the last commit (batched).
@@ -53,7 +60,7 @@ class CommitStrategy:
     @classmethod
     def per_record(cls) -> CommitStrategy:
         """Commit synchronously after every processed record: the smallest replay, the slowest."""
-        return cls("per_record")
+        return _PerRecord()
 
     @classmethod
     def batched(
@@ -69,80 +76,92 @@ class CommitStrategy:
         if max_interval_s <= 0:
             msg = f"max_interval_s must be > 0, got {max_interval_s}"
             raise ValueError(msg)
-        return cls("batched", max_records=max_records, max_interval_s=max_interval_s)
+        return _Batched(max_records=max_records, max_interval_s=max_interval_s)
 
     @classmethod
     def manual(cls) -> CommitStrategy:
         """Commit only when the application calls ``consumer.commit()`` (and on revoke/close)."""
-        return cls("manual")
+        return _Manual()
 
     @property
     def synchronous(self) -> bool:
         """Whether routine commits wait for the broker's answer."""
-        return self.kind != "batched"
+        return True
 
     def due(self, processed_since: int, seconds_since: float) -> bool:
         """Whether a routine commit is due, ``processed_since`` records and ``seconds_since``
         seconds after the last one."""
-        if processed_since <= 0:
-            return False
-        if self.kind == "per_record":
-            return True
-        if self.kind == "batched":
-            assert self.max_records is not None
-            assert self.max_interval_s is not None
-            return processed_since >= self.max_records or seconds_since >= self.max_interval_s
         return False
 
+    @property
+    def settle_every(self) -> int | None:
+        """Processed records after which ``run()`` asks :meth:`due` within a batch
+        (``None``: only when the batch is done)."""
+        return None
 
-class PartitionOffsets:
-    """Offsets of one assigned partition: delivered, processed, committable.
+    @property
+    def commits_every_record(self) -> bool:
+        """Whether each record is committed before the next one of its partition starts."""
+        return False
 
-    Records are delivered in offset order. ``position`` is the offset to commit: one
-    past the last record of the longest processed prefix of the delivered records.
-    Offsets need not be contiguous (compaction and transaction markers leave gaps),
-    so the prefix is over *delivered* records, not over integers.
-    """
-
-    __slots__ = ("committed", "done", "pending", "position")
-
-    def __init__(self, committed: int | None = None) -> None:
-        #: Delivered and not yet part of the processed prefix, in offset order.
-        self.pending: deque[int] = deque()
-        #: Processed offsets that wait for an earlier record to be processed.
-        self.done: set[int] = set()
-        #: Offset to commit (next record to process), or None if nothing processed yet.
-        self.position: int | None = None
-        #: Last offset committed by this consumer (or found committed at assignment).
-        self.committed: int | None = committed
-
-    def delivered(self, offset: int) -> None:
-        self.pending.append(offset)
-
-    def processed(self, offset: int) -> bool:
-        """Mark ``offset`` processed; return whether it was delivered and unprocessed."""
-        pending = self.pending
-        if pending and pending[0] == offset:
-            pending.popleft()
-            done = self.done
-            position = offset + 1
-            if done:  # records finished out of order wait here for this one
-                while pending and pending[0] in done:
-                    head = pending.popleft()
-                    done.discard(head)
-                    position = head + 1
-            self.position = position
-            return True
-        if offset in self.done or not pending or offset < pending[0] or offset > pending[-1]:
-            return False  # processed twice, or never delivered here: nothing changes
-        self.done.add(offset)
+    @property
+    def commits_when_run_ends(self) -> bool:
+        """Whether what was processed is committed when ``run()`` returns."""
         return True
 
-    @property
-    def in_flight(self) -> int:
-        """Records delivered and not yet processed."""
-        return len(self.pending) - len(self.done)
+
+@attrs.frozen(repr=False)
+class _PerRecord(CommitStrategy):
+    kind: ClassVar[str] = "per_record"
+
+    def due(self, processed_since: int, seconds_since: float) -> bool:
+        return processed_since > 0
 
     @property
-    def uncommitted(self) -> bool:
-        return self.position is not None and self.position != self.committed
+    def settle_every(self) -> int:
+        return 1
+
+    @property
+    def commits_every_record(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "CommitStrategy.per_record()"
+
+
+@attrs.frozen(repr=False)
+class _Batched(CommitStrategy):
+    kind: ClassVar[str] = "batched"
+    max_records: int
+    max_interval_s: float
+
+    @property
+    def synchronous(self) -> bool:
+        return False
+
+    def due(self, processed_since: int, seconds_since: float) -> bool:
+        if processed_since <= 0:
+            return False
+        return processed_since >= self.max_records or seconds_since >= self.max_interval_s
+
+    @property
+    def settle_every(self) -> int:
+        return self.max_records
+
+    def __repr__(self) -> str:
+        return (
+            f"CommitStrategy.batched(max_records={self.max_records}, "
+            f"max_interval_s={self.max_interval_s})"
+        )
+
+
+@attrs.frozen(repr=False)
+class _Manual(CommitStrategy):
+    kind: ClassVar[str] = "manual"
+
+    @property
+    def commits_when_run_ends(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "CommitStrategy.manual()"

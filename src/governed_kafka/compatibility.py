@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import avro.compatibility as _avro_compat
@@ -34,10 +34,12 @@ import avro.schema as _avro_schema
 from . import _avro_validate, _json_compat, _proto_compat
 from ._wire import Role
 from .avro import AvroSchema
-from .contracts import Catalog, TopicContract
 from .errors import ContractError
 from .policy import COMPATIBILITY_MODES, Compatibility, Policy, Violation
 from .schemas import Schema, Subject, group, load_schema
+
+if TYPE_CHECKING:
+    from .contracts import Catalog, TopicContract
 
 __all__ = [
     "Incompatibility",

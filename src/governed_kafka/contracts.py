@@ -24,7 +24,9 @@ import attrs
 
 from ._text import NotUtf8, decode_utf8
 from .errors import ContractError, ContractProblem, GovernanceViolation
+from .lint import lint as _lint
 from .policy import (
+    CLEANUP_POLICIES,
     COMPATIBILITY_MODES,
     SERVICE_PLACEHOLDER,
     Compatibility,
@@ -64,9 +66,6 @@ SUBJECT_STRATEGIES: tuple[SubjectStrategy, ...] = ("topic", "record", "topic_rec
 
 #: The environment whose clients skip the live-topic check unless the policy asks for it.
 LOCAL_ENVIRONMENT = "local"
-
-#: Valid ``cleanup_policy`` values (Kafka's ``cleanup.policy``).
-CLEANUP_POLICIES: tuple[str, ...] = ("delete", "compact", "compact,delete")
 
 #: Longest topic name Kafka accepts.
 MAX_TOPIC_NAME_LENGTH: Final = 249
@@ -251,9 +250,7 @@ class Catalog:
         The rules, with their stable ids, are listed in :mod:`governed_kafka.lint` and in
         ``docs/governance.md``. An empty list means the catalog is clean.
         """
-        from .lint import lint  # the rules import this module
-
-        return lint(self)
+        return _lint(self)
 
     @property
     def verify_topics(self) -> bool:

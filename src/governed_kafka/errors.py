@@ -22,13 +22,24 @@
     │                                   commit, metadata): operation, error code
     ├── RegistryError                   the schema registry refused or failed an operation:
     │                                   operation, subject, HTTP status, registry error code
-    └── ClosedError (RuntimeError)      the client was used after ``close()`` (or, for the
-                                        asyncio clients, before ``start()``)
+    ├── ClosedError (RuntimeError)      the client was used after ``close()`` (or, for the
+    │                                   asyncio clients, before ``start()``)
+    ├── RetriesExhausted                ``RetryPolicy.call()``/``acall()`` gave up: the last
+    │                                   error, the attempts made
+    │
+    │   defined in governed_kafka.testing, raised only by its brokers:
+    ├── BrokerNotFoundError (FileNotFoundError)
+    │                                   no embedded broker binary was found: how to get one
+    ├── BrokerStartError (RuntimeError) a broker did not start or answer in time: its log
+    └── KafkaClusterUnavailable (RuntimeError)
+                                        Java, Maven or the Kafka jars are missing: what to
+                                        install
 
 Foreign exceptions (``confluent_kafka.KafkaException``, ``fastavro`` errors, TOML
 parse errors) are translated into these with ``raise ... from exc``, so the original
-stays available as ``__cause__``. Each error carries, as attributes, the data a
-caller needs to act on it; ``str(error)`` is a sentence that names the same data.
+stays available as ``__cause__``; librdkafka's are translated in one place, the
+private ``governed_kafka._kafka`` package. Each error carries, as attributes, the data
+a caller needs to act on it; ``str(error)`` is a sentence that names the same data.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ __all__ = [
     "GovernanceViolation",
     "GovernedKafkaError",
     "RegistryError",
+    "RetriesExhausted",
     "SerializationError",
 ]
 
@@ -306,3 +318,17 @@ class RegistryError(GovernedKafkaError):
 class ClosedError(GovernedKafkaError, RuntimeError):
     """The producer or consumer was used after ``close()``, or an asyncio client before
     ``start()``."""
+
+
+class RetriesExhausted(GovernedKafkaError):
+    """A :class:`~governed_kafka.retry.RetryPolicy` gave up on a call.
+
+    Raised by ``RetryPolicy.call()`` and ``acall()`` when the attempts run out or an
+    error is not one to retry: ``error`` is the last error, ``attempts`` how many attempts
+    were made (the first included). The consumers catch it and dead-letter the record.
+    """
+
+    def __init__(self, error: BaseException, attempts: int) -> None:
+        super().__init__(error)
+        self.error = error
+        self.attempts = attempts

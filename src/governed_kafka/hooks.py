@@ -29,12 +29,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
 if TYPE_CHECKING:
-    from .consumer import Record
+    from ._records import Record
+    from ._routes import HeaderList
     from .errors import DeliveryError
     from .lag import PartitionLag
 
@@ -60,9 +61,6 @@ __all__ = [
 
 _log = logging.getLogger("governed_kafka.hooks")
 
-Headers = list[tuple[str, "str | bytes | None"]]
-
-
 # ---------------------------------------------------------------- details records
 
 
@@ -77,7 +75,7 @@ class SendDetails:
     topic: str
     key: bytes | None
     value_size: int
-    headers: Headers
+    headers: HeaderList
     client_id: str
     event_type: str | None = None
     #: Whether the value is ``None`` (a tombstone on a compacted topic).
@@ -261,8 +259,9 @@ class StatisticsDetails:
 
 DeliveryObserver = Callable[[DeliveryDetails], object]
 
-#: A delivery observer with the ``on_send`` listener that returned it.
-_Observer = tuple[Callable[[Any], Any], DeliveryObserver]
+#: The delivery observers the ``on_send`` hooks returned for one record, each with the
+#: listener that returned it (a failing observer counts against that hook).
+Observers = list[tuple[Callable[[Any], Any], DeliveryObserver]]
 
 
 # ---------------------------------------------------------------- the protocol
@@ -369,6 +368,14 @@ _EVENTS = (
     "on_statistics",
 )
 
+D = TypeVar("D")
+
+#: Calls every listener of one event with its details record, each failure contained.
+Emit = Callable[[D], None]
+
+#: Enters the context managers the listeners of one event return, exits them together.
+Around = Callable[[D], contextlib.ExitStack]
+
 
 def _implements(hook: object, event: str) -> bool:
     method = getattr(type(hook), event, None)
@@ -378,7 +385,33 @@ def _implements(hook: object, event: str) -> bool:
 
 
 class HookChain:
-    """The hooks of one client, sorted by event; events nobody listens to cost nothing."""
+    """The hooks of one client, sorted by event; events nobody listens to cost nothing.
+
+    Each event is one typed attribute: the callable that runs its listeners, or ``None``
+    when nobody listens, so a client pays one check where the event happens::
+
+        if hooks.commit is not None:
+            hooks.commit(CommitDetails(...))
+    """
+
+    #: ``on_send``: run the send hooks that want this send; their delivery observers.
+    send: Callable[[SendDetails], Observers | None] | None
+    delivery: Emit[DeliveryDetails] | None
+    consume: Emit[ConsumeDetails] | None
+    #: ``on_process``: the listeners' context managers around one handler call.
+    process: Around[ProcessDetails] | None
+    process_batch: Around[BatchDetails] | None
+    commit: Emit[CommitDetails] | None
+    rebalance: Emit[RebalanceDetails] | None
+    backpressure: Emit[BackpressureDetails] | None
+    retry: Emit[RetryDetails] | None
+    dead_letter: Emit[DeadLetterDetails] | None
+    throttle: Emit[ThrottleDetails] | None
+    skew: Emit[SkewDetails] | None
+    slow_handler: Emit[SlowHandlerDetails] | None
+    statistics: Emit[StatisticsDetails] | None
+    #: Asked every few sends when every ``on_send`` hook can say it has nothing to do.
+    send_gate: Callable[[], bool] | None
 
     def __init__(self, hooks: Sequence[object]) -> None:
         for hook in hooks:
@@ -396,9 +429,56 @@ class HookChain:
             (h.on_send, h.wants_send if _implements(h, "wants_send") else None) for h in senders
         )
         self._failures: dict[tuple[int, str], int] = {}
-        for event, listeners in self._listeners.items():
-            setattr(self, event[3:], bool(listeners))
+        self.send = self.observers if self._senders else None
+        self.delivery = self._emitter("on_delivery")
+        self.consume = self._emitter("on_consume")
+        self.process = self._around("on_process")
+        self.process_batch = self._around("on_process_batch")
+        self.commit = self._emitter("on_commit")
+        self.rebalance = self._emitter("on_rebalance")
+        self.backpressure = self._emitter("on_backpressure")
+        self.retry = self._emitter("on_retry")
+        self.dead_letter = self._emitter("on_dead_letter")
+        self.throttle = self._emitter("on_throttle")
+        self.skew = self._emitter("on_skew")
+        self.slow_handler = self._emitter("on_slow_handler")
+        self.statistics = self._emitter("on_statistics")
         self.send_gate = self._send_gate()
+
+    def _emitter(self, event: str) -> Emit[Any] | None:
+        """The runner of ``event``'s listeners, or ``None`` when it has none."""
+        listeners = self._listeners[event]
+        if not listeners:
+            return None
+        failed = self._failed
+
+        def emit(details: object) -> None:
+            for listener in listeners:
+                try:
+                    listener(details)
+                except Exception:
+                    failed(listener, event)
+
+        return emit
+
+    def _around(self, event: str) -> Around[Any] | None:
+        """The runner of ``event``'s context-manager listeners, or ``None`` when it has none."""
+        listeners = self._listeners[event]
+        if not listeners:
+            return None
+
+        def around(details: object) -> contextlib.ExitStack:
+            stack = contextlib.ExitStack()
+            for listener in listeners:
+                try:
+                    manager = listener(details)
+                    if manager is not None:
+                        stack.enter_context(_Contained(manager, self, listener, event))
+                except Exception:
+                    self._failed(listener, event)
+            return stack
+
+        return around
 
     def _send_gate(self) -> Callable[[], bool] | None:
         """The question to ask now and then, or ``None`` when every send must be observed.
@@ -407,7 +487,7 @@ class HookChain:
         hook listens to ``on_delivery`` (which needs every record observed).
         """
         senders: list[Any] = [h for h in self.hooks if _implements(h, "on_send")]
-        if not senders or self.delivery:
+        if not senders or self.delivery is not None:
             return None
         if not all(_implements(h, "wants_send") for h in senders):
             return None
@@ -433,25 +513,6 @@ class HookChain:
             self._failed(self.send_gate, "wants_send")
         return True
 
-    #: Asked every few sends when every ``on_send`` hook can say it has nothing to do.
-    send_gate: Callable[[], bool] | None
-
-    # Set in __init__: whether anyone listens to each event.
-    send: bool
-    delivery: bool
-    consume: bool
-    process: bool
-    process_batch: bool
-    commit: bool
-    rebalance: bool
-    backpressure: bool
-    retry: bool
-    dead_letter: bool
-    throttle: bool
-    skew: bool
-    slow_handler: bool
-    statistics: bool
-
     def __bool__(self) -> bool:
         return any(self._listeners.values())
 
@@ -472,49 +533,41 @@ class HookChain:
         """How many times hooks raised, in all."""
         return sum(self._failures.values())
 
-    def emit(self, event: str, details: object) -> None:
-        """Call every listener of ``event`` with ``details``; errors are contained."""
-        for listener in self._listeners[event]:
-            try:
-                listener(details)
-            except Exception:
-                self._failed(listener, event)
-
     def client_callbacks(
         self, *, client_id: str, role: Literal["producer", "consumer"], group_id: str | None = None
     ) -> dict[str, Callable[..., None]]:
         """librdkafka's throttle and statistics callbacks, for the events someone listens to."""
         callbacks: dict[str, Callable[..., None]] = {}
-        if self.throttle:
+        throttled = self.throttle
+        if throttled is not None:
 
             def on_throttle(broker: str, broker_id: int, throttle_time_s: float) -> None:
-                self.emit(
-                    "on_throttle",
+                throttled(
                     ThrottleDetails(
                         broker=broker,
                         broker_id=broker_id,
                         throttle_time_s=throttle_time_s,
                         client_id=client_id,
-                    ),
+                    )
                 )
 
             callbacks["on_throttle"] = on_throttle
-        if self.statistics:
+        statistics = self.statistics
+        if statistics is not None:
 
             def on_stats(stats: dict[str, Any]) -> None:
-                self.emit(
-                    "on_statistics",
+                statistics(
                     StatisticsDetails(
                         client_id=client_id, role=role, stats=stats, group_id=group_id
-                    ),
+                    )
                 )
 
             callbacks["on_stats"] = on_stats
         return callbacks
 
-    def observers(self, details: SendDetails) -> list[_Observer] | None:
+    def observers(self, details: SendDetails) -> Observers | None:
         """Run ``on_send`` of the hooks that want this send; return their observers."""
-        found: list[_Observer] | None = None
+        found: Observers | None = None
         for listener, wants in self._senders:
             if wants is not None:
                 try:
@@ -533,25 +586,13 @@ class HookChain:
                 found.append((listener, observer))
         return found
 
-    def observe(self, observers: list[_Observer], details: DeliveryDetails) -> None:
+    def observe(self, observers: Observers, details: DeliveryDetails) -> None:
         """Call each observer with the delivery; a failure counts against its hook."""
         for listener, observer in observers:
             try:
                 observer(details)
             except Exception:
                 self._failed(listener, "on_send observer")
-
-    def around(self, event: str, details: object) -> contextlib.ExitStack:
-        """Enter the context managers ``event``'s listeners return; exit them together."""
-        stack = contextlib.ExitStack()
-        for listener in self._listeners[event]:
-            try:
-                manager = listener(details)
-                if manager is not None:
-                    stack.enter_context(_Contained(manager, self, listener, event))
-            except Exception:
-                self._failed(listener, event)
-        return stack
 
 
 class _Contained(contextlib.AbstractContextManager[Any]):

@@ -27,7 +27,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -36,9 +36,6 @@ from ._avro_bounds import json_depth_problem
 from ._text import read_schema_file
 from ._wire import HEADER_SIZE, MAGIC_BYTE, Role
 from .errors import ContractError, SerializationError
-
-if TYPE_CHECKING:
-    from .registry import SchemaRegistry
 
 __all__ = [
     "DRAFTS",
@@ -398,7 +395,7 @@ class JsonSchemaReader(_wire.SchemaReader):
 
     def __init__(
         self,
-        registry: SchemaRegistry,
+        registry: _wire.WriterSchemas,
         *,
         topic: str,
         reader_schema: JsonSchema | None = None,

@@ -130,9 +130,9 @@ def group_lag(
 
     config: dict[str, object] = {"bootstrap.servers": _config.bootstrap(bootstrap_servers)}
     config.update(_config.check_admin_overrides(overrides))
-    admin = _kafka.new_admin(config)
-    committed = _kafka.group_committed(admin, group_id, timeout=timeout)
-    ends = _kafka.latest_offsets(admin, sorted(committed), timeout=timeout)
+    admin = _kafka.Admin(config, timeout=timeout)
+    committed = admin.group_committed(group_id)
+    ends = admin.latest_offsets(sorted(committed))
     return LagReport(
         group_id,
         tuple(

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Final
 
 from .acls import check_services
 from .compatibility import check_contract as check_schemas
-from .contracts import CLEANUP_POLICIES, TopicContract
 from .policy import (
+    CLEANUP_POLICIES,
     DURABLE_MIN_INSYNC_REPLICAS,
     DURABLE_REPLICATION_FACTOR,
     Policy,
@@ -32,7 +32,7 @@ from .policy import (
 )
 
 if TYPE_CHECKING:
-    from .contracts import Catalog
+    from .contracts import Catalog, TopicContract
 
 __all__ = [
     "CATALOG_RULES",
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 #: A rule over one contract: ``(contract, policy) -> violations``.
-TopicRule = Callable[[TopicContract, Policy], Iterable[Violation]]
+TopicRule = Callable[["TopicContract", Policy], Iterable[Violation]]
 
 #: A rule over the whole catalog: ``(catalog) -> violations``.
 CatalogRule = Callable[["Catalog"], Iterable[Violation]]

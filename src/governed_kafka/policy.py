@@ -19,6 +19,7 @@ import attrs
 import re2 as _re2
 
 __all__ = [
+    "CLEANUP_POLICIES",
     "COMPATIBILITY_MODES",
     "DURABLE_MIN_INSYNC_REPLICAS",
     "DURABLE_REPLICATION_FACTOR",
@@ -50,6 +51,9 @@ COMPATIBILITY_MODES: tuple[Compatibility, ...] = (
     "FULL",
     "FULL_TRANSITIVE",
 )
+
+#: Valid ``cleanup_policy`` values (Kafka's ``cleanup.policy``).
+CLEANUP_POLICIES: tuple[str, ...] = ("delete", "compact", "compact,delete")
 
 #: Replication factor below which acks=all cannot survive the loss of a broker.
 DURABLE_REPLICATION_FACTOR = 3

@@ -35,7 +35,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -43,9 +43,6 @@ from . import _proto_check, _wire
 from ._text import read_schema_file
 from ._wire import HEADER_SIZE, MAGIC_BYTE, Role
 from .errors import ContractError, SerializationError
-
-if TYPE_CHECKING:
-    from .registry import SchemaRegistry
 
 __all__ = [
     "HEADER_SIZE",
@@ -695,7 +692,7 @@ class ProtobufReader(_wire.SchemaReader):
 
     def __init__(
         self,
-        registry: SchemaRegistry,
+        registry: _wire.WriterSchemas,
         *,
         topic: str,
         reader_schema: ProtobufSchema | None = None,

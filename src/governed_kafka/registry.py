@@ -23,9 +23,10 @@ Subjects are named by each topic's ``subject_strategy`` (:func:`subject_name`):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
+from . import _kafka
 from ._config import REDACTED, is_secret
 from .errors import ContractError, RegistryError
 from .schemas import Schema, parse_registered, schema_id_of, subject_name, subjects
@@ -176,8 +177,6 @@ class LocalSchemaRegistry:
         return f"<LocalSchemaRegistry {len(self._subjects)} subjects, {len(self._by_id)} schemas>"
 
 
-_NOT_FOUND = 404
-
 #: Deepest chain of references a fetched schema may have.
 _MAX_REFERENCE_DEPTH = 32
 
@@ -210,211 +209,103 @@ class ConfluentSchemaRegistry:
     :class:`~governed_kafka.errors.RegistryError`.
     """
 
-    #: One mock client per ``mock://`` URL, and the compatibility levels set on it.
-    _mocks: ClassVar[dict[str, tuple[Any, dict[str, str]]]] = {}
-
     def __init__(self, config: Mapping[str, Any]) -> None:
-        try:
-            from confluent_kafka.schema_registry import (
-                Schema as ClientSchema,
-            )
-            from confluent_kafka.schema_registry import (
-                SchemaReference,
-                SchemaRegistryClient,
-                SchemaRegistryError,
-            )
-        except ImportError as exc:
-            msg = (
-                "ConfluentSchemaRegistry needs confluent-kafka's schema-registry client: "
-                "pip install 'governed-kafka[registry]'"
-            )
-            raise ImportError(msg) from exc
-        self._schema_type = ClientSchema
-        self._reference_type = SchemaReference
-        self._error_type = SchemaRegistryError
-        url = str(config.get("url", ""))
-        self._levels: dict[str, str] | None = None
-        if url.startswith("mock://"):
-            if url not in self._mocks:
-                self._mocks[url] = (SchemaRegistryClient.new_client(dict(config)), {})
-            client, self._levels = self._mocks[url]
-        else:
-            client = SchemaRegistryClient.new_client(dict(config))
-        #: The underlying ``SchemaRegistryClient``, for code that needs it directly.
-        self.client: Any = client
         #: The registry's URL, any ``user:password@`` in it shown as ``[redacted]@``.
-        self.url, secrets = _without_credentials(url)
+        self.url, secrets = _without_credentials(str(config.get("url", "")))
         # Never shown in an error, whatever the client's own message repeats.
-        self._secrets = sorted(
-            {*secrets, *(str(v) for k, v in config.items() if is_secret(k) and v)},
-            key=len,
-            reverse=True,
-        )
+        secrets += [str(v) for k, v in config.items() if is_secret(k) and v]
+        self._registry = _kafka.RegistryClient(config, url=self.url, secrets=secrets)
+        #: The underlying ``SchemaRegistryClient``, for code that needs it directly.
+        self.client: Any = self._registry.client
         self._by_id: dict[int, Schema] = {}
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
-
-    def _cause(self, exc: BaseException) -> BaseException | None:
-        """``exc`` to chain to a RegistryError, unless it or its causes would show a secret."""
-        seen: BaseException | None = exc
-        while seen is not None:
-            shown = f"{seen} {seen.args!r}"
-            if any(secret in shown for secret in self._secrets):
-                return None
-            seen = seen.__cause__ or seen.__context__
-        return exc
-
-    def _fail(self, exc: Exception, operation: str, subject: str | None) -> RegistryError:
-        if isinstance(exc, self._error_type):
-            status: int | None = exc.http_status_code
-            code: int | None = exc.error_code
-            reason = exc.error_message
-        else:
-            status = code = None
-            reason = f"{type(exc).__name__}: {exc}"
-        about = f" of {subject!r}" if subject else ""
-        msg = f"schema registry {self.url}: {operation}{about} failed: {self._scrub(str(reason))}"
-        return RegistryError(msg, operation=operation, subject=subject, status=status, code=code)
-
-    def _not_found(self, exc: Exception) -> bool:
-        return isinstance(exc, self._error_type) and exc.http_status_code == _NOT_FOUND
-
-    def _registered_form(self, schema: Schema, *, register: bool) -> Any:
-        """``schema`` as the client's ``Schema``, its Protobuf imports as references.
-
-        Each import is registered (or, with ``register`` false, looked up) under its
-        file name first, deepest first, as confluent-kafka's serializer does; ``None``
-        when an import is not registered and ``register`` is false.
-        """
+    def _references(self, schema: Schema, *, register: bool) -> list[_kafka.Reference] | None:
+        """``schema``'s Protobuf imports as references, each registered (or, with
+        ``register`` false, looked up) under its file name first, deepest first, as
+        confluent-kafka's serializer does; ``None`` when an import is not registered and
+        ``register`` is false."""
         references = []
         for dep in schema.references:
-            form = self._registered_form(dep, register=register)
-            if form is None:
+            inner = self._references(dep, register=register)
+            if inner is None:
                 return None
             if register:
-                self.client.register_schema(dep.name, form)
-            try:
-                found = self.client.lookup_schema(dep.name, form)
-            except Exception as exc:
-                if not register and self._not_found(exc):
+                self._registry.register(dep.name, dep.text, dep.schema_type, inner)
+            found = self._registry.lookup(dep.name, dep.text, dep.schema_type, inner)
+            if found is None:
+                if not register:
                     return None
-                raise
-            references.append(self._reference_type(dep.name, dep.name, found.version))
-        return self._schema_type(schema.text, schema.schema_type, references)
+                msg = (
+                    f"schema registry {self.url}: import {dep.name!r} was registered and "
+                    "then not found under its subject"
+                )
+                raise RegistryError(msg, operation="register", subject=dep.name)
+            references.append(_kafka.Reference(dep.name, dep.name, found[1]))
+        return references
 
     def lookup(self, subject: str, schema: Schema) -> int | None:
         """The id of ``schema`` under ``subject``, or ``None`` if it is not registered."""
-        try:
-            form = self._registered_form(schema, register=False)
-            if form is None:
-                return None
-            registered = self.client.lookup_schema(subject, form)
-        except Exception as exc:
-            if self._not_found(exc):
-                return None
-            raise self._fail(exc, "lookup", subject) from self._cause(exc)
-        schema_id = int(registered.schema_id)
-        self._by_id.setdefault(schema_id, schema)
-        return schema_id
+        references = self._references(schema, register=False)
+        if references is None:
+            return None
+        found = self._registry.lookup(subject, schema.text, schema.schema_type, references)
+        if found is None:
+            return None
+        self._by_id.setdefault(found[0], schema)
+        return found[0]
 
     def register(self, subject: str, schema: Schema) -> int:
         """Register ``schema`` (and its Protobuf imports) under ``subject``; the registry
         applies its own checks too."""
-        try:
-            schema_id = int(
-                self.client.register_schema(subject, self._registered_form(schema, register=True))
-            )
-        except Exception as exc:
-            raise self._fail(exc, "register", subject) from self._cause(exc)
+        references = self._references(schema, register=True) or []
+        schema_id = self._registry.register(subject, schema.text, schema.schema_type, references)
         self._by_id.setdefault(schema_id, schema)
         return schema_id
 
     def subject_versions(self, subject: str) -> list[tuple[int, int]]:
         """``(version, id)`` of every version of ``subject``, oldest first."""
-        try:
-            numbers = sorted(self.client.get_versions(subject))
-            found = [self.client.get_version(subject, n) for n in numbers]
-        except Exception as exc:
-            if self._not_found(exc):
-                return []
-            raise self._fail(exc, "versions", subject) from self._cause(exc)
-        return [(int(r.version), int(r.schema_id)) for r in found]
+        return self._registry.subject_versions(subject)
 
     def versions(self, subject: str) -> list[Schema]:
         """Every schema registered under ``subject``, oldest first."""
-        try:
-            numbers = self.client.get_versions(subject)
-            registered = [
-                self.client.get_version(subject, n, fmt="serialized") for n in sorted(numbers)
-            ]
-        except Exception as exc:
-            if self._not_found(exc):
-                return []
-            raise self._fail(exc, "versions", subject) from self._cause(exc)
-        return [self._parse(r.schema_id, r.schema) for r in registered]
+        return [self._parse(r) for r in self._registry.versions(subject)]
 
     def compatibility(self, subject: str) -> str | None:
         """The subject's own compatibility level, or ``None`` when it has none set."""
-        if self._levels is not None:
-            return self._levels.get(subject)
-        try:
-            level = self.client.get_compatibility(subject)
-        except Exception as exc:
-            if self._not_found(exc):
-                return None
-            raise self._fail(exc, "get compatibility", subject) from self._cause(exc)
-        return str(level) if level else None
+        return self._registry.compatibility(subject)
 
     def set_compatibility(self, subject: str, level: str) -> None:
         """Set the subject's compatibility level."""
-        if self._levels is not None:
-            self._levels[subject] = level
-            return
-        try:
-            self.client.set_compatibility(subject, level)
-        except Exception as exc:
-            raise self._fail(exc, "set compatibility", subject) from self._cause(exc)
+        self._registry.set_compatibility(subject, level)
 
     def schema(self, schema_id: int) -> Schema:
         """The schema with ``schema_id``; :class:`LookupError` if the registry has none."""
         known = self._by_id.get(schema_id)
         if known is not None:
             return known
-        try:
-            fetched = self.client.get_schema(schema_id, fmt="serialized")
-        except Exception as exc:
-            if self._not_found(exc):
-                msg = f"schema registry {self.url} has no schema with id {schema_id}"
-                raise LookupError(msg) from self._cause(exc)
-            raise self._fail(exc, f"fetch schema id {schema_id}", None) from self._cause(exc)
-        return self._parse(schema_id, fetched)
+        return self._parse(self._registry.schema(schema_id))
 
-    def _parse(self, schema_id: int, fetched: Any) -> Schema:
-        known = self._by_id.get(schema_id)
+    def _parse(self, fetched: _kafka.Registered) -> Schema:
+        known = self._by_id.get(fetched.schema_id)
         if known is None:
-            source = f"{self.url or 'registry'} id {schema_id}"
-            known = self._by_id[schema_id] = self._build(fetched, source)
+            source = f"{self.url or 'registry'} id {fetched.schema_id}"
+            known = self._by_id[fetched.schema_id] = self._build(fetched, source)
         return known
 
-    def _build(self, fetched: Any, source: str, name: str | None = None, depth: int = 0) -> Schema:
+    def _build(
+        self, fetched: _kafka.Registered, source: str, name: str | None = None, depth: int = 0
+    ) -> Schema:
         """A fetched schema parsed, its references fetched (and parsed) first."""
         references: list[Schema] = []
-        for ref in fetched.references or ():
+        for ref in fetched.references:
             if depth > _MAX_REFERENCE_DEPTH:
                 msg = f"{source}: references nest more than {_MAX_REFERENCE_DEPTH} deep"
                 raise ContractError(msg, path=source)
-            try:
-                found = self.client.get_version(ref.subject, ref.version, fmt="serialized")
-            except Exception as exc:
-                raise self._fail(exc, "fetch reference", ref.subject) from self._cause(exc)
+            found = self._registry.version(ref.subject, ref.version)
             references.append(
-                self._build(found.schema, f"{source} reference {ref.name}", ref.name, depth + 1)
+                self._build(found, f"{source} reference {ref.name}", ref.name, depth + 1)
             )
-        schema_type = fetched.schema_type or "AVRO"
-        if name is not None and schema_type == "PROTOBUF":
+        if name is not None and fetched.schema_type == "PROTOBUF":
             import base64
 
             from .protobuf import ProtobufSchema, from_descriptor
@@ -422,7 +313,7 @@ class ConfluentSchemaRegistry:
             deps = [r for r in references if isinstance(r, ProtobufSchema)]
             try:
                 return from_descriptor(
-                    base64.b64decode(fetched.schema_str),
+                    base64.b64decode(fetched.text),
                     dependencies=deps,
                     source=source,
                     name=name,
@@ -430,7 +321,7 @@ class ConfluentSchemaRegistry:
             except ValueError:
                 pass  # .proto text: parsed below
         return parse_registered(
-            schema_type, fetched.schema_str, references=references, source=source
+            fetched.schema_type, fetched.text, references=references, source=source
         )
 
     def __repr__(self) -> str:

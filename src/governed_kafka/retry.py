@@ -8,7 +8,9 @@ from typing import Any, Final, TypeVar
 import attrs
 import tenacity as _t
 
-__all__ = ["RetryPolicy"]
+from .errors import RetriesExhausted
+
+__all__ = ["RetriesExhausted", "RetryPolicy"]
 
 T = TypeVar("T")
 
@@ -146,12 +148,3 @@ class RetryPolicy:
             "before_sleep": before_sleep,
             "reraise": True,
         }
-
-
-class RetriesExhausted(Exception):
-    """Internal: the last error of a record and how many attempts it got."""
-
-    def __init__(self, error: BaseException, attempts: int) -> None:
-        super().__init__(error)
-        self.error = error
-        self.attempts = attempts

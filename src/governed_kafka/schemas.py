@@ -27,10 +27,10 @@ import attrs
 
 from . import avro
 from ._wire import Role, fold_id
-from .contracts import SubjectStrategy, TopicContract
 from .errors import ContractError
 
 if TYPE_CHECKING:
+    from .contracts import SubjectStrategy, TopicContract
     from .json_schema import JsonSchema
     from .protobuf import ProtobufSchema
 

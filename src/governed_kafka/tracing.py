@@ -33,6 +33,7 @@ from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from ._routes import HeaderList
 from .hooks import BatchDetails, DeliveryDetails, Hook, ProcessDetails, SendDetails
 
 __all__ = ["SCHEMA_URL", "OpenTelemetryHook"]
@@ -62,13 +63,11 @@ ERROR_TYPE: Final = "error.type"
 #: Not a convention: which attempt of the handler a process span covers (1, 2, ...).
 GOVERNED_KAFKA_ATTEMPT: Final = "governed_kafka.attempt"
 
-Headers = list[tuple[str, "str | bytes | None"]]
 
-
-class _HeaderSetter(Setter[Headers]):
+class _HeaderSetter(Setter[HeaderList]):
     """Writes propagation fields into a record's header list, replacing older ones."""
 
-    def set(self, carrier: Headers, key: str, value: str) -> None:
+    def set(self, carrier: HeaderList, key: str, value: str) -> None:
         carrier[:] = [(name, v) for name, v in carrier if name != key]
         carrier.append((key, value.encode()))
 

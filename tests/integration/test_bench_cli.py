@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from governed_kafka import profiles
-from governed_kafka.bench import RAW
 from governed_kafka.cli import main
+from governed_kafka.cli._bench_run import RAW
 
 FIGURES = {
     "produce_msgs_per_s",

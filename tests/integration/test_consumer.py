@@ -23,7 +23,7 @@ from governed_kafka import (
     hooks,
     profiles,
 )
-from governed_kafka import consumer as consumer_module
+from governed_kafka import _consumer_base as consumer_module
 from governed_kafka.testing import LocalBroker
 from kafka_helpers import create_topics, read_all, write_catalog
 

@@ -19,7 +19,7 @@ from governed_kafka import (
     SerializationError,
     profiles,
 )
-from governed_kafka.testing import LocalBroker
+from governed_kafka.testing import KafkaCluster, LocalBroker
 from kafka_helpers import create_topics, read_all, values
 from murmur2 import java_partition
 
@@ -427,3 +427,52 @@ def test_producer_only_routes_topics_it_may_write(
     ):
         producer.send("a.b.c.v1", b"v")
     assert refused.value.rule == "producer.not-listed"
+
+
+@pytest.mark.apache_kafka
+def test_a_fatal_producer_error_refuses_every_later_send_naming_it(
+    kafka_cluster: KafkaCluster, topic_name: str
+) -> None:
+    """After a fatal error, send() refuses each record with a DeliveryError naming that error.
+
+    The fatal error is real: with ``enable.gapless.guarantee`` the idempotent producer
+    gives up when the broker rejects a batch for good (here: larger than the topic's own
+    ``max.message.bytes``, which the contract does not pin), as a gap would follow.
+    """
+    kafka_cluster.create_topic(topic_name, config={"max.message.bytes": "2000"})
+    catalog = Catalog.from_dict(
+        {
+            "topics": [
+                {
+                    "name": topic_name,
+                    "partitions": 1,
+                    "replication_factor": 3,
+                    "key": "optional",
+                    "producers": ["checkout"],
+                }
+            ]
+        }
+    )
+    with GovernedProducer(
+        catalog,
+        service="checkout",
+        bootstrap_servers=kafka_cluster.bootstrap_servers,
+        overrides={"enable.gapless.guarantee": True},
+        verify_topics=False,
+    ) as producer:
+        producer.send_and_wait(topic_name, b"small", timeout=30)
+        rejected = producer.send(topic_name, b"x" * 50_000).exception(30)
+        assert rejected is not None
+        assert rejected.code == "MSG_SIZE_TOO_LARGE"
+        deadline = time.monotonic() + 30
+        refused = None
+        while refused is None and time.monotonic() < deadline:
+            try:
+                producer.send_and_wait(topic_name, b"after", timeout=30)
+            except DeliveryError as error:
+                refused = error
+    assert refused is not None
+    assert refused.fatal
+    assert refused.code == "_GAPLESS_GUARANTEE"
+    assert "fatal error" in str(refused)
+    assert "_GAPLESS_GUARANTEE" in str(refused)

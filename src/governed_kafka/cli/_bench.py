@@ -22,7 +22,7 @@ from rich.text import Text
 from .. import profiles
 from .._librdkafka_keys import CONSUMER_KEYS, GLOBAL_KEYS, PRODUCER_KEYS
 from .._stats import Figure
-from ..bench import BenchReport, BenchSettings, plot, run_bench
+from ._bench_run import BenchReport, BenchSettings, plot, run_bench
 from ._common import (
     clean_errors,
     cluster_settings,

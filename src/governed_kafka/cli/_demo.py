@@ -23,7 +23,6 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import profiles
-from ..bench import BenchSettings, run_bench
 from ..cluster import Cluster
 from ..commit import CommitStrategy
 from ..consumer import GovernedConsumer, Record
@@ -33,9 +32,10 @@ from ..lag import group_lag
 from ..producer import GovernedProducer
 from ..retry import RetryPolicy
 from ._bench import render as render_bench
+from ._bench_run import BenchSettings, run_bench
 from ._common import console, err_console, fail, main
-from ._governance import _print_applied, _print_plan, _print_violations, _quiet_client_logs
 from ._lag import render as render_lag
+from ._print import print_applied, print_plan, print_violations, quiet_client_logs
 
 ORDERS = "payments.order.created.v1"
 DEAD_LETTERS = f"{ORDERS}.dlq"
@@ -87,13 +87,13 @@ def demo(skip_bench: bool) -> None:
     """An end-to-end walk-through on the embedded broker (about a minute)."""
     from ..testing import BrokerNotFoundError, LocalBroker
 
-    _quiet_client_logs()
+    quiet_client_logs()
     with _contracts() as path:
         _step(1, "Contracts as code: lint")
         console.print(f"contracts: {escape(str(path))} (environment [bold]local[/])")
         catalog = Catalog.load(path, environment="local")
         violations = catalog.lint()
-        _print_violations(violations)
+        print_violations(violations)
         console.print(f"lint: {len(violations)} violations in {len(catalog)} topics")
         strict = Catalog.load(path)
         console.print(
@@ -126,8 +126,8 @@ def _walk_through(catalog: Catalog, bootstrap: str, *, skip_bench: bool) -> None
     cluster = Cluster(bootstrap)
     _step(2, "Plan and apply the contracts on the broker")
     plan = cluster.plan(catalog)
-    _print_plan(plan)
-    _print_applied(cluster.apply(catalog))
+    print_plan(plan)
+    print_applied(cluster.apply(catalog))
     again = cluster.plan(catalog)
     console.print(f"plan again: {again.status} ({len(again.in_sync)} topics in sync)")
 

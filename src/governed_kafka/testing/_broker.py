@@ -215,18 +215,17 @@ class LocalBroker:
                 msg = f"broker did not listen on {address} within {self.startup_timeout} s"
                 raise BrokerStartError(msg, log=self.log_tail())
             time.sleep(0.02)
-        admin = _kafka.new_admin({"bootstrap.servers": f"{self.host}:{self.port}"})
+        admin = _kafka.Admin(
+            {"bootstrap.servers": f"{self.host}:{self.port}"}, timeout=self.startup_timeout
+        )
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 msg = f"broker at {address} did not answer Metadata within {self.startup_timeout} s"
                 raise BrokerStartError(msg, log=self.log_tail())
-            try:
-                admin.list_topics(timeout=min(remaining, 2.0))
-            except _kafka.KafkaException:
-                time.sleep(0.05)
-            else:
+            if admin.brokers(timeout=min(remaining, 2.0)) is not None:
                 return
+            time.sleep(0.05)
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines the broker printed."""
@@ -307,15 +306,10 @@ class LocalBroker:
         timeout: float = 10.0,
     ) -> None:
         """Create a topic directly, outside any contract (for tests of ungoverned state)."""
-        admin = _kafka.new_admin({"bootstrap.servers": self.bootstrap_servers})
-        topic = _kafka.NewTopic(
-            name, num_partitions=partitions, replication_factor=1, config=dict(config or {})
-        )
-        for future in admin.create_topics([topic], operation_timeout=timeout).values():
-            try:
-                future.result(timeout)
-            except _kafka.KafkaException as exc:
-                raise _kafka.broker_error(exc, f"create topic {name!r}") from exc
+        admin = _kafka.Admin({"bootstrap.servers": self.bootstrap_servers}, timeout=timeout)
+        error = admin.create_topics([(name, partitions, 1, dict(config or {}))])[name]
+        if error is not None:
+            raise error
 
     def __enter__(self) -> LocalBroker:
         return self.start()

@@ -468,7 +468,7 @@ class KafkaCluster:
             **self.security_config(),
             "socket.connection.setup.timeout.ms": 2000,
         }
-        admin = _kafka.new_admin(config)
+        admin = _kafka.Admin(config, timeout=self.startup_timeout)
         seen: set[int] = set()
         while True:
             if not node.running:
@@ -483,12 +483,11 @@ class KafkaCluster:
                     f"\n{node.tail()}"
                 )
                 raise BrokerStartError(msg, log=node.tail())
-            try:
-                metadata = admin.list_topics(timeout=min(remaining, 2.0))
-            except _kafka.KafkaException:
+            brokers = admin.brokers(timeout=min(remaining, 2.0))
+            if brokers is None:
                 time.sleep(0.2)
                 continue
-            seen = set(metadata.brokers)
+            seen = brokers
             if expected <= seen:
                 return
             time.sleep(0.2)
@@ -584,8 +583,8 @@ class KafkaCluster:
 
     # ------------------------------------------------------------------ topics
 
-    def _admin(self) -> _kafka.AdminClient:
-        return _kafka.new_admin(self.client_config())
+    def _admin(self, timeout: float) -> _kafka.Admin:
+        return _kafka.Admin(self.client_config(), timeout=timeout)
 
     def create_topic(
         self,
@@ -598,41 +597,25 @@ class KafkaCluster:
     ) -> None:
         """Create a topic outside any contract (RF defaults to ``min(3, brokers)``)."""
         rf = replication_factor if replication_factor is not None else min(3, self.brokers)
-        topic = _kafka.NewTopic(
-            name, num_partitions=partitions, replication_factor=rf, config=dict(config or {})
-        )
-        admin = self._admin()
-        for future in admin.create_topics([topic], operation_timeout=timeout).values():
-            try:
-                future.result(timeout)
-            except _kafka.KafkaException as exc:
-                raise _kafka.broker_error(exc, f"create topic {name!r}") from exc
+        created = self._admin(timeout).create_topics([(name, partitions, rf, dict(config or {}))])
+        error = created[name]
+        if error is not None:
+            raise error
         self.wait_in_sync([name], timeout=timeout)
 
     def wait_in_sync(self, topics: Iterable[str] | None = None, *, timeout: float = 60.0) -> None:
         """Wait until every partition (of ``topics``, or of every topic) has a leader and
         all its replicas in sync; raises :class:`TimeoutError` naming those that do not."""
         wanted = set(topics) if topics is not None else None
-        admin = self._admin()
+        admin = self._admin(timeout)
         deadline = time.monotonic() + timeout
         behind: list[str] = []
         while time.monotonic() < deadline:
-            try:
-                metadata = admin.list_topics(timeout=5)
-            except _kafka.KafkaException:
-                time.sleep(0.2)
-                continue
-            behind = [
-                f"{name}[{pid}]"
-                for name, topic in metadata.topics.items()
-                if wanted is None or name in wanted
-                for pid, partition in topic.partitions.items()
-                if partition.leader < 0 or set(partition.isrs) != set(partition.replicas)
-            ]
-            missing = sorted((wanted or set()) - set(metadata.topics))
-            if not behind and not missing:
-                return
-            behind += missing
+            found = admin.replicas_behind(wanted, timeout=5)
+            if found is not None:
+                behind = found
+                if not behind:
+                    return
             time.sleep(0.2)
         msg = f"not in sync within {timeout:g} s: {', '.join(sorted(behind)[:20])}"
         raise TimeoutError(msg)

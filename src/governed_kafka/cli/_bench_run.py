@@ -1,4 +1,4 @@
-"""Profile benchmark: every profile and the raw client, measured in the same run.
+"""What ``governed-kafka bench`` runs: every profile and the raw client, in the same run.
 
 For each variant (each chosen :mod:`~governed_kafka.profiles` profile, and a raw
 confluent-kafka row with the same durability settings: idempotence and ``acks=all``)
@@ -45,15 +45,15 @@ from typing import Any, Final, Literal, Protocol
 import attrs
 import fastavro
 
-from . import _kafka, profiles
-from ._config import redacted
-from ._librdkafka_keys import GLOBAL_KEYS
-from ._stats import Figure, percentile, summarize
-from .avro import frame, parse_schema, schema_id_of
-from .commit import CommitStrategy
-from .consumer import GovernedConsumer, Record
-from .contracts import Catalog
-from .producer import GovernedProducer
+from .. import _kafka, profiles
+from .._config import redacted
+from .._librdkafka_keys import GLOBAL_KEYS
+from .._stats import Figure, percentile, summarize
+from ..avro import frame, parse_schema, schema_id_of
+from ..commit import CommitStrategy
+from ..consumer import GovernedConsumer, Record
+from ..contracts import Catalog
+from ..producer import GovernedProducer
 
 __all__ = ["AVRO_SCHEMA", "BenchReport", "BenchRow", "BenchSettings", "environment", "run_bench"]
 
@@ -338,7 +338,7 @@ class _Governed:
 
 
 class _RawReader:
-    def __init__(self, consumer: _kafka.Consumer, decode: Callable[[bytes], Any] | None) -> None:
+    def __init__(self, consumer: _kafka.RawConsumer, decode: Callable[[bytes], Any] | None) -> None:
         self.consumer = consumer
         self.decode = decode
 
@@ -380,7 +380,7 @@ class _Raw:
             "acks": "all",
             **dict(settings.producer_overrides),
         }
-        self.producer = _kafka.new_producer(config)
+        self.producer = _kafka.raw_producer(config)
         self.sends = 0
 
     def send(
@@ -416,7 +416,7 @@ class _Raw:
             "auto.offset.reset": "earliest",
             **dict(self.settings.consumer_overrides),
         }
-        consumer = _kafka.new_consumer(config)
+        consumer = _kafka.raw_consumer(config)
         consumer.subscribe([topic])
         return _RawReader(consumer, self.values.decode)
 

@@ -1,0 +1,793 @@
+"""What ``GovernedConsumer`` and ``AsyncGovernedConsumer`` share: the governed consumer.
+
+:class:`ConsumerBase` is built from a catalog and
+:class:`~governed_kafka._options.ConsumerOptions`. It reads records through
+librdkafka's consumer (``governed_kafka._kafka.ConsumerClient``, which builds each
+:class:`~governed_kafka._records.Record`), keeps their offsets in its offset book
+(:mod:`governed_kafka._offsets`), commits per its strategy (:mod:`governed_kafka._commits`),
+and hands failing records to its handling (:mod:`governed_kafka._handling`): retries,
+then the dead-letter topic (:mod:`governed_kafka._dead_letters`). ``GovernedConsumer``
+is this class with the public, keyword-typed constructor.
+
+One named extension point: a :class:`ConsumerExtension`, given at construction, is
+handed the consumer's :class:`ConsumerParts` and told of each rebalance before the
+consumer applies it. The asyncio consumer uses it to let the event loop finish (or
+cancel) the handlers of partitions that go, and to handle records on the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Final, Literal, Protocol
+
+import attrs
+
+from . import _config, _gate, _kafka
+from ._commits import Commits
+from ._dead_letters import DeadLetters
+from ._handling import Handling, RunStats, RunSummary
+from ._offsets import OffsetBook, PartitionOffsets
+from ._options import DEFAULT_BATCH, ConsumerOptions
+from ._records import Record, Topic
+from .contracts import Catalog, TopicContract
+from .errors import (
+    BrokerError,
+    ClosedError,
+    ConfigError,
+    GovernanceViolation,
+    RetriesExhausted,
+)
+from .hooks import (
+    BackpressureDetails,
+    BatchDetails,
+    ConsumeDetails,
+    HookChain,
+    RebalanceDetails,
+    SlowHandlerDetails,
+)
+from .lag import LagReport, PartitionLag
+from .registry import LocalSchemaRegistry
+
+__all__ = ["CLOSE_TIMEOUT_S", "ConsumerBase", "ConsumerExtension", "ConsumerParts"]
+
+_log = logging.getLogger("governed_kafka.consumer")
+
+#: Longest single wait inside librdkafka's poll, so ``stop()`` is noticed quickly.
+_POLL_SLICE_S: Final = 0.5
+
+#: Fraction of ``max.poll.interval.ms`` without a poll at which a slow handler is reported.
+_SLOW_HANDLER_FRACTION: Final = 0.8
+
+#: Longest ``close()`` waits for librdkafka to leave the group. librdkafka can wait for a
+#: rebalance in progress to end before it leaves, and with some brokers that wait does
+#: not end; processed offsets are committed before this wait starts.
+CLOSE_TIMEOUT_S: Final = 30.0
+
+#: librdkafka's default ``max.poll.interval.ms``.
+_DEFAULT_MAX_POLL_INTERVAL_MS: Final = 300_000
+
+#: The clock is read once every this many in-order records (``max_interval_s``).
+_CLOCK_MASK: Final = 63
+
+Key = tuple[str, int]
+
+
+@attrs.frozen
+class ConsumerParts:
+    """What a :class:`ConsumerBase` hands its extension: how records are handled and
+    committed, the same objects the consumer itself uses."""
+
+    handling: Handling
+    commits: Commits
+
+
+class ConsumerExtension(Protocol):
+    """What extends a consumer (the asyncio consumer's side of it).
+
+    :meth:`attached` is called once, at the end of construction; the ``before_*``
+    calls come inside the rebalance callbacks, on the consumer's thread, before the
+    consumer commits (revoke) and forgets the partitions.
+    """
+
+    def attached(self, parts: ConsumerParts) -> None:
+        """The consumer is built: these are its parts."""
+        ...
+
+    def before_revoke(self, partitions: list[Key]) -> None:
+        """``partitions`` are revoked: finish their work, they are committed next."""
+        ...
+
+    def before_lost(self, partitions: list[Key]) -> None:
+        """``partitions`` were lost (the session expired): drop their work."""
+        ...
+
+
+class ConsumerBase:
+    """A governed consumer: explicit, processed-only commits (see ``GovernedConsumer``).
+
+    :param catalog: the loaded contracts.
+    :param options: everything else (see ``GovernedConsumer``).
+    :param extension: told of rebalances first and handed the consumer's parts.
+    """
+
+    #: Undecodable records the last poll dead-lettered (``run()`` counts them as handled).
+    _undecodable = 0
+    #: Whether READ and WRITE rights are still to be checked (at the first poll).
+    _access_unchecked = True
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        options: ConsumerOptions,
+        *,
+        extension: ConsumerExtension | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.service = service = options.service
+        self.group_id = group_id = options.group_id
+        self.commit_strategy = options.commit
+        self.retry = options.retry
+        self.max_in_flight = options.max_in_flight
+        self.resume_below = options.low_watermark
+        self._extension = extension
+        self._hooks = HookChain(options.hooks)
+        self._check_group_id()
+        self._topics = self._resolve_topics(options)
+        self._dead_letters = DeadLetters(
+            catalog,
+            {name: topic.contract for name, topic in self._topics.items()},
+            service=service,
+            group_id=group_id,
+            bootstrap_servers=options.bootstrap_servers,
+            overrides=options.overrides,
+            registry=self.registry,
+            hooks=self._hooks,
+        )
+        self._config = _config.consumer_config(
+            bootstrap_servers=options.bootstrap_servers,
+            client_id=service,
+            group_id=group_id,
+            overrides=dict(options.overrides or {}),
+            profile=options.profile,
+            group_protocol=options.group_protocol,
+            client_rack=options.client_rack,
+        )
+        self._max_poll_interval_s = (
+            int(str(self._config.get("max.poll.interval.ms", _DEFAULT_MAX_POLL_INTERVAL_MS))) / 1000
+        )
+        worst = self.retry.worst_case_wait_s()
+        if worst >= self._max_poll_interval_s / 2:
+            msg = (
+                f"retry policy may wait {worst:.1f} s on one record, which is not well under "
+                f"max.poll.interval.ms ({self._max_poll_interval_s:.0f} s): the group would "
+                "evict this consumer mid-retry; lower the backoff or attempts, or raise "
+                "max.poll.interval.ms"
+            )
+            raise ConfigError(msg, key="max.poll.interval.ms", value=self._max_poll_interval_s)
+
+        self._verify_live_topics(options.verify_topics)
+
+        self._book = OffsetBook()
+        self._decoders = {name: topic.decode for name, topic in self._topics.items()}
+        self._buffer: deque[Record] = deque()
+        self._paused = False
+        self._last_poll = time.monotonic()
+        self._current: Record | None = None
+        self._stopping = False
+        self._closed = False
+        #: The assignment, for readers on other threads (replaced at each rebalance).
+        self._assignment: tuple[Key, ...] = ()
+        self.client_id = str(self._config["client.id"])
+        self._handling = Handling(
+            hooks=self._hooks,
+            retry=self.retry,
+            dead_letters=self._dead_letters,
+            group_id=group_id,
+            client_id=self.client_id,
+        )
+        self._commits = Commits(
+            self._book,
+            self.commit_strategy,
+            self._hooks,
+            group_id=group_id,
+            client_id=self.client_id,
+        )
+        declared = self.catalog.service(self.service)
+        self._consumer = _kafka.ConsumerClient(
+            self._config,
+            group_id=group_id,
+            on_commit=self._commits.answered,
+            principal=declared.principal if declared is not None else None,
+            **self._hooks.client_callbacks(
+                client_id=self.client_id, role="consumer", group_id=group_id
+            ),
+        )
+        self._commits.bind(self._consumer)
+        self._consumer.subscribe(
+            options.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._watchdog = threading.Thread(
+            target=self._watch_for_slow_handlers,
+            name=f"governed-kafka-watchdog[{group_id}]",
+            daemon=True,
+        )
+        self._watchdog.start()
+        if extension is not None:
+            extension.attached(ConsumerParts(handling=self._handling, commits=self._commits))
+
+    # ------------------------------------------------------------ construction
+
+    def _resolve_topics(self, options: ConsumerOptions) -> dict[str, Topic]:
+        contracts = [self._contract_for(name) for name in options.topics]
+        registry = options.registry
+        if registry is None and any(c.value_schema or c.key_schema for c in contracts):
+            registry = LocalSchemaRegistry.from_catalog(self.catalog)
+        #: Where writer schemas are found by id (``None`` when no topic has a schema).
+        self.registry = registry
+        return {c.name: Topic(c, registry) for c in contracts}
+
+    def _check_group_id(self) -> None:
+        policy = self.catalog.policy
+        if policy.group_id_matches(self.group_id, service=self.service):
+            return
+        msg = (
+            f"group_id {self.group_id!r} of service {self.service!r} does not match the "
+            f"policy's group_id_pattern {policy.group_id_pattern!r}"
+        )
+        raise GovernanceViolation(
+            msg, rule="consumer.group-id-pattern", field="group_id", value=self.group_id
+        )
+
+    def _verify_live_topics(self, verify_topics: bool | None) -> None:
+        """The runtime gate: topics and rights as the contracts say (:mod:`._gate`)."""
+        if not (self.catalog.verify_topics if verify_topics is None else verify_topics):
+            return
+        self._access_unchecked = False
+        _gate.verify_topics(self.catalog, self._config, **self._gate_scope())
+
+    def _gate_scope(self) -> dict[str, Any]:
+        dead_letters = [t.contract.dead_letter_topic for t in self._topics.values()]
+        return {
+            "service": self.service,
+            "group": self.group_id,
+            "reads": list(self._topics),
+            "dead_letters": [dlq for dlq in dead_letters if dlq is not None],
+        }
+
+    def _contract_for(self, name: str) -> TopicContract:
+        contract = self.catalog.topic(name)  # no contract: GovernanceViolation
+        if self.service not in contract.consumers:
+            listed = ", ".join(contract.consumers) or "nobody"
+            msg = (
+                f"service {self.service!r} is not a consumer of topic {name!r} "
+                f"(contract consumers: {listed})"
+            )
+            raise GovernanceViolation(
+                msg, rule="consumer.not-listed", topic=name, field="consumers", value=self.service
+            )
+        return contract
+
+    @property
+    def config(self) -> dict[str, str | int | float | bool]:
+        """The librdkafka configuration in force (governed keys included).
+
+        The value of every secret-bearing key (passwords, keys, tokens) reads
+        ``"[redacted]"``.
+        """
+        return _config.redacted(self._config)
+
+    @property
+    def hook_failures(self) -> int:
+        """How many times this consumer's hooks raised (each failure was contained)."""
+        return self._hooks.hook_failures()
+
+    # ------------------------------------------------------------ rebalance
+
+    def _on_assign(self, partitions: list[Key]) -> None:
+        self._book.assign(partitions)
+        if self._paused and partitions:
+            self._consumer.pause(partitions)
+        self._rebalanced("assign", partitions)
+
+    def _on_revoke(self, partitions: list[Key]) -> None:
+        if self._extension is not None:
+            self._extension.before_revoke(partitions)
+        self._commits.commit("revoke", only=partitions, synchronous=True)
+        self._drop(partitions)
+        self._rebalanced("revoke", partitions)
+
+    def _on_lost(self, partitions: list[Key]) -> None:
+        if self._extension is not None:
+            self._extension.before_lost(partitions)
+        self._drop(partitions)  # another member may own them already: committing would be a lie
+        _log.warning(
+            "group %r: %d partitions lost (session expired); their uncommitted work will "
+            "be replayed by their new owner",
+            self.group_id,
+            len(partitions),
+        )
+        self._rebalanced("lost", partitions)
+
+    def _drop(self, keys: list[Key]) -> None:
+        gone = set(keys)
+        self._book.drop(gone)
+        if self._buffer:
+            self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in gone)
+
+    def _rebalanced(self, kind: Literal["assign", "revoke", "lost"], partitions: list[Key]) -> None:
+        self._assignment = tuple(sorted(self._book.keys()))
+        _log.info("group %r: %s %s", self.group_id, kind, [f"{t}[{p}]" for t, p in partitions])
+        if self._hooks.rebalance is not None:
+            self._hooks.rebalance(
+                RebalanceDetails(group_id=self.group_id, kind=kind, partitions=tuple(partitions))
+            )
+
+    # ------------------------------------------------------------ consuming
+
+    def poll_batch(self, *, max_records: int = DEFAULT_BATCH, timeout: float = 1.0) -> list[Record]:
+        """Return up to ``max_records`` decoded records (possibly none) within ``timeout``.
+
+        Each returned record must be passed to :meth:`mark_processed` once it is
+        processed; until then its offset (and every later one of its partition) stays
+        uncommitted. Records that cannot be decoded are dead-lettered here and never
+        returned.
+        """
+        return self._poll(max_records, timeout, in_order=False)
+
+    def _poll(self, max_records: int, timeout: float, *, in_order: bool) -> list[Record]:
+        self._check_open()
+        if self._access_unchecked:  # the first poll of a consumer not verified at construction
+            self._access_unchecked = False
+            _gate.verify_access(self.catalog, self._config, **self._gate_scope())
+        self._commits.if_due()
+        self._undecodable = 0
+        if self._buffer:
+            return [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
+        records = self._fetch(max_records, timeout, in_order=in_order)
+        if not self._paused and self._book.held() > self.max_in_flight:
+            self._pause()
+        return records
+
+    def _fetch(self, max_records: int, timeout: float, *, in_order: bool) -> list[Record]:
+        """Poll librdkafka once; return the decoded records, counted as in flight.
+
+        Records whose bytes do not decode are dead-lettered (counted in flight, then
+        processed at once) and left out.
+        """
+        rejected: _kafka.Rejected = []
+        book = self._book
+        records = self._consumer.read(
+            max_records, timeout, book.lanes(self._decoders, in_order=in_order), rejected
+        )
+        self._last_poll = time.monotonic()
+        if rejected:
+            book.taken(len(records) + len(rejected))
+            for record, error in rejected:
+                key = (record.topic, record.partition)
+                book.hold(key, record.offset)  # uncommitted until it is dead-lettered
+                self._dead_letters.publish(record, error, attempts=0, undecodable=True)
+                book.mark(key, record.offset)
+                self._undecodable += 1
+        elif records:
+            book.taken(len(records))
+        if self._hooks.consume is not None and records:
+            self._consumed(records)
+        return records
+
+    def _consumed(self, records: list[Record]) -> None:
+        """Tell the ``on_consume`` hooks of a batch, with the lag of each of its partitions."""
+        counts: dict[Key, int] = {}
+        for r in records:
+            counts[r.topic, r.partition] = counts.get((r.topic, r.partition), 0) + 1
+        assert self._hooks.consume is not None
+        self._hooks.consume(
+            ConsumeDetails(
+                group_id=self.group_id,
+                count=len(records),
+                partitions=tuple((t, p, n) for (t, p), n in counts.items()),
+                client_id=self.client_id,
+                lag=tuple(self._fetched_lag(key) for key in counts),
+            )
+        )
+
+    def _fetched_lag(self, key: Key) -> PartitionLag:
+        """Offsets of a partition as of the latest fetch response; no request is made."""
+        offsets = self._book.get(key)
+        return PartitionLag(
+            topic=key[0],
+            partition=key[1],
+            high_watermark=self._consumer.fetched_high_watermark(key),
+            committed=offsets.committed if offsets is not None else None,
+            processed=offsets.position if offsets is not None else None,
+        )
+
+    def mark_processed(self, record: Record) -> None:
+        """Count ``record`` as processed; its offset becomes committable once every earlier
+        record of its partition is processed too.
+
+        A record of a partition this consumer no longer holds is ignored: its new owner
+        will process it again, and committing it from here could skip its work there.
+        """
+        if self._book.mark((record.topic, record.partition), record.offset):
+            self._progressed()
+
+    def run(
+        self,
+        handler: Callable[[Record], object],
+        *,
+        max_records: int | None = None,
+        timeout: float | None = None,
+    ) -> RunSummary:
+        """Call ``handler`` for each record until ``max_records`` were handled, ``timeout``
+        seconds passed, or :meth:`stop` was called (then the consumer also closes).
+
+        A failing handler is retried per the retry policy; a record that still fails is
+        dead-lettered and counts as handled. Processed offsets are committed per the
+        commit strategy, and synchronously before returning (except with
+        ``CommitStrategy.manual()``, where the application commits).
+        """
+        return self._run(
+            handler, batch=False, max_records=max_records, timeout=timeout, max_batch=DEFAULT_BATCH
+        )
+
+    def run_batches(
+        self,
+        handler: Callable[[list[Record]], object],
+        *,
+        max_batch: int = DEFAULT_BATCH,
+        max_records: int | None = None,
+        timeout: float | None = None,
+    ) -> RunSummary:
+        """Like :meth:`run`, but ``handler`` gets each polled batch as a list.
+
+        A failing batch is retried whole; if it still fails, its records are handed to
+        the handler one at a time so that only the records that fail alone are
+        dead-lettered.
+        """
+        return self._run(
+            handler, batch=True, max_records=max_records, timeout=timeout, max_batch=max_batch
+        )
+
+    def _run(
+        self,
+        handler: Callable[[Any], object],
+        *,
+        batch: bool,
+        max_records: int | None,
+        timeout: float | None,
+        max_batch: int,
+    ) -> RunSummary:
+        self._check_open()
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        stats = RunStats()
+        try:
+            while not self._stopping:
+                left = None if max_records is None else max_records - stats.records
+                want = max_batch if left is None else min(max_batch, left)
+                if want <= 0:
+                    break
+                wait = _POLL_SLICE_S
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        break
+                records = self._poll(want, max(wait, 0.0), in_order=not batch)
+                # Records the poll could not decode were dead-lettered there: handled too.
+                stats.records += self._undecodable
+                stats.dead_lettered += self._undecodable
+                if not records:
+                    continue
+                if batch:
+                    self._handle_batch(handler, records, stats)
+                else:
+                    self._handle_in_order(handler, records, stats, deadline)
+        finally:
+            # Whatever ended the loop, what was processed is committed before returning,
+            # unless the application commits for itself (manual).
+            if self._stopping or self.commit_strategy.commits_when_run_ends:
+                reason = "close" if self._stopping else "routine"
+                self._commits.commit(reason, synchronous=True)
+        summary = stats.summary(time.monotonic() - started)
+        if self._stopping:
+            self.close()
+        return summary
+
+    def _handle_in_order(
+        self,
+        handler: Callable[[Record], object],
+        records: list[Record],
+        stats: RunStats,
+        deadline: float | None,
+    ) -> None:
+        """Handle a polled batch record by record: the hot path of :meth:`run`.
+
+        Each record is marked processed as soon as its handler returns (or it was
+        dead-lettered); the bookkeeping shared by the batch (in-flight count, resume,
+        routine commit) is settled once per batch, or as soon as the strategy may want a
+        commit (``settle_every`` records; the clock for ``max_interval_s`` is read every
+        64).
+        """
+        book = self._book
+        strategy = self.commit_strategy
+        every = strategy.settle_every
+        interval = strategy.max_interval_s
+        handling = self._handling
+        hooked = handling.hooked
+        handled = done = 0
+        last_topic: str | None = None
+        last_partition = -1
+        offsets: PartitionOffsets | None = None
+        try:
+            for index, record in enumerate(records):
+                if self._stopping or (deadline is not None and time.monotonic() >= deadline):
+                    self._defer(records[index:])
+                    break
+                self._current = record
+                if hooked:
+                    handling.process(handler, record, stats)
+                else:
+                    try:
+                        handler(record)
+                    except Exception as first:
+                        handling.recover(handler, record, first, stats)
+                handled += 1
+                topic, partition, offset = record[0], record[1], record[2]
+                if partition != last_partition or topic != last_topic:
+                    offsets = book.get((topic, partition))
+                    last_topic, last_partition = topic, partition
+                if offsets is None or not offsets.processed_in_order(offset):
+                    continue  # revoked meanwhile (a dead letter's send served a rebalance)
+                done += 1
+                if (every is not None and book.processed_since_commit + done >= every) or (
+                    interval is not None
+                    and not done & _CLOCK_MASK
+                    and time.monotonic() - book.last_commit >= interval
+                ):
+                    self._settled(done)
+                    done = 0
+        finally:
+            self._current = None
+            stats.records += handled
+            self._settled(done)
+
+    def _defer(self, records: list[Record]) -> None:
+        """Keep records fetched but not handled for the next ``run()`` or ``poll_batch()``.
+
+        They become tracked one by one, as ``poll_batch()`` would have returned them.
+        """
+        self._book.defer(records)
+        self._buffer.extendleft(reversed(records))
+
+    def _settled(self, processed: int) -> None:
+        """Account for ``processed`` newly processed records: resume, commit if due."""
+        if processed:
+            self._book.settled(processed)
+        self._progressed()
+
+    def _progressed(self) -> None:
+        """Records were processed: resume intake below the low watermark, commit if due."""
+        if self._paused and self._book.held() <= self.resume_below:
+            self._resume()
+        self._commits.if_due()
+
+    def _handle_batch(
+        self, handler: Callable[[list[Record]], object], records: list[Record], stats: RunStats
+    ) -> None:
+        def attempt() -> None:
+            if self._hooks.process_batch is not None:
+                with self._hooks.process_batch(
+                    BatchDetails(
+                        group_id=self.group_id, records=tuple(records), client_id=self.client_id
+                    )
+                ):
+                    handler(records)
+            else:
+                handler(records)
+
+        try:
+            attempt()
+        except Exception as first:
+            try:
+                self.retry.call(attempt, first_error=first)
+            except RetriesExhausted:
+                _log.warning(
+                    "batch of %d records failed after retries; handling them one by one to "
+                    "find the ones that fail alone",
+                    len(records),
+                )
+                for record in records:
+                    self._current = record
+                    self._handling.process(lambda r: handler([r]), record, stats)
+                    self.mark_processed(record)
+                    stats.records += 1
+                self._current = None
+                return
+        for record in records:
+            self.mark_processed(record)
+        stats.records += len(records)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish the current record, commit, and leave the group.
+
+        Safe to call from another thread or from a signal handler.
+        """
+        self._stopping = True
+
+    # ------------------------------------------------------------ commits
+
+    def commit(self) -> None:
+        """Commit every processed offset now, synchronously.
+
+        Raises :class:`~governed_kafka.errors.BrokerError` if the broker refuses.
+        """
+        self._check_open()
+        self._commits.commit("manual", synchronous=True, raise_errors=True)
+
+    # ------------------------------------------------------------ backpressure
+
+    def _pause(self) -> None:
+        assigned = self._book.keys()
+        self._consumer.pause(assigned)
+        self._paused = True
+        _log.info(
+            "group %r: %d records held (%d unprocessed) > %d: pausing %d partitions",
+            self.group_id,
+            self._book.held(),
+            self._book.in_flight,
+            self.max_in_flight,
+            len(assigned),
+        )
+        self._backpressure("pause", assigned)
+
+    def _resume(self) -> None:
+        assigned = self._book.keys()
+        self._consumer.resume(assigned)
+        self._paused = False
+        self._backpressure("resume", assigned)
+
+    def _backpressure(self, kind: Literal["pause", "resume"], partitions: list[Key]) -> None:
+        if self._hooks.backpressure is not None:
+            self._hooks.backpressure(
+                BackpressureDetails(
+                    kind=kind,
+                    in_flight=self._book.held(),
+                    limit=self.max_in_flight if kind == "pause" else self.resume_below,
+                    partitions=tuple(partitions),
+                )
+            )
+
+    @property
+    def paused(self) -> bool:
+        """Whether intake is paused by backpressure."""
+        return self._paused
+
+    @property
+    def in_flight(self) -> int:
+        """Records delivered to the application and not yet processed."""
+        return self._book.in_flight
+
+    def _watch_for_slow_handlers(self) -> None:
+        interval = min(max(self._max_poll_interval_s / 20, 0.05), 5.0)
+        reported_for = 0.0
+        while not self._closed:
+            time.sleep(interval)
+            last = self._last_poll
+            elapsed = time.monotonic() - last
+            if elapsed < self._max_poll_interval_s * _SLOW_HANDLER_FRACTION or reported_for == last:
+                continue
+            reported_for = last
+            record = self._current
+            _log.warning(
+                "group %r: no poll for %.1f s of max.poll.interval.ms %.1f s (handling %s); "
+                "the group will evict this consumer if it goes on",
+                self.group_id,
+                elapsed,
+                self._max_poll_interval_s,
+                f"{record.topic}[{record.partition}]@{record.offset}" if record else "nothing",
+            )
+            if self._hooks.slow_handler is not None:
+                self._hooks.slow_handler(
+                    SlowHandlerDetails(
+                        group_id=self.group_id,
+                        elapsed_s=elapsed,
+                        max_poll_interval_s=self._max_poll_interval_s,
+                        record=record,
+                    )
+                )
+
+    # ------------------------------------------------------------ lag
+
+    def lag(self, *, timeout: float = 10.0) -> LagReport:
+        """Lag of every assigned partition: high watermark, committed, processed.
+
+        The high watermark is the one the last fetch response reported for the
+        partition (what the consumer has seen), or the broker's answer to ListOffsets
+        for a partition not fetched yet.
+        """
+        self._check_open()
+        assigned = self._book.keys()
+        if not assigned:
+            return LagReport(self.group_id, ())
+        committed = self._consumer.committed(assigned, timeout=timeout)
+        entries = []
+        for key in assigned:
+            offsets = self._book.get(key)
+            entries.append(
+                PartitionLag(
+                    topic=key[0],
+                    partition=key[1],
+                    high_watermark=self._consumer.high_watermark(key, timeout=timeout),
+                    committed=committed.get(key),
+                    processed=offsets.position if offsets is not None else None,
+                )
+            )
+        return LagReport(self.group_id, tuple(entries))
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def assignment(self) -> list[tuple[str, int]]:
+        """``(topic, partition)`` pairs this consumer holds."""
+        return list(self._assignment)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = f"consumer of group {self.group_id!r} is closed"
+            raise ClosedError(msg)
+
+    def close(self) -> None:
+        """Commit processed offsets, leave the group, and release the consumer."""
+        if self._closed:
+            return
+        self._stopping = True
+        try:
+            self._commits.commit("close", synchronous=True)
+        finally:
+            self._closed = True
+            try:
+                self._leave_group()
+            except BrokerError as exc:
+                _log.warning("closing consumer of %r: %s", self.group_id, exc)
+            self._dead_letters.close()
+
+    def _leave_group(self) -> None:
+        """Close the librdkafka consumer (it leaves the group), waiting ``CLOSE_TIMEOUT_S``.
+
+        Offsets were committed before, so giving up costs nothing but a clean exit from
+        the group: the coordinator evicts this member after ``session.timeout.ms``.
+        """
+        if not self._consumer.close(CLOSE_TIMEOUT_S):
+            _log.error(
+                "group %r: the client did not leave the group within %.0f s (librdkafka "
+                "waits for a rebalance in progress); processed offsets were committed, and "
+                "the coordinator will evict this member after session.timeout.ms",
+                self.group_id,
+                CLOSE_TIMEOUT_S,
+            )
+
+    def __enter__(self) -> ConsumerBase:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<GovernedConsumer service={self.service!r} group={self.group_id!r} "
+            f"topics={sorted(self._topics)} {state}>"
+        )
