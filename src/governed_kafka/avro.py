@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -455,12 +455,14 @@ class AvroReader(_wire.SchemaReader):
 
     The writer schema is looked up by the id in the bytes, once per id, in
     ``registry``; values are resolved to ``reader_schema`` (the contract's current
-    schema) so consumers see one shape whatever version wrote them. Bytes that are not
+    schema) so consumers see one shape whatever version wrote them. A value whose
+    writer is a record that one of ``reader_schemas`` is (the current schemas of a
+    topic's other event types) resolves to that one instead. Bytes that are not
     wire format, carry an unknown id, or do not decode raise
     :class:`~governed_kafka.errors.DeserializationError` with the bytes attached.
     """
 
-    __slots__ = ("_decoders",)
+    __slots__ = ("_by_record", "_decoders")
 
     schema_class = AvroSchema
     format_name = "Avro"
@@ -473,9 +475,16 @@ class AvroReader(_wire.SchemaReader):
         topic: str,
         reader_schema: AvroSchema | None = None,
         role: Role = "value",
+        reader_schemas: Sequence[AvroSchema] = (),
     ) -> None:
         super().__init__(registry, topic=topic, reader_schema=reader_schema, role=role)
         self._decoders: dict[int, _Decoder] = {}
+        #: Reader schemas by the record they are (a topic of several event types, each
+        #: its own subject): a value written as one of them resolves to it.
+        self._by_record: dict[str, AvroSchema] = {}
+        for schema in (*reader_schemas, *((reader_schema,) if reader_schema else ())):
+            if not schema.is_union and len(schema.event_types) == 1:
+                self._by_record[schema.event_types[0]] = schema
 
     def decode(
         self, data: bytes, *, partition: int | None = None, offset: int | None = None
@@ -536,5 +545,8 @@ class AvroReader(_wire.SchemaReader):
         self, schema_id: int, data: bytes, partition: int | None, offset: int | None
     ) -> _Decoder:
         writer = self._writer_schema(schema_id, data, partition, offset)
-        decoder = self._decoders[schema_id] = _Decoder(writer, self.reader_schema)
+        reader = self.reader_schema
+        if self._by_record and not writer.is_union and len(writer.event_types) == 1:
+            reader = self._by_record.get(writer.event_types[0], reader)
+        decoder = self._decoders[schema_id] = _Decoder(writer, reader)
         return decoder

@@ -676,15 +676,17 @@ class ProtobufReader(_wire.SchemaReader):
     The writer schema is looked up by the id in the bytes, once per id, in
     ``registry``, and the message-index list names the message. The value is decoded
     with the class of the same message in ``reader_schema`` (the contract's current
-    schema) when it has one, so consumers see one set of classes whatever version
-    wrote the value; fields unknown to it are kept as unknown fields. Bytes that are
+    schema) when it has one, else in the first of ``reader_schemas`` (the current
+    schemas of a topic's other event types) that has it, so consumers see one set of
+    classes whatever version wrote the value; fields unknown to it are kept as unknown
+    fields. Bytes that are
     not wire format, carry an unknown id or an id of another format, an index list
     that names no message, or a payload that does not parse (nesting beyond the
     runtime's recursion limit included) raise
     :class:`~governed_kafka.errors.DeserializationError` with the bytes attached.
     """
 
-    __slots__ = ("_classes", "_parsers")
+    __slots__ = ("_classes", "_parsers", "_targets")
 
     schema_class = ProtobufSchema
     format_name = "Protobuf"
@@ -697,8 +699,15 @@ class ProtobufReader(_wire.SchemaReader):
         topic: str,
         reader_schema: ProtobufSchema | None = None,
         role: Role = "value",
+        reader_schemas: Sequence[ProtobufSchema] = (),
     ) -> None:
         super().__init__(registry, topic=topic, reader_schema=reader_schema, role=role)
+        #: The schemas whose classes values are decoded into, by message: ``reader_schema``
+        #: first, then the current schemas of a topic's other event types.
+        self._targets: dict[str, ProtobufSchema] = {}
+        for schema in (*((reader_schema,) if reader_schema else ()), *reader_schemas):
+            for name in schema.event_types:
+                self._targets.setdefault(name, schema)
         #: ``(schema id, the index-list bytes) -> (class, full name)``
         self._parsers: dict[tuple[int, bytes], tuple[Callable[[bytes], Any], str]] = {}
         self._classes: dict[str, Any] = {}
@@ -756,8 +765,8 @@ class ProtobufReader(_wire.SchemaReader):
         if name is None:
             why = f"message index {indexes} names no message of schema id {schema_id}"
             raise self._bad(data, partition, offset, why, schema_id)
-        target = self.reader_schema
-        if target is not None and name in target.event_types:
+        target = self._targets.get(name)
+        if target is not None:
             cls = self._classes.get(name) or target.message_class(name)
         else:
             cls = writer.message_class(name)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Union
+from typing import TYPE_CHECKING, Final, Protocol, Union
 
 import attrs
 
 from . import avro
-from ._wire import Role, fold_id
+from ._wire import Role, SchemaReader, WriterSchemas, fold_id
 from .errors import ContractError
 
 if TYPE_CHECKING:
@@ -38,14 +38,17 @@ __all__ = [
     "FORMATS",
     "Schema",
     "Subject",
+    "Writer",
     "format_of",
     "group",
     "load_schema",
     "parse_registered",
+    "reader",
     "schema_id_of",
     "subject_name",
     "subjects",
     "value_message",
+    "writer",
 ]
 
 #: Schema formats by file suffix, named as schema registries name them.
@@ -236,3 +239,76 @@ def group(contract: TopicContract, loaded: Sequence[tuple[Role, Path, Schema]]) 
         )
         for name, (record, role, versions, paths) in found.items()
     ]
+
+
+class Writer(Protocol):
+    """What the writers of every format offer (:class:`~governed_kafka.avro.AvroWriter`,
+    :class:`~governed_kafka.json_schema.JsonSchemaWriter`,
+    :class:`~governed_kafka.protobuf.ProtobufWriter`)."""
+
+    @property
+    def schema(self) -> Schema:
+        """The schema values are checked against and written with."""
+        ...
+
+    def encode(self, value: object) -> bytes:
+        """Check ``value`` and return its wire-format bytes."""
+        ...
+
+    def encode_event(self, value: object) -> tuple[bytes, str | None]:
+        """Check ``value``; return its wire-format bytes and its event type."""
+        ...
+
+
+def writer(
+    schema: Schema,
+    schema_id: int,
+    *,
+    topic: str,
+    role: Role = "value",
+    event_types: Sequence[str] = (),
+) -> Writer:
+    """The writer of ``schema``'s format; a Protobuf writer takes dicts of the message
+    :func:`value_message` names (by ``event_types``)."""
+    if isinstance(schema, avro.AvroSchema):
+        return avro.AvroWriter(schema, schema_id, topic=topic, role=role)
+    if schema.schema_type == "JSON":
+        from .json_schema import JsonSchema, JsonSchemaWriter
+
+        assert isinstance(schema, JsonSchema)
+        return JsonSchemaWriter(schema, schema_id, topic=topic, role=role)
+    from .protobuf import ProtobufSchema, ProtobufWriter
+
+    assert isinstance(schema, ProtobufSchema)
+    message = value_message(schema, event_types)
+    return ProtobufWriter(schema, schema_id, topic=topic, role=role, message=message)
+
+
+def reader(
+    schema: Schema,
+    registry: WriterSchemas,
+    *,
+    topic: str,
+    role: Role = "value",
+    others: Sequence[Schema] = (),
+) -> SchemaReader:
+    """The reader of ``schema``'s format: Avro values resolved to ``schema``, Protobuf
+    values decoded into its classes. ``others`` are the current schemas of a topic's
+    other event types (record subject strategies), used for the values they carry."""
+    if isinstance(schema, avro.AvroSchema):
+        avro_others = [s for s in others if isinstance(s, avro.AvroSchema)]
+        return avro.AvroReader(
+            registry, topic=topic, reader_schema=schema, role=role, reader_schemas=avro_others
+        )
+    if schema.schema_type == "JSON":
+        from .json_schema import JsonSchema, JsonSchemaReader
+
+        assert isinstance(schema, JsonSchema)
+        return JsonSchemaReader(registry, topic=topic, reader_schema=schema, role=role)
+    from .protobuf import ProtobufReader, ProtobufSchema
+
+    assert isinstance(schema, ProtobufSchema)
+    proto_others = [s for s in others if isinstance(s, ProtobufSchema)]
+    return ProtobufReader(
+        registry, topic=topic, reader_schema=schema, role=role, reader_schemas=proto_others
+    )
