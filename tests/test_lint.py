@@ -456,6 +456,15 @@ def test_every_rule_has_a_case() -> None:
     assert sorted(c.rule for c in CASES) == sorted(RULES)
 
 
+def test_a_dead_letter_topic_with_a_key_schema_breaks_the_dead_letter_schema_rule() -> None:
+    """Dead letters carry the original key bytes too: a key_schema there is refused."""
+    [found] = _matching(
+        with_dlq(key_schema="schemas/order_created.v1.avsc").lint(), "dead-letter.schema"
+    )
+    assert (found.topic, found.field) == (DLQ, "key_schema")
+    assert "original key and value bytes" in found.message
+
+
 def test_good_contracts_lint_clean() -> None:
     """The reference contract and its dead-letter topic break no rule at all."""
     assert with_dlq().lint() == []

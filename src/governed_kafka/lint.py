@@ -94,7 +94,9 @@ RULES: Final[Mapping[str, str]] = {
     "topic.duplicate": "the same topic name is declared more than once",
     "dead-letter.missing": "the dead_letter_topic has no contract in the catalog",
     "dead-letter.self": "the topic is its own dead_letter_topic",
-    "dead-letter.schema": "the dead-letter topic declares a value_schema (it must carry raw bytes)",
+    "dead-letter.schema": (
+        "the dead-letter topic declares a value_schema or key_schema (it must carry raw bytes)"
+    ),
     "dead-letter.key-required": (
         "the dead-letter topic requires a key (key = 'required' or compacted), "
         "so keyless records could not be dead-lettered"
@@ -359,12 +361,17 @@ def check_dead_letters(catalog: Catalog) -> list[Violation]:
             found.append(_violation("dead-letter.missing", source, field, message))
             continue
         dlq = catalog.topic(name)
-        if dlq.value_schema:
-            message = (
-                f"dead-letter topic of {source.name!r} declares a value_schema: dead letters "
-                "are the original bytes, undecodable ones included, so it must carry raw bytes"
-            )
-            found.append(_violation("dead-letter.schema", dlq, "value_schema", message))
+        for key, declared in (
+            ("value_schema", bool(dlq.value_schema)),
+            ("key_schema", dlq.key_schema is not None),
+        ):
+            if declared:
+                message = (
+                    f"dead-letter topic of {source.name!r} declares a {key}: dead letters "
+                    "carry the original key and value bytes, undecodable ones included, so "
+                    "it must carry raw bytes"
+                )
+                found.append(_violation("dead-letter.schema", dlq, key, message))
         if dlq.key == "required" or dlq.is_compacted:
             why = "is compacted" if dlq.is_compacted else "has key = 'required'"
             message = (
