@@ -107,7 +107,7 @@ class DeadLetters:
     def publish(
         self, record: Record, error: BaseException, *, attempts: int, undecodable: bool = False
     ) -> None:
-        """Publish ``record`` (its value as it was read) to its dead-letter topic.
+        """Publish ``record`` (its key and value as they were read) to its dead-letter topic.
 
         ``attempts`` is how many times a handler was tried; an ``undecodable`` record
         (its bytes did not decode) reaches no handler, and the hooks see no record. Raises
@@ -130,7 +130,7 @@ class DeadLetters:
         self._sender().send_and_wait(
             dlq,
             record.raw_value if record.raw_value is not None else b"",
-            key=None if dlq_contract.key == "forbidden" else record.key,
+            key=None if dlq_contract.key == "forbidden" else record.raw_key,
             headers=self._headers(record, error, attempts, where),
         )
         _log.warning("dead-lettered %s to %s after %d attempts: %s", where, dlq, attempts, error)

@@ -15,7 +15,9 @@ typed clients:
   watermarks, pause and resume, rebalances as lists of ``(topic, partition)``;
 - :class:`Admin` (:mod:`._admin`): topics, configs, partitions, group offsets, and
   ACLs and the rights of this client's principal (:mod:`._acls`);
-- :class:`RegistryClient` (:mod:`._registry`): confluent-kafka's schema-registry client;
+- :class:`RegistryClient` (:mod:`._registry`): confluent-kafka's schema-registry client,
+  schemas of every format in and out as plain values (:class:`Registered`,
+  :class:`Reference`);
 - :func:`raw_producer` and :func:`raw_consumer` (:mod:`._raw`): the unwrapped clients,
   for the benchmark's raw baseline.
 
@@ -40,7 +42,7 @@ from ._producer import (
     reported,
 )
 from ._raw import RawConsumer, RawMessage, RawProducer, raw_consumer, raw_producer
-from ._registry import RegistryClient
+from ._registry import Reference, Registered, RegistryClient
 
 __all__ = [
     "AUTHORIZATION_ERRORS",
@@ -63,6 +65,8 @@ __all__ = [
     "RawConsumer",
     "RawMessage",
     "RawProducer",
+    "Reference",
+    "Registered",
     "RegistryClient",
     "Rejected",
     "Report",
