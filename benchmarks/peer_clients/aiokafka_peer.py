@@ -20,7 +20,10 @@ from typing import Any
 import _common
 import aiokafka  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    KafkaConnectionError,
+    KafkaError,
+)
 
 
 def _init_producer_id_versions() -> str:
@@ -36,7 +39,7 @@ async def started(producer: AIOKafkaProducer, options: dict[str, Any]) -> AIOKaf
     except KafkaError as exc:
         await producer.stop()
         why = f"AIOKafkaProducer.start() failed: {type(exc).__name__}: {exc}"
-        if options.get("enable_idempotence"):
+        if options.get("enable_idempotence") and not isinstance(exc, KafkaConnectionError):
             why += (
                 f" (enable_idempotence=True: the broker refused InitProducerId, which "
                 f"aiokafka {aiokafka.__version__} sends as {_init_producer_id_versions()})"

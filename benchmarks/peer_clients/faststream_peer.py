@@ -26,14 +26,17 @@ from faststream.kafka import KafkaBroker
 
 async def _started(broker: KafkaBroker, options: dict[str, Any]) -> None:
     """Start ``broker``, or say why it cannot start on this broker."""
-    from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+    from aiokafka.errors import (  # type: ignore[import-untyped]
+        KafkaConnectionError,
+        KafkaError,
+    )
 
     try:
         await broker.start()
     except KafkaError as exc:
         await broker.stop()
         why = f"KafkaBroker.start() failed: {type(exc).__name__}: {exc}"
-        if options.get("enable_idempotence"):
+        if options.get("enable_idempotence") and not isinstance(exc, KafkaConnectionError):
             why += (
                 " (enable_idempotence=True: faststream starts an idempotent aiokafka "
                 "producer, and the broker refused its InitProducerId)"
@@ -42,7 +45,7 @@ async def _started(broker: KafkaBroker, options: dict[str, Any]) -> None:
 
 
 async def _produce(args: argparse.Namespace) -> dict[str, Any]:
-    broker = KafkaBroker(args.bootstrap_servers, logger=None, **args.producer_options)
+    broker = KafkaBroker(args.bootstrap_servers.split(","), logger=None, **args.producer_options)
     await _started(broker, args.producer_options)
     try:
         await broker.publish(b"warm-up", args.topic, key=_common.KEYS[0])
@@ -64,7 +67,7 @@ async def _produce(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _consume(args: argparse.Namespace) -> dict[str, Any]:
-    broker = KafkaBroker(args.bootstrap_servers, logger=None)
+    broker = KafkaBroker(args.bootstrap_servers.split(","), logger=None)
     seen = 0
     first = last = 0.0
     done = asyncio.Event()
@@ -96,7 +99,7 @@ async def _consume(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _latency(args: argparse.Namespace) -> dict[str, Any]:
-    broker = KafkaBroker(args.bootstrap_servers, logger=None, **args.producer_options)
+    broker = KafkaBroker(args.bootstrap_servers.split(","), logger=None, **args.producer_options)
     latencies: list[float] = []
     ready = asyncio.Event()
     done = asyncio.Event()
