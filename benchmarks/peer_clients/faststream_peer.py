@@ -5,6 +5,8 @@
             aiokafka's delivery future; every future awaited at the end
   consume   a batch subscriber (``batch=True, max_records=500``) with
             ``AckPolicy.ACK``: the batch's offsets committed after its handler returns
+  consume-default  a per-record subscriber with faststream's default AckPolicy.ACK_FIRST:
+            aiokafka's auto-commit (every 5 s) of what was received, processed or not
   latency   a per-record subscriber in the same loop as a paced publisher
 
 The keyword arguments come from peers.py: aiokafka's names, which faststream passes on.
@@ -98,6 +100,32 @@ async def _consume(args: argparse.Namespace) -> dict[str, Any]:
     return {"rate": (seen - 1) / (last - first)}
 
 
+async def _consume_default(args: argparse.Namespace) -> dict[str, Any]:
+    broker = KafkaBroker(args.bootstrap_servers.split(","), logger=None)
+    seen = 0
+    first = last = 0.0
+    done = asyncio.Event()
+
+    @broker.subscriber(  # type: ignore[untyped-decorator]
+        args.topic, group_id=args.group, auto_offset_reset="earliest", **args.consumer_options
+    )
+    async def count(value: bytes) -> None:
+        nonlocal seen, first, last
+        last = time.perf_counter()
+        if not seen:
+            first = last
+        seen += 1
+        if seen >= args.records:
+            done.set()
+
+    await _started(broker, {})
+    try:
+        await asyncio.wait_for(done.wait(), 600)
+    finally:
+        await broker.stop()
+    return {"rate": (seen - 1) / (last - first)}
+
+
 async def _latency(args: argparse.Namespace) -> dict[str, Any]:
     broker = KafkaBroker(args.bootstrap_servers.split(","), logger=None, **args.producer_options)
     latencies: list[float] = []
@@ -141,6 +169,7 @@ if __name__ == "__main__":
         {
             "produce": lambda args: asyncio.run(_produce(args)),
             "consume": lambda args: asyncio.run(_consume(args)),
+            "consume-default": lambda args: asyncio.run(_consume_default(args)),
             "latency": lambda args: asyncio.run(_latency(args)),
         }
     )

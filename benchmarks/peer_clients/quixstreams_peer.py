@@ -2,8 +2,10 @@
 
   produce           Application.get_producer().produce() per record, then flush()
   produce-callback  the same with on_delivery= per record, every report counted
-  consume           Application + StreamingDataFrame, a checkpoint (commit) every 500
-                    records (commit_every=500), stopped by run(count=N)
+  consume           Application + StreamingDataFrame, a checkpoint (a commit that waits
+                    for the broker's answer) every 500 records (commit_every=500),
+                    stopped by run(count=N)
+  consume-default   the same with quixstreams' default checkpoints, every 5 s
   latency           the same consumer, records paced by a producer thread
 
 quixstreams' producer wraps confluent_kafka.Producer and calls poll(0) after every
@@ -66,7 +68,7 @@ def produce(args: argparse.Namespace, *, callback: bool = False) -> dict[str, An
     return {"rate": args.records / elapsed}
 
 
-def consume(args: argparse.Namespace) -> dict[str, Any]:
+def consume(args: argparse.Namespace, *, commit_every: int = 500) -> dict[str, Any]:
     seen = 0
     first = last = 0.0
 
@@ -78,7 +80,7 @@ def consume(args: argparse.Namespace) -> dict[str, Any]:
         seen += 1
 
     with tempfile.TemporaryDirectory() as state:
-        app = _application(args, state, commit_every=500)
+        app = _application(args, state, commit_every=commit_every)
         topic = app.topic(args.topic, key_deserializer="bytes", value_deserializer="bytes")
         app.dataframe(topic).update(count)
         app.run(count=args.records, collect=False)
@@ -129,6 +131,7 @@ if __name__ == "__main__":
             "produce": produce,
             "produce-callback": lambda args: produce(args, callback=True),
             "consume": consume,
+            "consume-default": lambda args: consume(args, commit_every=0),
             "latency": latency,
         }
     )
