@@ -522,6 +522,25 @@ def print_latencies(title: str, measured: Mapping[str, Measured]) -> dict[str, A
     return rows
 
 
+def _commit() -> str:
+    """The commit of this tree ("+" if it has uncommitted changes), to record with the
+    figures."""
+    git = ["git", "-C", str(HERE)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
+
+
 @contextmanager
 def broker(args: argparse.Namespace) -> Iterator[tuple[str, str, int]]:
     """Yield the bootstrap servers, a description, and the topics' replication factor."""
@@ -575,10 +594,12 @@ def main() -> None:
     peers = {p: Interpreter.find(p, getattr(args, p.option[2:].replace("-", "_"))) for p in PEERS}
 
     harness.print_environment()
+    commit = _commit()
+    print(f"commit: {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     for interpreter in peers.values():
         found = interpreter.version and f"{interpreter.version} ({interpreter.python})"
         print(f"{interpreter.peer.name}: {found or interpreter.missing}")
-    report: dict[str, Any] = {"environment": harness.environment()}
+    report: dict[str, Any] = {"environment": harness.environment(), "commit": commit}
     report["peers"] = {i.peer.name: i.version or i.missing for i in peers.values()}
     with broker(args) as (bootstrap, described, rf):
         print(f"broker: {described}")
