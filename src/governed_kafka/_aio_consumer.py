@@ -321,13 +321,8 @@ class AsyncGovernedConsumer:
         self._polling = True
         try:
             self._apply_processed()
-            # A batch poll waits for a full batch or the whole timeout; ask for what is
-            # there, else wait for one record and take what arrived with it.
-            records = consumer.poll_batch(max_records=want, timeout=0)
-            if not records:
-                records = consumer.poll_batch(max_records=1, timeout=wait)
-                if records and want > 1:
-                    records += consumer.poll_batch(max_records=want - 1, timeout=0)
+            # What is queued, else one record within ``wait`` and what came with it.
+            records = consumer.poll_batch(max_records=want, timeout=wait)
             self._inbox.extend(records)
         finally:
             self._polling = False

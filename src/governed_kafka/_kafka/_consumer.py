@@ -194,10 +194,20 @@ class ConsumerClient:
         ``rejected``.
         A fatal consume error raises :class:`~governed_kafka.errors.BrokerError`; others
         are logged and skipped.
+
+        Takes what is already queued without waiting for more: librdkafka's batch
+        consume waits until the batch is full or ``timeout`` runs out, which at a low
+        rate holds every record for the whole timeout. So: what is queued now; if
+        nothing, wait up to ``timeout`` for one record, then take what came with it.
         """
-        messages = self._client.consume(max_records, timeout)
+        consume = self._client.consume
+        messages = consume(max_records, 0)
         if not messages:
-            return []
+            messages = consume(1, timeout)
+            if not messages:
+                return []
+            if max_records > 1:
+                messages += consume(max_records - 1, 0)
         records: list[Record] = []
         append = records.append
         last_topic: str | None = None
