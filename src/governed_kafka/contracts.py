@@ -95,6 +95,9 @@ class TopicContract:
     timestamp_field: str | None = None
     #: Further Kafka topic configs the contract pins (``max.message.bytes`` ...).
     configs: tuple[tuple[str, str], ...] = ()
+    #: Whether every write to the topic must be transactional (its producers declare
+    #: ``transactional_ids``; a producer without ``transactional_id`` is refused).
+    exactly_once: bool = False
 
     @property
     def is_compacted(self) -> bool:
@@ -137,6 +140,16 @@ class ServiceContract:
     #: Produce and fetch quotas in bytes per second (applied with Kafka's own tooling).
     producer_byte_rate: int | None = None
     consumer_byte_rate: int | None = None
+
+    def allows_transactional_id(self, transactional_id: str) -> bool:
+        """Whether ``transactional_id`` is one of :attr:`transactional_ids` (a name, or
+        under a prefix written with a trailing ``*``)."""
+        return any(
+            transactional_id.startswith(name[:-1])
+            if name.endswith("*")
+            else transactional_id == name
+            for name in self.transactional_ids
+        )
 
     @property
     def user(self) -> str | None:
@@ -424,6 +437,7 @@ _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
     "dead_letter_topic": _topic_name,
     "timestamp_field": _str,
     "configs": _configs,
+    "exactly_once": _bool,
 }
 
 
