@@ -392,6 +392,9 @@ class ProducerState:
         # bounded, so it cannot say how many failures went unobserved in all.
         self.observed_failure_count = 0
         self.duplicate_acks = _kafka.DuplicateAcks()
+        #: Whether the producer is transactional: a failed record then fails its
+        #: transaction, whose commit (or abort) reports it, and ``close()`` does not.
+        self.transactional = False
         # Delivery reports are served by whichever thread polls, possibly two at once.
         self._count_lock = threading.Lock()
 
@@ -405,6 +408,10 @@ class ProducerState:
         error = future._error
         with self._count_lock:
             self.failure_count += 1
+            if self.transactional:
+                future._observed = True
+                self.observed_failure_count += 1
+                return
             ticket = future._ticket = next(self._tickets)
             self.failures[ticket] = error
             self._kept_bytes += len(error.key or b"")
