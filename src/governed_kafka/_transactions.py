@@ -297,8 +297,15 @@ class Transactions:
         """
         with self._lock:
             self._check_owner(owner, "abort_transaction")
+            deadline = time.monotonic() + self.timeout_s
+            # Let the records already queued reach their partitions first: aborted right
+            # after they were queued, while librdkafka still adds their partitions to the
+            # transaction, the coordinator can be asked to abort a transaction it never
+            # saw begin, and answers INVALID_TXN_STATE, which librdkafka makes fatal
+            # (confluentinc/librdkafka#4849, seen on Kafka 4.1).
+            self._client.flush(max(deadline - time.monotonic(), 0.1))
             try:
-                self._call(self._client.abort_transaction, time.monotonic() + self.timeout_s)
+                self._call(self._client.abort_transaction, deadline)
             except TransactionError:
                 self.open = False
                 raise
