@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
@@ -268,8 +269,17 @@ class ProducerClient:
         self._client.purge(in_queue=True, in_flight=True, blocking=False)
 
     def close(self) -> None:
-        """Release librdkafka's producer."""
-        self._client.close()
+        """Release librdkafka's producer.
+
+        After a fatal error, the abort confluent-kafka tries of a transaction still open
+        in librdkafka cannot succeed; its warning is not repeated (the error was raised).
+        """
+        if self._fatal is None:
+            self._client.close()
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._client.close()
 
 
 def _key(raw: object) -> bytes | None:
