@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -93,8 +93,10 @@ class BatchTransactions:
         self._book = book
         self._retry = retry
         self.group_id = group_id
-        self._on_rewind = on_rewind
+        self._on_rewind = [on_rewind]
         self._client: _kafka.ConsumerClient | None = None
+        #: Partitions rewound during the read in progress, with where they read again.
+        self._rewound: dict[Key, int] = {}
         #: Per partition this consumer has not committed yet, the first offset it read:
         #: where a rewind reads it again (a committed partition goes back to its commit).
         self._starts: dict[Key, int] = {}
@@ -111,6 +113,40 @@ class BatchTransactions:
     def bind(self, client: _kafka.ConsumerClient) -> None:
         """Rewind and read the group metadata through ``client``."""
         self._client = client
+
+    def add_rewind_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every rewind too (to drop records read and not handled)."""
+        self._on_rewind.append(listener)
+
+    def reading(self) -> None:
+        """A read begins: rewinds from now on happen inside it (in a rebalance callback)."""
+        self._rewound.clear()
+
+    def read_settled(
+        self, records: list[Record], rejected: list[tuple[Record, Any]]
+    ) -> list[Record]:
+        """The records of a read, less those of partitions rewound during it.
+
+        A rebalance inside the read can abort and rewind the transaction; records of a
+        rewound partition that the read returns anyway may come from before the seek, so
+        they are dropped (``rejected`` too, in place) and the partition is sought again:
+        everything it holds after its committed offset is read again, once.
+        """
+        rewound = self._rewound
+        if not rewound:
+            return records
+        assert self._client is not None
+        stale = {(r.topic, r.partition) for r in records} | {
+            (r.topic, r.partition) for r, _ in rejected
+        }
+        again = tuple((t, p, o) for (t, p), o in sorted(rewound.items()) if (t, p) in stale)
+        rewound.clear()
+        if not again:
+            return records
+        self._client.seek(again)
+        gone = {(t, p) for t, p, _ in again}
+        rejected[:] = [(r, e) for r, e in rejected if (r.topic, r.partition) not in gone]
+        return [r for r in records if (r.topic, r.partition) not in gone]
 
     @property
     def transactional_id(self) -> str:
@@ -262,11 +298,13 @@ class BatchTransactions:
                 positions.append((key[0], key[1], target))
         if positions:
             self._client.seek(tuple(positions))
+        self._rewound.update(((t, p), o) for t, p, o in positions)
         records = self._book.rewind()
         records_undone, letters_undone = self.undone
         self.undone = (records_undone + records, letters_undone + self.dead_letters)
         self.dead_letters = 0
-        self._on_rewind()
+        for listener in self._on_rewind:
+            listener()
         _log.info(
             "group %r: rewound %d partitions to their committed offsets (%d processed "
             "records to read again)",

@@ -399,16 +399,19 @@ class ConsumerBase:
         processed at once) and left out.
         """
         rejected: _kafka.Rejected = []
-        book = self._book
-        records = self._consumer.read(
-            max_records, timeout, book.lanes(self._decoders, in_order=in_order), rejected
-        )
+        book, batches = self._book, self._batches
+        if batches is not None:
+            batches.reading()  # a rebalance inside the read may rewind
+        lanes = book.lanes(self._decoders, in_order=in_order)
+        records = self._consumer.read(max_records, timeout, lanes, rejected)
+        if batches is not None:
+            records = batches.read_settled(records, rejected)
         self._last_poll = time.monotonic()
         if rejected:
             book.taken(len(records) + len(rejected))
-            if self._batches is not None:  # dead letters go into the open transaction
-                self._batches.delivered(r for r, _ in rejected)
-                self._batches.delivered(records)
+            if batches is not None:  # dead letters go into the open transaction
+                batches.delivered(r for r, _ in rejected)
+                batches.delivered(records)
             for record, error in rejected:
                 key = (record.topic, record.partition)
                 book.hold(key, record.offset)  # uncommitted until it is dead-lettered
