@@ -271,10 +271,12 @@ class ProducerClient:
     def close(self) -> None:
         """Release librdkafka's producer.
 
-        After a fatal error, the abort confluent-kafka tries of a transaction still open
-        in librdkafka cannot succeed; its warning is not repeated (the error was raised).
+        A transactional producer's open transaction was aborted before this, or cannot
+        be (after a fatal error, or an ``init_transactions`` that never finished), and
+        that was raised or logged then: the abort confluent-kafka tries on close would
+        only fail again, and its warning is not repeated.
         """
-        if self._fatal is None:
+        if self.transactional_id is None:
             self._client.close()
             return
         with warnings.catch_warnings():
