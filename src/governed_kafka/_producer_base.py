@@ -237,6 +237,7 @@ class ProducerBase:
             self._hooks,
             client_id=self.client_id,
             timeout_s=int(str(self._config["transaction.timeout.ms"])) / 1000,
+            failures=self._state.transaction_failures,
         )
         try:
             self.transactions.init(timeout_s)

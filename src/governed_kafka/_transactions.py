@@ -29,7 +29,7 @@ from typing import Final
 import tenacity as _t
 
 from . import _kafka
-from .errors import GovernanceViolation, TransactionError
+from .errors import DeliveryError, GovernanceViolation, TransactionError
 from .hooks import (
     HookChain,
     TransactionAbortDetails,
@@ -59,6 +59,8 @@ class Transactions:
     :param client: librdkafka's producer, made with ``transactional.id``.
     :param timeout_s: the producer's ``transaction.timeout.ms``, in seconds: how long a
         commit or abort may take in all, retries included.
+    :param failures: where the producer's delivery reports put the open transaction's
+        failed records.
     """
 
     def __init__(
@@ -68,9 +70,12 @@ class Transactions:
         *,
         client_id: str,
         timeout_s: float,
+        failures: list[DeliveryError] | None = None,
     ) -> None:
         assert client.transactional_id is not None
         self._client = client
+        #: The open transaction's first failed records (filled as their reports come).
+        self._failures = [] if failures is None else failures
         self._hooks = hooks
         #: The producer's transactional id.
         self.transactional_id: str = client.transactional_id
@@ -175,6 +180,7 @@ class Transactions:
                     code="_STATE",
                 )
             self._client.begin_transaction()
+            self._failures.clear()
             self.open = True
             self.owner = owner
             self.sequence += 1
@@ -265,13 +271,16 @@ class Transactions:
     def _aborted_after(
         self, failed: TransactionError, owner: str, *, reason: str, group_id: str | None
     ) -> None:
-        """A commit failed without being fatal: abort, then raise that it was aborted."""
+        """A commit failed without being fatal: abort, then raise that it was aborted,
+        naming the transaction's first records that were not delivered."""
         records = self.records
         self.abort(owner, reason="commit-failed", error=failed, group_id=group_id)
+        undelivered = tuple(self._failures)
+        first = f"; the first record not delivered: {undelivered[0]}" if undelivered else ""
         msg = (
             f"commit ({reason}) of transaction {self.sequence} of {self.transactional_id!r} "
-            f"failed ({failed.code}: {failed}) and the transaction was aborted: none of its "
-            f"{records} records, nor the offsets sent with it, will be visible"
+            f"failed ({failed}) and the transaction was aborted: none of its {records} "
+            f"records, nor the offsets sent with it, will be visible{first}"
         )
         raise TransactionError(
             msg,
@@ -280,6 +289,7 @@ class Transactions:
             code=failed.code,
             retriable=failed.retriable,
             aborted=True,
+            failures=undelivered,
         ) from failed
 
     def abort(

@@ -277,7 +277,8 @@ class TransactionError(DeliveryError):
     consumer offsets sent to it) will ever be visible to ``read_committed`` readers, and
     the producer can begin a new one. ``fatal`` errors leave the producer unusable
     (:class:`ProducerFenced` is the usual one); ``retriable`` ones may succeed when
-    called again.
+    called again. ``failures`` holds the transaction's first records that were not
+    delivered (often why its commit failed).
     """
 
     def __init__(
@@ -291,8 +292,11 @@ class TransactionError(DeliveryError):
         fatal: bool = False,
         aborted: bool = False,
         abortable: bool = False,
+        failures: Sequence[DeliveryError] = (),
     ) -> None:
-        super().__init__(message, topic=None, code=code, retriable=retriable, fatal=fatal)
+        super().__init__(
+            message, topic=None, code=code, retriable=retriable, fatal=fatal, failures=failures
+        )
         self.transactional_id = transactional_id
         self.operation = operation
         self.aborted = aborted
