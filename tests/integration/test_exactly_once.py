@@ -33,8 +33,9 @@ from governed_kafka import (
     TransactionError,
     hooks,
 )
+from governed_kafka._batch_transactions import MAX_ABORTED_COMMITS
 from governed_kafka.testing import KafkaCluster
-from kafka_helpers import read_all, unique_topic, write_catalog
+from kafka_helpers import read_all, set_topic_configs, unique_topic, write_catalog
 
 pytestmark = pytest.mark.apache_kafka
 
@@ -123,8 +124,18 @@ def _ends(bootstrap: str, topic: str) -> dict[int, int]:
 def _processor(
     bootstrap: str, catalog: Catalog, source: str, sink: str, group: str, tid: str, delay: float
 ) -> subprocess.Popen[bytes]:
+    """Start an eos_processor.py child; its stderr goes to ``<tid>.log`` beside the catalog
+    (a pipe nobody reads could fill up and stop it)."""
     args = [sys.executable, str(PROCESSOR), bootstrap, str(catalog.path), source, sink, group]
-    return subprocess.Popen([*args, tid, str(delay)], stderr=subprocess.PIPE)
+    log = _log_of(catalog, tid).open("ab")
+    try:
+        return subprocess.Popen([*args, tid, str(delay)], stderr=log)
+    finally:
+        log.close()
+
+
+def _log_of(catalog: Catalog, tid: str) -> Path:
+    return catalog.path.parent / f"{tid}.log"
 
 
 def _committed_now(bootstrap: str, group: str, topic: str) -> dict[int, int]:
@@ -190,7 +201,7 @@ def test_a_processor_killed_ten_times_writes_every_output_exactly_once(
         )
     finally:
         last.send_signal(signal.SIGTERM)
-        assert last.wait(60) == 0, last.stderr.read() if last.stderr else ""
+        assert last.wait(60) == 0, _log_of(catalog, tid).read_text()
 
     outputs = read_all(bootstrap, sink, timeout=90, config=READ_COMMITTED)
     counts = _values(outputs)
@@ -327,14 +338,15 @@ def test_a_second_instance_with_the_same_transactional_id_fences_the_first(
         assert _wait(lambda: _committed_total(bootstrap, group, source) > 0, 90)
         newer = _processor(bootstrap, catalog, source, sink, group, tid, 0.0)
         assert older.wait(120) == 3, "the older processor was not stopped as fenced"
-        stderr = older.stderr.read().decode() if older.stderr else ""
         assert _wait(lambda: _committed_total(bootstrap, group, source) >= total, 180)
     finally:
         for child in (older, newer):
             if child is not None and child.poll() is None:
                 child.send_signal(signal.SIGTERM)
                 child.wait(60)
-    fault_report(f"the fenced processor said: {stderr.strip().splitlines()[-1]}")
+    stderr = _log_of(catalog, tid).read_text()
+    said = [line for line in stderr.splitlines() if line.startswith("fenced: ")]
+    fault_report(f"the fenced processor said: {said[-1] if said else stderr[-300:]}")
     assert f"transactional producer {tid!r} was fenced" in stderr
     assert "another producer with the same transactional id took over" in stderr
     counts = _values(read_all(bootstrap, sink, timeout=60, config=READ_COMMITTED))
@@ -374,3 +386,163 @@ def test_a_fenced_producer_refuses_everything_naming_its_transactional_id(
     older.close()
     visible = [m.value() for m in read_all(bootstrap, sink, timeout=60, config=READ_COMMITTED)]
     assert sorted(visible) == [b"1", b"4"]
+
+
+def test_an_aborted_users_transaction_is_invisible_to_read_committed_readers(
+    kafka_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    """An exception aborts the with block's transaction: read_committed readers never see
+    its records, read_uncommitted ones do."""
+    source, sink = unique_topic("eos-user"), unique_topic("eos-user-out")
+    catalog = _provision(kafka_cluster, tmp_path, _contracts(source, sink))
+    bootstrap = kafka_cluster.bootstrap_servers
+    with GovernedProducer(
+        catalog, service="enricher", bootstrap_servers=bootstrap, transactional_id=f"u-{sink}"
+    ) as producer:
+        with pytest.raises(RuntimeError):
+            _abort_after(producer, sink, b"0")
+        with producer.transaction():
+            producer.send(sink, b"1", key=b"k")
+    assert [m.value() for m in read_all(bootstrap, sink, config=READ_COMMITTED)] == [b"1"]
+    seen = sorted(m.value() for m in read_all(bootstrap, sink, config=READ_UNCOMMITTED))
+    assert seen == [b"0", b"1"]
+
+
+def _abort_after(producer: GovernedProducer, topic: str, value: bytes) -> None:
+    with producer.transaction():
+        producer.send(topic, value, key=b"k")
+        producer.flush(10)
+        raise RuntimeError("abort")
+
+
+def test_a_commit_the_broker_refuses_aborts_and_surfaces_and_the_producer_goes_on(
+    kafka_cluster: KafkaCluster, tmp_path: Path, fault_report: Report
+) -> None:
+    """A record the broker refuses (too large for the topic) fails the commit: the
+    transaction is aborted, TransactionError says so and names the record, nothing of it is
+    visible, and the producer goes on. (librdkafka resets the partition's sequence only
+    after the next transaction to it failed once with OUT_OF_ORDER_SEQUENCE_NUMBER, which
+    is aborted too; a raw confluent-kafka producer does the same.)"""
+    source, sink = unique_topic("eos-big"), unique_topic("eos-big-out")
+    catalog = _provision(kafka_cluster, tmp_path, _contracts(source, sink))
+    bootstrap = kafka_cluster.bootstrap_servers
+    set_topic_configs(bootstrap, sink, {"max.message.bytes": "1000"})
+    with GovernedProducer(
+        catalog, service="enricher", bootstrap_servers=bootstrap, transactional_id=f"b-{sink}"
+    ) as producer:
+        with pytest.raises(TransactionError) as failed, producer.transaction():  # noqa: PT012
+            producer.send(sink, b"small", key=b"k")
+            producer.send(sink, b"x" * 5000, key=b"k")
+        outcomes = []
+        for _ in range(2):
+            try:
+                with producer.transaction():
+                    producer.send(sink, b"after", key=b"k")
+            except TransactionError as again:
+                outcomes.append(f"{again.code} aborted={again.aborted}")
+            else:
+                outcomes.append("committed")
+                break
+    fault_report(f"transactions after the refused record: {outcomes}")
+    assert outcomes[-1] == "committed"
+    assert set(outcomes[:-1]) <= {"OUT_OF_ORDER_SEQUENCE_NUMBER aborted=True"}
+    assert failed.value.aborted
+    assert not failed.value.fatal
+    assert "MSG_SIZE_TOO_LARGE" in {f.code for f in failed.value.failures}
+    assert "the transaction was aborted" in str(failed.value)
+    assert "the first record not delivered" in str(failed.value)
+    assert [m.value() for m in read_all(bootstrap, sink, config=READ_COMMITTED)] == [b"after"]
+
+
+def test_a_consumer_whose_commits_keep_failing_stops_with_the_abort(
+    kafka_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    """An output the broker refuses every time: each commit aborts and the batch is read
+    again; after MAX_ABORTED_COMMITS in a row run() raises the TransactionError, and the
+    group's offsets never moved."""
+    source, sink = unique_topic("eos-poison"), unique_topic("eos-poison-out")
+    catalog = _provision(kafka_cluster, tmp_path, _contracts(source, sink))
+    bootstrap = kafka_cluster.bootstrap_servers
+    set_topic_configs(bootstrap, sink, {"max.message.bytes": "1000"})
+    _load(catalog, bootstrap, source, 20)
+    seen = _Transactions()
+    out = GovernedProducer(
+        catalog,
+        service="enricher",
+        bootstrap_servers=bootstrap,
+        transactional_id=f"p-{sink}",
+        hooks=[seen],
+    )
+
+    def handler(record: Record) -> None:
+        out.send(sink, record.value * 2000, key=record.key)  # too large for the topic
+
+    consumer = GovernedConsumer(
+        catalog,
+        service="enricher",
+        group_id=f"poison-{source}",
+        topics=[source],
+        bootstrap_servers=bootstrap,
+        commit=CommitStrategy.transactional(out, max_records=10),
+        overrides={"session.timeout.ms": 6000},
+    )
+    try:
+        with pytest.raises(TransactionError) as failed:
+            consumer.run(handler, timeout=120)
+    finally:
+        consumer.close()
+        out.close()
+    assert failed.value.aborted
+    assert "MSG_SIZE_TOO_LARGE" in {f.code for f in failed.value.failures}
+    assert [a.reason for a in seen.aborts] == ["commit-failed"] * MAX_ABORTED_COMMITS
+    assert seen.commits == []
+    assert _committed_now(bootstrap, f"poison-{source}", source) == {}
+
+
+def test_on_revoke_the_open_transaction_commits_before_the_partitions_go(
+    kafka_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    """A second member joins mid-stream: the first commits its open transaction in the
+    revoke (reason "revoke") before its partitions move, and every input has exactly one
+    output across both."""
+    source, sink = unique_topic("eos-rebal"), unique_topic("eos-rebal-out")
+    catalog = _provision(kafka_cluster, tmp_path, _contracts(source, sink))
+    bootstrap = kafka_cluster.bootstrap_servers
+    total, group = 4_000, f"rebal-{source}"
+    _load(catalog, bootstrap, source, total)
+    first_seen = _Transactions()
+    first_out = GovernedProducer(
+        catalog,
+        service="enricher",
+        bootstrap_servers=bootstrap,
+        transactional_id=f"r1-{sink}",
+        hooks=[first_seen],
+    )
+
+    def first_handler(record: Record) -> None:
+        time.sleep(0.002)  # slow enough for the second member to arrive mid-stream
+        first_out.send(sink, record.value, key=record.key)
+
+    first = GovernedConsumer(
+        catalog,
+        service="enricher",
+        group_id=group,
+        topics=[source],
+        bootstrap_servers=bootstrap,
+        # One transaction over many polls: the revoke finds it open.
+        commit=CommitStrategy.transactional(first_out, max_records=100_000, max_interval_s=30),
+        overrides={"session.timeout.ms": 6000},
+    )
+    second = _processor(bootstrap, catalog, source, sink, group, f"r2-{sink}", 0.0)
+    try:
+        first.run(first_handler, timeout=20)  # the second member joins meanwhile
+        assert _wait(lambda: _committed_total(bootstrap, group, source) >= total, 120)
+    finally:
+        first.close()
+        first_out.close()
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+    assert "revoke" in {c.reason for c in first_seen.commits}
+    counts = _values(read_all(bootstrap, sink, timeout=60, config=READ_COMMITTED))
+    assert {i: n for i, n in counts.items() if n != 1} == {}
+    assert set(counts) == set(range(total))
