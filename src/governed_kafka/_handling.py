@@ -142,16 +142,21 @@ class Handling:
         else one attempt; a failure raises ``Rewind`` (the batch is aborted and read again)."""
         batches = self.batches
         assert batches is not None
-        batches.begin()
-        if batches.failures:
+        if not batches.open:
+            batches.begin()
+        attempt = 1
+        if batches.failures:  # rare: look the record up only when something failed
             failed = batches.exhausted(record)
             if failed is not None:
                 self.dead_letter(record, failed.error, attempts=failed.attempts)
                 stats.dead_lettered += 1
                 return
-        attempt = batches.attempt(record)
+            attempt = batches.attempt(record)
         try:
-            self.attempt(handler, record, attempt)
+            if self._hooks.process is None:
+                handler(record)
+            else:
+                self.attempt(handler, record, attempt)
         except Exception as error:
             rewind = batches.failed(record, error)
             if not rewind.failed.exhausted:
