@@ -162,6 +162,9 @@ class Handling:
             if not rewind.failed.exhausted:
                 self.retrying(record, attempt, error, rewind.wait_s, stats)
             raise rewind from error
+        except BaseException as interrupted:  # KeyboardInterrupt, SystemExit mid-record
+            batches.doomed = interrupted  # what the handler sent so far must not commit
+            raise
 
     def recover(
         self,

@@ -320,6 +320,34 @@ def test_a_failing_record_is_retried_across_aborted_batches_then_dead_lettered(
     assert _committed(bootstrap, f"g-{topic_name}", topic_name) == _ends(bootstrap, topic_name)
 
 
+def test_a_handler_interrupted_mid_record_aborts_its_transaction(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """A KeyboardInterrupt inside a handler, after it sent, comes out of run() and the open
+    transaction is aborted, not committed: its sends and offsets never become visible as
+    committed."""
+    catalog = provisioned(_contracts(topic_name))
+    bootstrap, out_topic = kafka_broker.bootstrap_servers, f"{topic_name}.out"
+    _load(catalog, kafka_broker, topic_name, 50)
+    seen = _Seen()
+    with _out(catalog, kafka_broker, f"tx-{topic_name}", seen) as out:
+
+        def handler(record: Record) -> None:
+            out.send(out_topic, record.value, key=record.key)
+            raise KeyboardInterrupt
+
+        with (
+            _consumer(catalog, kafka_broker, topic_name, out) as consumer,
+            pytest.raises(KeyboardInterrupt),
+        ):
+            consumer.run(handler, timeout=60)
+    assert [(kind, d.reason) for kind, d in seen.events if kind != "begin"] == [
+        ("abort", "handler-error")
+    ]
+    assert seen.of("commit") == []
+    assert _committed(bootstrap, f"g-{topic_name}", topic_name) == {}
+
+
 def test_run_batches_refuses_the_transactional_strategy(
     tansu_broker: LocalBroker, tmp_path: Any, topic_name: str
 ) -> None:
