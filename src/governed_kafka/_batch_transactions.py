@@ -331,6 +331,15 @@ class BatchTransactions:
         for record_key in [k for k in self.failures if k[:2] in gone]:
             del self.failures[record_key]
 
+    def recover(self, rewind: Rewind, stopping: Callable[[], bool]) -> tuple[int, int]:
+        """After a handler failed (sync consumers): abort the doomed transaction if that
+        did not happen yet, wait the backoff; return the records and dead letters undone."""
+        if self.doomed is not None:
+            self.abort("handler-error", rewind.error)
+        undone = self.take_undone()
+        self.wait(rewind, stopping)
+        return undone
+
     def wait(self, rewind: Rewind, stopping: Callable[[], bool]) -> None:
         """Wait the backoff of a rewind before reading again (sync consumers), noticing a
         stop within a tenth of a second."""

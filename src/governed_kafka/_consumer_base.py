@@ -244,14 +244,13 @@ class ConsumerBase:
             return None
         producer = strategy.producer
         assert producer is not None
-        assert producer.transactions is not None
         self._dead_letters.send_through(producer)
         return BatchTransactions(
-            producer.transactions,
+            producer.transactions,  # type: ignore[arg-type]  # checked by the factory
             self._book,
             self.retry,
             group_id=self.group_id,
-            on_rewind=self._buffer.clear,  # read again from the cluster
+            on_rewind=self._read_again,
         )
 
     def _resolve_topics(self, options: ConsumerOptions) -> dict[str, Topic]:
@@ -621,14 +620,16 @@ class ConsumerBase:
 
     def _rewound(self, rewind: Rewind, stats: RunStats) -> None:
         """A handler failed in a transaction: abort it, read again after the backoff."""
-        batches = self._batches
-        assert batches is not None
-        if batches.doomed is not None:
-            batches.abort("handler-error", rewind.error)
-        records, dead_letters = batches.take_undone()
+        assert self._batches is not None
+        records, dead_letters = self._batches.recover(rewind, lambda: self._stopping)
         stats.records -= records
         stats.dead_lettered -= dead_letters
-        batches.wait(rewind, lambda: self._stopping)
+
+    def _read_again(self) -> None:
+        """A rewind: records read and not handled are read again; intake resumes."""
+        self._buffer.clear()
+        if self._paused:
+            self._resume()
 
     def _defer(self, records: list[Record]) -> None:
         """Keep records fetched but not handled for the next ``run()`` or ``poll_batch()``.
