@@ -24,9 +24,11 @@ from .errors import (
     DeserializationError,
     GovernanceViolation,
     GovernedKafkaError,
+    ProducerFenced,
     RegistryError,
     RetriesExhausted,
     SerializationError,
+    TransactionError,
 )
 from .lag import LagReport, PartitionLag
 from .policy import Policy, Violation
@@ -60,6 +62,7 @@ __all__ = [
     "LocalSchemaRegistry",
     "PartitionLag",
     "Policy",
+    "ProducerFenced",
     "Record",
     "RecordMetadata",
     "RegistryError",
@@ -70,6 +73,7 @@ __all__ = [
     "SerializationError",
     "ServiceContract",
     "TopicContract",
+    "TransactionError",
     "Violation",
     "__version__",
     "acls",

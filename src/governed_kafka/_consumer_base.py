@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol
@@ -28,29 +28,29 @@ from typing import Any, Final, Literal, Protocol
 import attrs
 
 from . import _config, _gate, _kafka
+from ._batch_transactions import BatchTransactions, Rewind
 from ._commits import Commits
 from ._dead_letters import DeadLetters
 from ._handling import Handling, RunStats, RunSummary
 from ._offsets import OffsetBook, PartitionOffsets
 from ._options import DEFAULT_BATCH, ConsumerOptions
 from ._records import Record, Topic
+from ._watchdog import watch_slow_handlers
 from .contracts import Catalog, TopicContract
 from .errors import (
     BrokerError,
     ClosedError,
     ConfigError,
     GovernanceViolation,
-    RetriesExhausted,
+    ProducerFenced,
 )
 from .hooks import (
     BackpressureDetails,
-    BatchDetails,
     ConsumeDetails,
     HookChain,
     RebalanceDetails,
-    SlowHandlerDetails,
 )
-from .lag import LagReport, PartitionLag
+from .lag import LagReport
 from .registry import LocalSchemaRegistry
 
 __all__ = ["CLOSE_TIMEOUT_S", "ConsumerBase", "ConsumerExtension", "ConsumerParts"]
@@ -59,9 +59,6 @@ _log = logging.getLogger("governed_kafka.consumer")
 
 #: Longest single wait inside librdkafka's poll, so ``stop()`` is noticed quickly.
 _POLL_SLICE_S: Final = 0.5
-
-#: Fraction of ``max.poll.interval.ms`` without a poll at which a slow handler is reported.
-_SLOW_HANDLER_FRACTION: Final = 0.8
 
 #: Longest ``close()`` waits for librdkafka to leave the group. librdkafka can wait for a
 #: rebalance in progress to end before it leaves, and with some brokers that wait does
@@ -84,6 +81,8 @@ class ConsumerParts:
 
     handling: Handling
     commits: Commits
+    #: The batches' transactions of a transactional consumer, else ``None``.
+    batches: BatchTransactions | None = None
 
 
 class ConsumerExtension(Protocol):
@@ -183,12 +182,14 @@ class ConsumerBase:
         #: The assignment, for readers on other threads (replaced at each rebalance).
         self._assignment: tuple[Key, ...] = ()
         self.client_id = str(self._config["client.id"])
+        self._batches = self._transactional_batches()
         self._handling = Handling(
             hooks=self._hooks,
             retry=self.retry,
             dead_letters=self._dead_letters,
             group_id=group_id,
             client_id=self.client_id,
+            batches=self._batches,
         )
         self._commits = Commits(
             self._book,
@@ -196,6 +197,7 @@ class ConsumerBase:
             self._hooks,
             group_id=group_id,
             client_id=self.client_id,
+            batches=self._batches,
         )
         declared = self.catalog.service(self.service)
         self._consumer = _kafka.ConsumerClient(
@@ -215,15 +217,41 @@ class ConsumerBase:
             on_lost=self._on_lost,
         )
         self._watchdog = threading.Thread(
-            target=self._watch_for_slow_handlers,
+            target=watch_slow_handlers,
+            kwargs={
+                "group_id": group_id,
+                "max_poll_interval_s": self._max_poll_interval_s,
+                "hooks": self._hooks,
+                "last_poll": lambda: self._last_poll,
+                "current": lambda: self._current,
+                "closed": lambda: self._closed,
+            },
             name=f"governed-kafka-watchdog[{group_id}]",
             daemon=True,
         )
         self._watchdog.start()
         if extension is not None:
-            extension.attached(ConsumerParts(handling=self._handling, commits=self._commits))
+            extension.attached(
+                ConsumerParts(handling=self._handling, commits=self._commits, batches=self._batches)
+            )
 
     # ------------------------------------------------------------ construction
+
+    def _transactional_batches(self) -> BatchTransactions | None:
+        """The batches' transactions, when the strategy commits in transactions."""
+        strategy = self.commit_strategy
+        if not strategy.commits_in_transactions:
+            return None
+        producer = strategy.producer
+        assert producer is not None
+        self._dead_letters.send_through(producer)
+        return BatchTransactions(
+            producer.transactions,  # type: ignore[arg-type]  # checked by the factory
+            self._book,
+            self.retry,
+            group_id=self.group_id,
+            on_rewind=self._read_again,
+        )
 
     def _resolve_topics(self, options: ConsumerOptions) -> dict[str, Topic]:
         contracts = [self._contract_for(name) for name in options.topics]
@@ -301,12 +329,14 @@ class ConsumerBase:
         if self._extension is not None:
             self._extension.before_revoke(partitions)
         self._commits.commit("revoke", only=partitions, synchronous=True)
+        self._commits.revoked(partitions)
         self._drop(partitions)
         self._rebalanced("revoke", partitions)
 
     def _on_lost(self, partitions: list[Key]) -> None:
         if self._extension is not None:
             self._extension.before_lost(partitions)
+        self._commits.lost(partitions)
         self._drop(partitions)  # another member may own them already: committing would be a lie
         _log.warning(
             "group %r: %d partitions lost (session expired); their uncommitted work will "
@@ -319,8 +349,10 @@ class ConsumerBase:
     def _drop(self, keys: list[Key]) -> None:
         gone = set(keys)
         self._book.drop(gone)
-        if self._buffer:
-            self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in gone)
+        if self._buffer:  # in place: the buffer is shared (a rewind clears it)
+            kept = [r for r in self._buffer if (r.topic, r.partition) not in gone]
+            self._buffer.clear()
+            self._buffer.extend(kept)
 
     def _rebalanced(self, kind: Literal["assign", "revoke", "lost"], partitions: list[Key]) -> None:
         self._assignment = tuple(sorted(self._book.keys()))
@@ -350,10 +382,13 @@ class ConsumerBase:
         self._commits.if_due()
         self._undecodable = 0
         if self._buffer:
-            return [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
-        records = self._fetch(max_records, timeout, in_order=in_order)
-        if not self._paused and self._book.held() > self.max_in_flight:
-            self._pause()
+            records = [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
+        else:
+            records = self._fetch(max_records, timeout, in_order=in_order)
+            if not self._paused and self._book.held() > self.max_in_flight:
+                self._pause()
+        if self._batches is not None and records:
+            self._batches.delivered(records)  # a transaction is open for their sends
         return records
 
     def _fetch(self, max_records: int, timeout: float, *, in_order: bool) -> list[Record]:
@@ -363,13 +398,19 @@ class ConsumerBase:
         processed at once) and left out.
         """
         rejected: _kafka.Rejected = []
-        book = self._book
-        records = self._consumer.read(
-            max_records, timeout, book.lanes(self._decoders, in_order=in_order), rejected
-        )
+        book, batches = self._book, self._batches
+        if batches is not None:
+            batches.reading()  # a rebalance inside the read may rewind
+        lanes = book.lanes(self._decoders, in_order=in_order)
+        records = self._consumer.read(max_records, timeout, lanes, rejected)
+        if batches is not None:
+            records = batches.read_settled(records, rejected)
         self._last_poll = time.monotonic()
         if rejected:
             book.taken(len(records) + len(rejected))
+            if batches is not None:  # dead letters go into the open transaction
+                batches.delivered(r for r, _ in rejected)
+                batches.delivered(records)
             for record, error in rejected:
                 key = (record.topic, record.partition)
                 book.hold(key, record.offset)  # uncommitted until it is dead-lettered
@@ -383,10 +424,9 @@ class ConsumerBase:
         return records
 
     def _consumed(self, records: list[Record]) -> None:
-        """Tell the ``on_consume`` hooks of a batch, with the lag of each of its partitions."""
-        counts: dict[Key, int] = {}
-        for r in records:
-            counts[r.topic, r.partition] = counts.get((r.topic, r.partition), 0) + 1
+        """Tell the ``on_consume`` hooks of a batch, with the lag of each of its partitions
+        as of the latest fetch response (no request is made)."""
+        counts = Counter((r.topic, r.partition) for r in records)
         assert self._hooks.consume is not None
         self._hooks.consume(
             ConsumeDetails(
@@ -394,19 +434,11 @@ class ConsumerBase:
                 count=len(records),
                 partitions=tuple((t, p, n) for (t, p), n in counts.items()),
                 client_id=self.client_id,
-                lag=tuple(self._fetched_lag(key) for key in counts),
+                lag=tuple(
+                    self._book.lag(key, self._consumer.fetched_high_watermark(key))
+                    for key in counts
+                ),
             )
-        )
-
-    def _fetched_lag(self, key: Key) -> PartitionLag:
-        """Offsets of a partition as of the latest fetch response; no request is made."""
-        offsets = self._book.get(key)
-        return PartitionLag(
-            topic=key[0],
-            partition=key[1],
-            high_watermark=self._consumer.fetched_high_watermark(key),
-            committed=offsets.committed if offsets is not None else None,
-            processed=offsets.position if offsets is not None else None,
         )
 
     def mark_processed(self, record: Record) -> None:
@@ -450,8 +482,15 @@ class ConsumerBase:
 
         A failing batch is retried whole; if it still fails, its records are handed to
         the handler one at a time so that only the records that fail alone are
-        dead-lettered.
+        dead-lettered. Not with ``CommitStrategy.transactional`` (``ConfigError``): a
+        failing batch's sends are aborted with it, use :meth:`run`.
         """
+        if self._batches is not None:
+            msg = (
+                "run_batches() does not run with CommitStrategy.transactional: a failed "
+                "batch is aborted and read again record by record; use run()"
+            )
+            raise ConfigError(msg, key="commit")
         return self._run(
             handler, batch=True, max_records=max_records, timeout=timeout, max_batch=max_batch
         )
@@ -469,6 +508,7 @@ class ConsumerBase:
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         stats = RunStats()
+        fenced: ProducerFenced | None = None
         try:
             while not self._stopping:
                 left = None if max_records is None else max_records - stats.records
@@ -484,18 +524,20 @@ class ConsumerBase:
                 # Records the poll could not decode were dead-lettered there: handled too.
                 stats.records += self._undecodable
                 stats.dead_lettered += self._undecodable
-                if not records:
-                    continue
-                if batch:
-                    self._handle_batch(handler, records, stats)
-                else:
-                    self._handle_in_order(handler, records, stats, deadline)
+                if records:
+                    self._handle(handler, records, stats, batch=batch, deadline=deadline)
+        except ProducerFenced as exc:
+            fenced = exc
+            raise
         finally:
             # Whatever ended the loop, what was processed is committed before returning,
             # unless the application commits for itself (manual).
             if self._stopping or self.commit_strategy.commits_when_run_ends:
                 reason = "close" if self._stopping else "routine"
                 self._commits.commit(reason, synchronous=True)
+            if fenced is not None:  # a zombie: leave the group to the producer that took over
+                _log.error("group %r stops: %s", self.group_id, fenced)
+                self.close()
         summary = stats.summary(time.monotonic() - started)
         if self._stopping:
             self.close()
@@ -521,7 +563,7 @@ class ConsumerBase:
         every = strategy.settle_every
         interval = strategy.max_interval_s
         handling = self._handling
-        hooked = handling.hooked
+        hooked = handling.guarded
         handled = done = 0
         last_topic: str | None = None
         last_partition = -1
@@ -559,6 +601,36 @@ class ConsumerBase:
             stats.records += handled
             self._settled(done)
 
+    def _handle(
+        self,
+        handler: Callable[[Any], object],
+        records: list[Record],
+        stats: RunStats,
+        *,
+        batch: bool,
+        deadline: float | None,
+    ) -> None:
+        try:
+            if batch:
+                self._handle_batch(handler, records, stats)
+            else:
+                self._handle_in_order(handler, records, stats, deadline)
+        except Rewind as rewind:
+            self._rewound(rewind, stats)
+
+    def _rewound(self, rewind: Rewind, stats: RunStats) -> None:
+        """A handler failed in a transaction: abort it, read again after the backoff."""
+        assert self._batches is not None
+        records, dead_letters = self._batches.recover(rewind, lambda: self._stopping)
+        stats.records -= records
+        stats.dead_lettered -= dead_letters
+
+    def _read_again(self) -> None:
+        """A rewind: records read and not handled are read again; intake resumes."""
+        self._buffer.clear()
+        if self._paused:
+            self._resume()
+
     def _defer(self, records: list[Record]) -> None:
         """Keep records fetched but not handled for the next ``run()`` or ``poll_batch()``.
 
@@ -582,38 +654,10 @@ class ConsumerBase:
     def _handle_batch(
         self, handler: Callable[[list[Record]], object], records: list[Record], stats: RunStats
     ) -> None:
-        def attempt() -> None:
-            if self._hooks.process_batch is not None:
-                with self._hooks.process_batch(
-                    BatchDetails(
-                        group_id=self.group_id, records=tuple(records), client_id=self.client_id
-                    )
-                ):
-                    handler(records)
-            else:
-                handler(records)
+        def current(record: Record | None) -> None:
+            self._current = record
 
-        try:
-            attempt()
-        except Exception as first:
-            try:
-                self.retry.call(attempt, first_error=first)
-            except RetriesExhausted:
-                _log.warning(
-                    "batch of %d records failed after retries; handling them one by one to "
-                    "find the ones that fail alone",
-                    len(records),
-                )
-                for record in records:
-                    self._current = record
-                    self._handling.process(lambda r: handler([r]), record, stats)
-                    self.mark_processed(record)
-                    stats.records += 1
-                self._current = None
-                return
-        for record in records:
-            self.mark_processed(record)
-        stats.records += len(records)
+        self._handling.batch(handler, records, stats, mark=self.mark_processed, current=current)
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish the current record, commit, and leave the group.
@@ -675,35 +719,6 @@ class ConsumerBase:
         """Records delivered to the application and not yet processed."""
         return self._book.in_flight
 
-    def _watch_for_slow_handlers(self) -> None:
-        interval = min(max(self._max_poll_interval_s / 20, 0.05), 5.0)
-        reported_for = 0.0
-        while not self._closed:
-            time.sleep(interval)
-            last = self._last_poll
-            elapsed = time.monotonic() - last
-            if elapsed < self._max_poll_interval_s * _SLOW_HANDLER_FRACTION or reported_for == last:
-                continue
-            reported_for = last
-            record = self._current
-            _log.warning(
-                "group %r: no poll for %.1f s of max.poll.interval.ms %.1f s (handling %s); "
-                "the group will evict this consumer if it goes on",
-                self.group_id,
-                elapsed,
-                self._max_poll_interval_s,
-                f"{record.topic}[{record.partition}]@{record.offset}" if record else "nothing",
-            )
-            if self._hooks.slow_handler is not None:
-                self._hooks.slow_handler(
-                    SlowHandlerDetails(
-                        group_id=self.group_id,
-                        elapsed_s=elapsed,
-                        max_poll_interval_s=self._max_poll_interval_s,
-                        record=record,
-                    )
-                )
-
     # ------------------------------------------------------------ lag
 
     def lag(self, *, timeout: float = 10.0) -> LagReport:
@@ -715,22 +730,14 @@ class ConsumerBase:
         """
         self._check_open()
         assigned = self._book.keys()
-        if not assigned:
-            return LagReport(self.group_id, ())
-        committed = self._consumer.committed(assigned, timeout=timeout)
-        entries = []
-        for key in assigned:
-            offsets = self._book.get(key)
-            entries.append(
-                PartitionLag(
-                    topic=key[0],
-                    partition=key[1],
-                    high_watermark=self._consumer.high_watermark(key, timeout=timeout),
-                    committed=committed.get(key),
-                    processed=offsets.position if offsets is not None else None,
-                )
-            )
-        return LagReport(self.group_id, tuple(entries))
+        committed = self._consumer.committed(assigned, timeout=timeout) if assigned else {}
+        return LagReport(
+            self.group_id,
+            tuple(
+                self._book.lag(key, self._consumer.high_watermark(key, timeout=timeout), committed)
+                for key in assigned
+            ),
+        )
 
     # ------------------------------------------------------------ lifecycle
 

@@ -6,6 +6,12 @@ failing one is retried by the :class:`~governed_kafka.retry.RetryPolicy`, each r
 logged and told to the ``on_retry`` hooks; a record whose attempts are exhausted goes
 to its dead-letter topic (:mod:`governed_kafka._dead_letters`). Retry tiers (retry
 topics, parked keys) would come in here, between the retries and the dead letter.
+
+A transactional consumer retries differently: a failed attempt dooms the batch's
+transaction (its sends would otherwise commit) and raises
+:class:`~governed_kafka._batch_transactions.Rewind` to the run loop, which aborts and
+reads the batch again; the record's attempts are counted across rewinds, and once they
+are exhausted it is dead-lettered instead of handled.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from collections.abc import Callable
 
 import attrs
 
+from ._batch_transactions import BatchTransactions
 from ._dead_letters import DeadLetters
 from ._records import Record
 from .errors import RetriesExhausted
-from .hooks import HookChain, ProcessDetails, RetryDetails
+from .hooks import BatchDetails, HookChain, ProcessDetails, RetryDetails
 from .retry import RetryPolicy
 
 __all__ = ["Handling", "RunStats", "RunSummary"]
@@ -79,17 +86,25 @@ class Handling:
         dead_letters: DeadLetters,
         group_id: str,
         client_id: str,
+        batches: BatchTransactions | None = None,
     ) -> None:
         self.retry = retry
         self.dead_letters = dead_letters
         self.group_id = group_id
         self.client_id = client_id
         self._hooks = hooks
+        #: The batches' transactions of a transactional consumer.
+        self.batches = batches
 
     @property
     def hooked(self) -> bool:
         """Whether ``on_process`` hooks wrap each attempt (:meth:`scope`)."""
         return self._hooks.process is not None
+
+    @property
+    def guarded(self) -> bool:
+        """Whether every record must go through :meth:`process` (hooks, or transactions)."""
+        return self._hooks.process is not None or self.batches is not None
 
     def scope(self, record: Record, attempt: int) -> contextlib.ExitStack:
         """What the ``on_process`` hooks wrap around one attempt at handling ``record``."""
@@ -112,10 +127,44 @@ class Handling:
 
     def process(self, handler: Callable[[Record], object], record: Record, stats: RunStats) -> None:
         """Run the handler on one record, with retries and the dead-letter topic behind it."""
+        if self.batches is not None:
+            self.in_transaction(handler, record, stats)
+            return
         try:
             self.attempt(handler, record, 1)
         except Exception as first:
             self.recover(handler, record, first, stats)
+
+    def in_transaction(
+        self, handler: Callable[[Record], object], record: Record, stats: RunStats
+    ) -> None:
+        """A transactional consumer's record: dead-letter it if its attempts are exhausted,
+        else one attempt; a failure raises ``Rewind`` (the batch is aborted and read again)."""
+        batches = self.batches
+        assert batches is not None
+        if not batches.open:
+            batches.begin()
+        attempt = 1
+        if batches.failures:  # rare: look the record up only when something failed
+            failed = batches.exhausted(record)
+            if failed is not None:
+                self.dead_letter(record, failed.error, attempts=failed.attempts)
+                stats.dead_lettered += 1
+                return
+            attempt = batches.attempt(record)
+        try:
+            if self._hooks.process is None:
+                handler(record)
+            else:
+                self.attempt(handler, record, attempt)
+        except Exception as error:
+            rewind = batches.failed(record, error)
+            if not rewind.failed.exhausted:
+                self.retrying(record, attempt, error, rewind.wait_s, stats)
+            raise rewind from error
+        except BaseException as interrupted:  # KeyboardInterrupt, SystemExit mid-record
+            batches.doomed = interrupted  # what the handler sent so far must not commit
+            raise
 
     def recover(
         self,
@@ -164,5 +213,54 @@ class Handling:
             )
 
     def dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> None:
-        """``record`` still failed after ``attempts`` attempts: publish it as a dead letter."""
+        """``record`` still failed after ``attempts`` attempts: publish it as a dead letter
+        (in the open transaction, for a transactional consumer)."""
         self.dead_letters.publish(record, error, attempts=attempts)
+        if self.batches is not None:
+            self.batches.dead_letters += 1
+
+    def batch(
+        self,
+        handler: Callable[[list[Record]], object],
+        records: list[Record],
+        stats: RunStats,
+        *,
+        mark: Callable[[Record], None],
+        current: Callable[[Record | None], None],
+    ) -> None:
+        """Run a batch handler: retried whole per the policy; if it still fails, its
+        records one at a time (only those that fail alone are dead-lettered). Each record
+        is ``mark``-ed processed; ``current`` is told of the record at hand."""
+
+        def attempt() -> None:
+            if self._hooks.process_batch is not None:
+                with self._hooks.process_batch(
+                    BatchDetails(
+                        group_id=self.group_id, records=tuple(records), client_id=self.client_id
+                    )
+                ):
+                    handler(records)
+            else:
+                handler(records)
+
+        try:
+            attempt()
+        except Exception as first:
+            try:
+                self.retry.call(attempt, first_error=first)
+            except RetriesExhausted:
+                _log.warning(
+                    "batch of %d records failed after retries; handling them one by one to "
+                    "find the ones that fail alone",
+                    len(records),
+                )
+                for record in records:
+                    current(record)
+                    self.process(lambda r: handler([r]), record, stats)
+                    mark(record)
+                    stats.records += 1
+                current(None)
+                return
+        for record in records:
+            mark(record)
+        stats.records += len(records)
