@@ -59,10 +59,11 @@ from typing import Any, TypeVar
 
 import confluent_kafka
 
+import consume_overhead
 import e2e_latency
 import harness
 import produce_overhead
-from governed_kafka import Catalog, CommitStrategy, GovernedConsumer, profiles
+from governed_kafka import Catalog, profiles
 from governed_kafka._config import producer_config
 
 HERE = Path(__file__).resolve().parent
@@ -301,28 +302,7 @@ def governed_consume(bootstrap: str, topic: str, records: int, rf: int) -> float
             ]
         }
     )
-    seen = 0
-    first = 0.0
-
-    def handler(record: object) -> None:
-        nonlocal seen, first
-        if not seen:
-            first = time.perf_counter()
-        seen += 1
-
-    with GovernedConsumer(
-        catalog,
-        service="bench",
-        group_id=f"governed-{uuid.uuid4().hex}",
-        topics=[topic],
-        bootstrap_servers=bootstrap,
-        commit=CommitStrategy.batched(max_records=500),
-        overrides=SESSION,
-        verify_topics=False,
-    ) as consumer:
-        while seen < records:
-            consumer.run(handler, max_records=records - seen, timeout=5)
-        return (seen - 1) / (time.perf_counter() - first)
+    return consume_overhead.governed(bootstrap, catalog, topic, records)
 
 
 # -- the three benchmarks ---------------------------------------------------------------
