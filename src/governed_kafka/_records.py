@@ -187,17 +187,18 @@ class AvroValue:
     value, tells which one a value is.
     """
 
-    __slots__ = ("_fast_header", "_fast_read", "event_type", "reader")
+    __slots__ = ("_fast", "event_type", "reader")
 
     def __init__(self, reader: AvroReader, reader_schema: AvroSchema, *, several: bool) -> None:
         self.reader = reader
         types = reader_schema.event_types
         single = len(types) == 1 and not reader_schema.is_union and not several
         self.event_type = types[0] if single else None
-        #: The fast path (one event type): the 5-byte header of the last value decoded
-        #: and the fastavro reader of its schema id (``AvroReader.fast_reader``).
-        self._fast_header = b"\xff"  # matches no wire-format value (magic byte 0)
-        self._fast_read: Callable[[BytesIO], Any] | None = None
+        #: The fast path (one event type): the fastavro reader of each schema id seen, by
+        #: the 5-byte header its values start with (``AvroReader.fast_reader``); one entry
+        #: per schema id the registry knows, so topics written by several schema versions
+        #: at once (a migration) stay on it.
+        self._fast: dict[bytes, Callable[[BytesIO], Any]] = {}
 
     def __call__(
         self,
@@ -211,18 +212,20 @@ class AvroValue:
             return key, None, None  # a tombstone
         event_type = self.event_type
         if event_type is not None:
-            if data.startswith(self._fast_header):
+            read = self._fast.get(data[:HEADER_SIZE])
+            if read is not None:
                 buffer = BytesIO(data)
                 buffer.seek(HEADER_SIZE)
                 try:
-                    value = self._fast_read(buffer)  # type: ignore[misc]
+                    value = read(buffer)
                 except Exception:  # decode() below says what is wrong
                     value = _UNREAD
                 if value is not _UNREAD and buffer.tell() == len(data):
                     return key, value, event_type
             value = self.reader.decode(data, partition=partition, offset=offset)
-            self._fast_read = self.reader.fast_reader(data)
-            self._fast_header = data[:HEADER_SIZE] if self._fast_read is not None else b"\xff"
+            read = self.reader.fast_reader(data)
+            if read is not None:
+                self._fast[data[:HEADER_SIZE]] = read
             return key, value, event_type
         event_type = None
         if headers:
