@@ -45,6 +45,9 @@ _PERMISSIONS: Final[dict[str, Any]] = {
     "allow": AclPermissionType.ALLOW,
     "deny": AclPermissionType.DENY,
 }
+_RESOURCE_NAMES: Final = {v: k for k, v in _RESOURCE_TYPES.items()}
+_PATTERN_NAMES: Final = {v: k for k, v in _PATTERN_TYPES.items()}
+_PERMISSION_NAMES: Final = {v: k for k, v in _PERMISSIONS.items()}
 _OPERATIONS: Final[dict[str, Any]] = {
     op.name.lower(): op for op in AclOperation if op not in {AclOperation.ANY}
 }
@@ -94,14 +97,11 @@ def _binding(spec: AclSpec) -> AclBinding:
 
 def _spec(binding: Any) -> AclSpec | None:
     """A binding read from the cluster as plain values, ``None`` for kinds not managed."""
-    for name, value in _RESOURCE_TYPES.items():
-        if binding.restype == value:
-            resource = name
-            break
-    else:
+    resource = _RESOURCE_NAMES.get(binding.restype)
+    if resource is None:
         return None
-    pattern = {v: k for k, v in _PATTERN_TYPES.items()}.get(binding.resource_pattern_type)
-    permission = {v: k for k, v in _PERMISSIONS.items()}.get(binding.permission_type)
+    pattern = _PATTERN_NAMES.get(binding.resource_pattern_type)
+    permission = _PERMISSION_NAMES.get(binding.permission_type)
     if pattern is None or permission is None:
         return None
     return (
