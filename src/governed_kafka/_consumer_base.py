@@ -18,7 +18,6 @@ cancel) the handlers of partitions that go, and to handle records on the loop.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,24 +30,24 @@ from . import _config, _gate, _kafka
 from ._commits import Commits
 from ._dead_letters import DeadLetters
 from ._handling import Handling, RunStats, RunSummary
+from ._health import HealthWatch
 from ._offsets import OffsetBook, PartitionOffsets
 from ._options import DEFAULT_BATCH, ConsumerOptions
 from ._records import Record, Topic
+from ._tiers import Tiers, keep_lanes
 from .contracts import Catalog, TopicContract
 from .errors import (
     BrokerError,
     ClosedError,
     ConfigError,
     GovernanceViolation,
-    RetriesExhausted,
 )
+from .health import DEFAULT_STALLED_AFTER_S, DEFAULT_WINDOW_S, HealthReport
 from .hooks import (
     BackpressureDetails,
-    BatchDetails,
     ConsumeDetails,
     HookChain,
     RebalanceDetails,
-    SlowHandlerDetails,
 )
 from .lag import LagReport, PartitionLag
 from .registry import LocalSchemaRegistry
@@ -59,9 +58,6 @@ _log = logging.getLogger("governed_kafka.consumer")
 
 #: Longest single wait inside librdkafka's poll, so ``stop()`` is noticed quickly.
 _POLL_SLICE_S: Final = 0.5
-
-#: Fraction of ``max.poll.interval.ms`` without a poll at which a slow handler is reported.
-_SLOW_HANDLER_FRACTION: Final = 0.8
 
 #: Longest ``close()`` waits for librdkafka to leave the group. librdkafka can wait for a
 #: rebalance in progress to end before it leaves, and with some brokers that wait does
@@ -138,6 +134,12 @@ class ConsumerBase:
         self._hooks = HookChain(options.hooks)
         self._check_group_id()
         self._topics = self._resolve_topics(options)
+        sources = [t.contract for t in self._topics.values()]
+        sources = [c for c in sources if c.retry_topics or c.ordering == "key"]
+        for contract in sources:  # the tiers are read too, their values as their source's
+            for tier in contract.retry_topics:
+                self._topics[tier] = Topic(self._contract_for(tier), None)
+                self._topics[tier].decode = self._topics[contract.name].decode
         self._dead_letters = DeadLetters(
             catalog,
             {name: topic.contract for name, topic in self._topics.items()},
@@ -157,6 +159,8 @@ class ConsumerBase:
             group_protocol=options.group_protocol,
             client_rack=options.client_rack,
         )
+        if any(c.ordering == "key" for c in sources):
+            keep_lanes(self._config, dict(options.overrides or {}))
         self._max_poll_interval_s = (
             int(str(self._config.get("max.poll.interval.ms", _DEFAULT_MAX_POLL_INTERVAL_MS))) / 1000
         )
@@ -183,12 +187,26 @@ class ConsumerBase:
         #: The assignment, for readers on other threads (replaced at each rebalance).
         self._assignment: tuple[Key, ...] = ()
         self.client_id = str(self._config["client.id"])
+        self._tiers = (
+            Tiers(
+                catalog,
+                sources,
+                dead_letters=self._dead_letters,
+                group_id=group_id,
+                connection=_config.shared_connection(self._config),
+                pause=lambda keys: self._consumer.pause(keys),  # noqa: PLW0108 - made below
+                resume=lambda keys: None if self._paused else self._consumer.resume(keys),
+            )
+            if sources
+            else None
+        )
         self._handling = Handling(
             hooks=self._hooks,
             retry=self.retry,
             dead_letters=self._dead_letters,
             group_id=group_id,
             client_id=self.client_id,
+            tiers=self._tiers,
         )
         self._commits = Commits(
             self._book,
@@ -209,17 +227,23 @@ class ConsumerBase:
         )
         self._commits.bind(self._consumer)
         self._consumer.subscribe(
-            options.topics,
+            list(self._topics),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        self._watchdog = threading.Thread(
-            target=self._watch_for_slow_handlers,
-            name=f"governed-kafka-watchdog[{group_id}]",
-            daemon=True,
+        self._watch = HealthWatch(
+            group_id=group_id,
+            max_poll_interval_s=self._max_poll_interval_s,
+            hooks=self._hooks,
+            book=self._book,
+            last_poll=lambda: self._last_poll,
+            current=lambda: self._current,
+            high_watermark=self._consumer.fetched_high_watermark,
+            closed=lambda: self._closed,
+            tiers=self._tiers,
         )
-        self._watchdog.start()
+        self._watch.start()
         if extension is not None:
             extension.attached(ConsumerParts(handling=self._handling, commits=self._commits))
 
@@ -255,6 +279,9 @@ class ConsumerBase:
 
     def _gate_scope(self) -> dict[str, Any]:
         dead_letters = [t.contract.dead_letter_topic for t in self._topics.values()]
+        dead_letters += [
+            t for c in self._topics.values() for t in c.contract.retry_topics
+        ]  # written to, like the dead letters
         return {
             "service": self.service,
             "group": self.group_id,
@@ -295,6 +322,8 @@ class ConsumerBase:
         self._book.assign(partitions)
         if self._paused and partitions:
             self._consumer.pause(partitions)
+        if self._tiers is not None:
+            self._tiers.assigned(partitions)
         self._rebalanced("assign", partitions)
 
     def _on_revoke(self, partitions: list[Key]) -> None:
@@ -319,6 +348,8 @@ class ConsumerBase:
     def _drop(self, keys: list[Key]) -> None:
         gone = set(keys)
         self._book.drop(gone)
+        if self._tiers is not None:
+            self._tiers.dropped(gone)
         if self._buffer:
             self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in gone)
 
@@ -351,6 +382,9 @@ class ConsumerBase:
         self._undecodable = 0
         if self._buffer:
             return [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
+        if self._tiers is not None:  # the poll waits no longer than the first due head
+            due = self._tiers.due_in()
+            timeout = timeout if due is None else min(timeout, due)
         records = self._fetch(max_records, timeout, in_order=in_order)
         if not self._paused and self._book.held() > self.max_in_flight:
             self._pause()
@@ -368,6 +402,9 @@ class ConsumerBase:
             max_records, timeout, book.lanes(self._decoders, in_order=in_order), rejected
         )
         self._last_poll = time.monotonic()
+        if self._tiers is not None:  # tier records not due are held, their partition paused
+            records = self._tiers.release() + self._tiers.sift(records)
+            self._tiers.crowding()
         if rejected:
             book.taken(len(records) + len(rejected))
             for record, error in rejected:
@@ -582,38 +619,10 @@ class ConsumerBase:
     def _handle_batch(
         self, handler: Callable[[list[Record]], object], records: list[Record], stats: RunStats
     ) -> None:
-        def attempt() -> None:
-            if self._hooks.process_batch is not None:
-                with self._hooks.process_batch(
-                    BatchDetails(
-                        group_id=self.group_id, records=tuple(records), client_id=self.client_id
-                    )
-                ):
-                    handler(records)
-            else:
-                handler(records)
+        def current(record: Record | None) -> None:
+            self._current = record
 
-        try:
-            attempt()
-        except Exception as first:
-            try:
-                self.retry.call(attempt, first_error=first)
-            except RetriesExhausted:
-                _log.warning(
-                    "batch of %d records failed after retries; handling them one by one to "
-                    "find the ones that fail alone",
-                    len(records),
-                )
-                for record in records:
-                    self._current = record
-                    self._handling.process(lambda r: handler([r]), record, stats)
-                    self.mark_processed(record)
-                    stats.records += 1
-                self._current = None
-                return
-        for record in records:
-            self.mark_processed(record)
-        stats.records += len(records)
+        self._handling.batch(handler, records, stats, mark=self.mark_processed, current=current)
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish the current record, commit, and leave the group.
@@ -650,6 +659,9 @@ class ConsumerBase:
 
     def _resume(self) -> None:
         assigned = self._book.keys()
+        if self._tiers is not None:  # tiers whose head is not due stay paused
+            held = self._tiers.held()
+            assigned = [key for key in assigned if key not in held]
         self._consumer.resume(assigned)
         self._paused = False
         self._backpressure("resume", assigned)
@@ -675,34 +687,21 @@ class ConsumerBase:
         """Records delivered to the application and not yet processed."""
         return self._book.in_flight
 
-    def _watch_for_slow_handlers(self) -> None:
-        interval = min(max(self._max_poll_interval_s / 20, 0.05), 5.0)
-        reported_for = 0.0
-        while not self._closed:
-            time.sleep(interval)
-            last = self._last_poll
-            elapsed = time.monotonic() - last
-            if elapsed < self._max_poll_interval_s * _SLOW_HANDLER_FRACTION or reported_for == last:
-                continue
-            reported_for = last
-            record = self._current
-            _log.warning(
-                "group %r: no poll for %.1f s of max.poll.interval.ms %.1f s (handling %s); "
-                "the group will evict this consumer if it goes on",
-                self.group_id,
-                elapsed,
-                self._max_poll_interval_s,
-                f"{record.topic}[{record.partition}]@{record.offset}" if record else "nothing",
-            )
-            if self._hooks.slow_handler is not None:
-                self._hooks.slow_handler(
-                    SlowHandlerDetails(
-                        group_id=self.group_id,
-                        elapsed_s=elapsed,
-                        max_poll_interval_s=self._max_poll_interval_s,
-                        record=record,
-                    )
-                )
+    def health(
+        self,
+        *,
+        window_s: float = DEFAULT_WINDOW_S,
+        stalled_after_s: float = DEFAULT_STALLED_AFTER_S,
+        stopped_after_s: float | None = None,
+    ) -> HealthReport:
+        """This consumer's health per partition and overall (:mod:`governed_kafka.health`).
+
+        Judged from what the consumer itself saw over the last ``window_s`` seconds; no
+        request is made, so it is cheap enough for every probe and safe from any thread.
+        """
+        return self._watch.report(
+            window_s=window_s, stalled_after_s=stalled_after_s, stopped_after_s=stopped_after_s
+        )
 
     # ------------------------------------------------------------ lag
 

@@ -11,7 +11,7 @@ instead: skipping the record would lose it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from . import _config
@@ -105,17 +105,28 @@ class DeadLetters:
             )
 
     def publish(
-        self, record: Record, error: BaseException, *, attempts: int, undecodable: bool = False
+        self,
+        record: Record,
+        error: BaseException,
+        *,
+        attempts: int,
+        undecodable: bool = False,
+        origin: tuple[str, int, int] | None = None,
+        partition: int | None = None,
+        extra: Sequence[tuple[str, str | bytes | None]] = (),
     ) -> None:
         """Publish ``record`` (its value as it was read) to its dead-letter topic.
 
         ``attempts`` is how many times a handler was tried; an ``undecodable`` record
         (its bytes did not decode) reaches no handler, and the hooks see no record. Raises
         :class:`~governed_kafka.errors.GovernanceViolation` (``dead-letter.missing``)
-        when the topic declares no dead-letter topic.
+        when the topic declares no dead-letter topic. A record read from a retry topic
+        names its ``origin`` (topic, partition, offset), whose dead-letter topic it goes
+        to; ``partition`` picks the dead-letter topic's partition (key order keeps a
+        partition's keys in the same partition), ``extra`` adds headers.
         """
-        topic, partition, offset = record.topic, record.partition, record.offset
-        where = f"{topic}[{partition}]@{offset}"
+        topic, at, offset = origin or (record.topic, record.partition, record.offset)
+        where = f"{topic}[{at}]@{offset}"
         dlq = self._contracts[topic].dead_letter_topic
         if dlq is None:
             msg = (
@@ -127,11 +138,12 @@ class DeadLetters:
                 msg, rule="dead-letter.missing", topic=topic, field="dead_letter_topic"
             ) from error
         dlq_contract = self.catalog.topic(dlq)
-        self._sender().send_and_wait(
+        self.sender().send_and_wait(
             dlq,
             record.raw_value if record.raw_value is not None else b"",
             key=None if dlq_contract.key == "forbidden" else record.key,
-            headers=self._headers(record, error, attempts, where),
+            headers=self._headers(record, error, attempts, (topic, at, offset)) + list(extra),
+            partition=partition,
         )
         _log.warning("dead-lettered %s to %s after %d attempts: %s", where, dlq, attempts, error)
         if self._hooks.dead_letter is not None:
@@ -140,7 +152,7 @@ class DeadLetters:
                     group_id=self.group_id,
                     record=None if undecodable else record,
                     topic=topic,
-                    partition=partition,
+                    partition=at,
                     offset=offset,
                     dead_letter_topic=dlq,
                     error=error,
@@ -149,12 +161,16 @@ class DeadLetters:
             )
 
     def _headers(
-        self, record: Record, error: BaseException, attempts: int, where: str
+        self, record: Record, error: BaseException, attempts: int, origin: tuple[str, int, int]
     ) -> HeaderList:
         """The record's own headers (those a producer may send) and the dead-letter ones."""
         headers = record.headers
+        topic, partition, offset = origin
+        where = f"{topic}[{partition}]@{offset}"
         letter: HeaderList = [
-            (k, v) for k, v in headers if not k.startswith("dlq.") and sendable_header_name(k)
+            (k, v)
+            for k, v in headers
+            if not k.startswith(("dlq.", "retry.")) and sendable_header_name(k)
         ]
         dropped = sum(1 for k, _ in headers if not sendable_header_name(k))
         if dropped:  # another client wrote names no governed producer sends (an empty one)
@@ -165,9 +181,9 @@ class DeadLetters:
         letter += [
             ("dlq.error.type", f"{type(error).__module__}.{type(error).__qualname__}"),
             ("dlq.error.message", str(error)[:_MAX_ERROR_MESSAGE]),
-            ("dlq.original.topic", record.topic),
-            ("dlq.original.partition", str(record.partition)),
-            ("dlq.original.offset", str(record.offset)),
+            ("dlq.original.topic", topic),
+            ("dlq.original.partition", str(partition)),
+            ("dlq.original.offset", str(offset)),
             ("dlq.original.timestamp", "" if timestamp is None else str(timestamp)),
             ("dlq.attempts", str(attempts)),
             ("dlq.consumer.group", self.group_id),
@@ -175,7 +191,8 @@ class DeadLetters:
         ]
         return letter
 
-    def _sender(self) -> GovernedProducer:
+    def sender(self) -> GovernedProducer:
+        """The governed producer of the consumer's service (made at its first use)."""
         if self._producer is None:
             shared = _config.shared_connection(self._overrides)
             shared.pop("client.id", None)

@@ -4,8 +4,9 @@
 consumer's: an attempt runs inside the ``on_process`` hooks' context managers; a
 failing one is retried by the :class:`~governed_kafka.retry.RetryPolicy`, each retry
 logged and told to the ``on_retry`` hooks; a record whose attempts are exhausted goes
-to its dead-letter topic (:mod:`governed_kafka._dead_letters`). Retry tiers (retry
-topics, parked keys) would come in here, between the retries and the dead letter.
+to its topic's next retry tier when it has tiers (:mod:`governed_kafka._tiers`), else
+to its dead-letter topic (:mod:`governed_kafka._dead_letters`). With key order, a
+record whose key is parked goes behind its key's oldest record without being handled.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import attrs
 
 from ._dead_letters import DeadLetters
 from ._records import Record
+from ._tiers import Tiers
 from .errors import RetriesExhausted
-from .hooks import HookChain, ProcessDetails, RetryDetails
+from .hooks import BatchDetails, HookChain, ProcessDetails, RetryDetails
 from .retry import RetryPolicy
 
 __all__ = ["Handling", "RunStats", "RunSummary"]
@@ -36,17 +38,23 @@ class RunSummary:
     dead_lettered: int
     retries: int
     elapsed_s: float
+    #: Records written to a retry topic after their in-place attempts failed.
+    tiered: int = 0
+    #: Records written behind an earlier record of their key, not handled (key order).
+    parked: int = 0
 
 
 class RunStats:
     """The counts of one ``run()``, and the attempt the record at hand is at."""
 
-    __slots__ = ("attempt", "dead_lettered", "records", "retries")
+    __slots__ = ("attempt", "dead_lettered", "parked", "records", "retries", "tiered")
 
     def __init__(self) -> None:
         self.records = 0
         self.dead_lettered = 0
         self.retries = 0
+        self.tiered = 0
+        self.parked = 0
         self.attempt = 1
 
     def next_attempt(self) -> int:
@@ -65,6 +73,8 @@ class RunStats:
             dead_lettered=self.dead_lettered,
             retries=self.retries,
             elapsed_s=elapsed,
+            tiered=self.tiered,
+            parked=self.parked,
         )
 
 
@@ -79,17 +89,21 @@ class Handling:
         dead_letters: DeadLetters,
         group_id: str,
         client_id: str,
+        tiers: Tiers | None = None,
     ) -> None:
         self.retry = retry
         self.dead_letters = dead_letters
+        #: The retry tiers and parked keys, when a topic read has tiers or key order.
+        self.tiers = tiers
         self.group_id = group_id
         self.client_id = client_id
         self._hooks = hooks
 
     @property
     def hooked(self) -> bool:
-        """Whether ``on_process`` hooks wrap each attempt (:meth:`scope`)."""
-        return self._hooks.process is not None
+        """Whether each record goes through :meth:`process`: ``on_process`` hooks wrap
+        each attempt (:meth:`scope`), or retry tiers decide first."""
+        return self._hooks.process is not None or self.tiers is not None
 
     def scope(self, record: Record, attempt: int) -> contextlib.ExitStack:
         """What the ``on_process`` hooks wrap around one attempt at handling ``record``."""
@@ -112,10 +126,27 @@ class Handling:
 
     def process(self, handler: Callable[[Record], object], record: Record, stats: RunStats) -> None:
         """Run the handler on one record, with retries and the dead-letter topic behind it."""
+        tiers = self.tiers
+        if tiers is not None and self.parks(record, stats):
+            return
         try:
             self.attempt(handler, record, 1)
         except Exception as first:
             self.recover(handler, record, first, stats)
+            return
+        if tiers is not None:
+            tiers.succeeded(record)
+
+    def parks(self, record: Record, stats: RunStats) -> bool:
+        """Whether ``record``'s key is parked: then it was written behind its key's
+        oldest waiting record, and is done here."""
+        assert self.tiers is not None
+        target = self.tiers.route(record)
+        if target is None:
+            return False
+        self.tiers.park(record, target)
+        stats.parked += 1
+        return True
 
     def recover(
         self,
@@ -132,8 +163,13 @@ class Handling:
                 on_retry=lambda n, error, wait: self.retrying(record, n, error, wait, stats),
             )
         except RetriesExhausted as exhausted:
-            self.dead_letter(record, exhausted.error, attempts=exhausted.attempts)
-            stats.dead_lettered += 1
+            if self.dead_letter(record, exhausted.error, attempts=exhausted.attempts):
+                stats.tiered += 1
+            else:
+                stats.dead_lettered += 1
+        else:
+            if self.tiers is not None:
+                self.tiers.succeeded(record)
         finally:
             stats.reset_attempts()
 
@@ -163,6 +199,59 @@ class Handling:
                 )
             )
 
-    def dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> None:
-        """``record`` still failed after ``attempts`` attempts: publish it as a dead letter."""
+    def dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> bool:
+        """``record`` still failed after ``attempts`` attempts here: write it to its
+        topic's next retry tier (return ``True``), else publish it as a dead letter."""
+        tiers = self.tiers
+        if tiers is not None and tiers.covers(record):
+            tiered = tiers.next_is_tier(record)
+            tiers.forward(record, error, attempts=attempts)
+            return tiered
         self.dead_letters.publish(record, error, attempts=attempts)
+        return False
+
+    def batch(
+        self,
+        handler: Callable[[list[Record]], object],
+        records: list[Record],
+        stats: RunStats,
+        *,
+        mark: Callable[[Record], None],
+        current: Callable[[Record | None], None],
+    ) -> None:
+        """Run a batch handler; a batch that still fails after its retries is handled
+        record by record, so only the records that fail alone go on (tier or dead
+        letter). Each record is ``mark``-ed processed; ``current`` names the one at hand."""
+
+        def attempt() -> None:
+            if self._hooks.process_batch is not None:
+                with self._hooks.process_batch(
+                    BatchDetails(
+                        group_id=self.group_id, records=tuple(records), client_id=self.client_id
+                    )
+                ):
+                    handler(records)
+            else:
+                handler(records)
+
+        try:
+            attempt()
+        except Exception as first:
+            try:
+                self.retry.call(attempt, first_error=first)
+            except RetriesExhausted:
+                _log.warning(
+                    "batch of %d records failed after retries; handling them one by one to "
+                    "find the ones that fail alone",
+                    len(records),
+                )
+                for record in records:
+                    current(record)
+                    self.process(lambda r: handler([r]), record, stats)
+                    mark(record)
+                    stats.records += 1
+                current(None)
+                return
+        for record in records:
+            mark(record)
+        stats.records += len(records)

@@ -15,6 +15,8 @@ typed clients:
   watermarks, pause and resume, rebalances as lists of ``(topic, partition)``;
 - :class:`Admin` (:mod:`._admin`): topics, configs, partitions, group offsets, and
   ACLs and the rights of this client's principal (:mod:`._acls`);
+- :class:`LogReader` (:mod:`._reader`): bounded reads of partitions without a group, and
+  a group's offsets with metadata (retry tiers' parked keys, ``governed-kafka dlq``);
 - :class:`RegistryClient` (:mod:`._registry`): confluent-kafka's schema-registry client;
 - :func:`raw_producer` and :func:`raw_consumer` (:mod:`._raw`): the unwrapped clients,
   for the benchmark's raw baseline.
@@ -40,6 +42,7 @@ from ._producer import (
     reported,
 )
 from ._raw import RawConsumer, RawMessage, RawProducer, raw_consumer, raw_producer
+from ._reader import LogEntry, LogReader
 from ._registry import RegistryClient
 
 __all__ = [
@@ -57,6 +60,8 @@ __all__ = [
     "Key",
     "Lane",
     "Lanes",
+    "LogEntry",
+    "LogReader",
     "Offsets",
     "Produce",
     "ProducerClient",

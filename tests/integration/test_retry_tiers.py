@@ -1,0 +1,222 @@
+"""Retry tiers against a real broker: a failed record waits in its tier and comes back when
+due, without holding up its partition; after the last tier, the dead letters."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from test_consumer import FAST
+
+from conftest import Broker, CatalogFactory
+from governed_kafka import Catalog, GovernedConsumer, GovernedProducer, Record, RetryPolicy
+from kafka_helpers import read_all
+
+
+def tier_contracts(
+    topic: str,
+    *,
+    partitions: int = 3,
+    delays: tuple[str, ...] = ("1s", "2s"),
+    ordering: str = "none",
+) -> str:
+    """A keyed topic with one tier per delay, then a dead-letter topic, all with its
+    partition count; billing consumes and writes them."""
+    tiers = [f"{topic}.retry-{i + 1}" for i in range(len(delays))]
+    text = f"""
+    [[topics]]
+    name = "{topic}"
+    partitions = {partitions}
+    replication_factor = 1
+    retention_ms = 3600000
+    key = "required"
+    ordering = "{ordering}"
+    producers = ["checkout"]
+    consumers = ["billing"]
+    retry_topics = {tiers!r}
+    retry_delays = {list(delays)!r}
+    dead_letter_topic = "{topic}.dlq"
+
+    [[topics]]
+    name = "{topic}.dlq"
+    partitions = {partitions}
+    replication_factor = 1
+    retention_ms = 3600000
+    producers = ["billing"]
+    consumers = ["ops"]
+    """
+    for tier in tiers:
+        text += f"""
+    [[topics]]
+    name = "{tier}"
+    partitions = {partitions}
+    replication_factor = 1
+    retention_ms = 3600000
+    producers = ["billing"]
+    consumers = ["billing"]
+    """
+    return text
+
+
+def tiered_consumer(
+    catalog: Catalog, bootstrap: str, topic: str, group: str, **options: Any
+) -> GovernedConsumer:
+    """A consumer of ``topic`` (and so of its tiers) that tries each record once in place."""
+    return GovernedConsumer(
+        catalog,
+        service="billing",
+        group_id=group,
+        topics=[topic],
+        bootstrap_servers=bootstrap,
+        retry=options.pop("retry", RetryPolicy.never()),
+        overrides=options.pop("overrides", FAST),
+        **options,
+    )
+
+
+def produce(catalog: Catalog, bootstrap: str, topic: str, values: list[tuple[str, str]]) -> None:
+    """Send ``(key, value)`` pairs in order."""
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        for key, value in values:
+            producer.send(topic, value.encode(), key=key)
+
+
+def run_until(consumer: GovernedConsumer, done: Any, handler: Any, timeout: float) -> None:
+    """Run ``consumer`` in short slices until ``done()`` or ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        consumer.run(handler, timeout=0.5)
+
+
+def test_a_failed_record_waits_in_its_tier_and_is_handled_when_due(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """A record failing once reaches the handler again from the first tier no sooner than
+    its delay, carrying its origin and attempt, while the records after it go on."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=1, delays=("2s", "4s")))
+    bootstrap = kafka_broker.bootstrap_servers
+    produce(catalog, bootstrap, topic_name, [("k1", "fail-once"), ("k2", "a"), ("k3", "b")])
+    seen: list[tuple[str, str, float]] = []
+    failed_at: dict[str, float] = {}
+
+    def handler(record: Record) -> None:
+        value = record.value.decode()
+        seen.append((record.topic, value, time.monotonic()))
+        if value == "fail-once" and value not in failed_at:
+            failed_at[value] = time.monotonic()
+            raise ValueError("not yet")
+
+    with tiered_consumer(catalog, bootstrap, topic_name, f"g-{topic_name}") as consumer:
+        run_until(consumer, lambda: len(seen) >= 4, handler, 30)
+        summary = consumer.run(handler, timeout=0.5)
+    assert [(t, v) for t, v, _ in seen[:3]] == [
+        (topic_name, "fail-once"),
+        (topic_name, "a"),
+        (topic_name, "b"),
+    ]
+    tier_topic, value, handled_at = seen[3]
+    assert (tier_topic, value) == (f"{topic_name}.retry-1", "fail-once")
+    assert handled_at - failed_at["fail-once"] >= 2.0 - 0.05
+    assert summary.records == 0  # nothing left over
+    (tiered,) = read_all(bootstrap, f"{topic_name}.retry-1")
+    headers = dict(tiered.headers() or [])
+    assert headers["retry.origin.topic"] == topic_name.encode()
+    assert headers["retry.origin.offset"] == b"0"
+    assert headers["retry.attempt"] == b"1"
+    assert headers["retry.error.type"] == b"builtins.ValueError"
+    assert headers["retry.error.message"] == b"not yet"
+    assert read_all(bootstrap, f"{topic_name}.dlq") == []
+
+
+def test_after_the_last_tier_a_record_is_dead_lettered_with_its_origin(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """A record that always fails passes every tier in turn, then goes to the dead-letter
+    topic naming its original topic, partition and offset and every attempt made."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=1, delays=("1s", "1s")))
+    bootstrap = kafka_broker.bootstrap_servers
+    produce(catalog, bootstrap, topic_name, [("k1", "ok"), ("k2", "always")])
+    seen: list[str] = []
+
+    def handler(record: Record) -> None:
+        seen.append(record.topic)
+        if record.value == b"always":
+            raise RuntimeError("broken for good")
+
+    with tiered_consumer(
+        catalog, bootstrap, topic_name, f"g-{topic_name}", retry=RetryPolicy(attempts=2)
+    ) as consumer:
+        run_until(
+            consumer, lambda: len(read_all(bootstrap, f"{topic_name}.dlq", timeout=5)), handler, 40
+        )
+    (letter,) = read_all(bootstrap, f"{topic_name}.dlq")
+    headers = dict(letter.headers() or [])
+    assert headers["dlq.original.topic"] == topic_name.encode()
+    assert headers["dlq.original.offset"] == b"1"
+    assert headers["dlq.attempts"] == b"6"  # two in place at the source and at each tier
+    assert headers["dlq.error.message"] == b"broken for good"
+    assert not any(name.startswith("retry.") for name in headers)
+    assert letter.key() == b"k2"
+    assert seen.count(f"{topic_name}.retry-1") == 2
+    assert seen.count(f"{topic_name}.retry-2") == 2
+
+
+def test_a_waiting_tier_does_not_hold_up_the_source(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """While a tier's head waits for its delay, records produced to the source are handled
+    at once: the poll loop goes on, only the tier partition is paused."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=1, delays=("5s",)))
+    bootstrap = kafka_broker.bootstrap_servers
+    produce(catalog, bootstrap, topic_name, [("k1", "fail")])
+    handled: dict[str, float] = {}
+
+    def handler(record: Record) -> None:
+        value = record.value.decode()
+        if value == "fail" and record.topic == topic_name:
+            raise ValueError("later")
+        handled[value] = time.monotonic()
+
+    with tiered_consumer(catalog, bootstrap, topic_name, f"g-{topic_name}") as consumer:
+        run_until(
+            consumer,
+            lambda: bool(read_all(bootstrap, f"{topic_name}.retry-1", timeout=5)),
+            handler,
+            20,
+        )
+        sent = time.monotonic()
+        produce(catalog, bootstrap, topic_name, [("k2", "fresh")])
+        run_until(consumer, lambda: "fresh" in handled, handler, 10)
+        assert handled["fresh"] - sent < 2.0
+        assert "fail" not in handled  # still waiting in its tier
+        run_until(consumer, lambda: "fail" in handled, handler, 15)
+    assert "fail" in handled
+
+
+def test_each_partition_of_a_tier_waits_for_its_own_head(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """Records reach the tier in order and leave it in order, each no sooner than due."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=3, delays=("1s",)))
+    bootstrap = kafka_broker.bootstrap_servers
+    values = [(f"k{i}", f"v{i}") for i in range(30)]
+    produce(catalog, bootstrap, topic_name, values)
+    first: dict[str, float] = {}
+    again: dict[str, float] = {}
+    order: dict[int, list[str]] = defaultdict(list)
+
+    def handler(record: Record) -> None:
+        value = record.value.decode()
+        if record.topic == topic_name:
+            first[value] = time.monotonic()
+            raise ValueError("once")
+        again[value] = time.monotonic()
+        order[record.partition].append(value)
+
+    with tiered_consumer(catalog, bootstrap, topic_name, f"g-{topic_name}") as consumer:
+        run_until(consumer, lambda: len(again) == 30, handler, 40)
+    assert set(again) == {v for _, v in values}
+    assert all(again[v] - first[v] >= 1.0 - 0.05 for v in again)
+    for partition, seen in order.items():
+        assert seen == sorted(seen, key=lambda v: int(v[1:])), partition
