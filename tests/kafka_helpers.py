@@ -29,7 +29,7 @@ def create_topics(bootstrap: str, topics: Iterable[tuple[str, int, dict[str, str
     new = [NewTopic(n, num_partitions=p, replication_factor=1, config=c) for n, p, c in topics]
     for future in admin.create_topics(new, operation_timeout=10).values():
         future.result(10)
-    wait_visible(admin, [t.topic for t in new])
+    wait_visible_everywhere(bootstrap, [t.topic for t in new])
 
 
 def create_topic(
@@ -40,7 +40,14 @@ def create_topic(
     config = {k.replace("_", "."): v for k, v in configs.items()}
     new = NewTopic(name, num_partitions=partitions, replication_factor=rf, config=config)
     admin.create_topics([new], operation_timeout=10)[name].result(10)
-    wait_visible(admin, [name])
+    wait_visible_everywhere(bootstrap, [name])
+
+
+def wait_visible_everywhere(bootstrap: str, names: list[str]) -> None:
+    """:func:`wait_visible` on each bootstrap broker in turn: under load one broker can
+    learn of a new topic seconds after another, and the client under test may ask either."""
+    for address in bootstrap.split(","):
+        wait_visible(AdminClient({"bootstrap.servers": address}), names)
 
 
 def wait_visible(admin: AdminClient, names: list[str], *, timeout: float = 15.0) -> None:
