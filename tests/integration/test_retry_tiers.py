@@ -3,11 +3,15 @@ due, without holding up its partition; after the last tier, the dead letters."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
-from test_consumer import FAST
+from test_consumer import FAST, _committed
 
 from conftest import Broker, CatalogFactory
 from governed_kafka import Catalog, GovernedConsumer, GovernedProducer, Record, RetryPolicy
@@ -220,3 +224,130 @@ def test_each_partition_of_a_tier_waits_for_its_own_head(
     assert all(again[v] - first[v] >= 1.0 - 0.05 for v in again)
     for partition, seen in order.items():
         assert seen == sorted(seen, key=lambda v: int(v[1:])), partition
+
+
+def test_key_order_holds_over_10000_records_while_chosen_ones_fail_twice(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """10,000 records over 100 keys, chosen records failing twice: each key's records reach
+    the handler in produced order, a failing key's later records wait behind it in the
+    tiers, and every other key's records are handled straight from the source, in offset
+    order."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=3, ordering="key"))
+    bootstrap = kafka_broker.bootstrap_servers
+    total, keys = 10_000, 100
+    produce(catalog, bootstrap, topic_name, [(f"k{i % keys}", str(i)) for i in range(total)])
+    chosen = {key: key + keys * turn for turn, key in enumerate((3, 17, 42, 58, 77, 91), 5)}
+    failures: dict[int, int] = defaultdict(int)
+    done: dict[int, list[int]] = defaultdict(list)
+    from_source: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    from_tiers: set[int] = set()
+
+    def handler(record: Record) -> None:
+        i = int(record.value)
+        if i in chosen.values() and failures[i] < 2:
+            failures[i] += 1
+            raise ValueError(f"record {i} fails twice")
+        done[i % keys].append(i)
+        if record.topic == topic_name:
+            from_source[record.partition].append((record.offset, i))
+        else:
+            from_tiers.add(i)
+
+    with tiered_consumer(catalog, bootstrap, topic_name, f"g-{topic_name}") as consumer:
+        deadline = time.monotonic() + 180
+        while sum(map(len, done.values())) < total and time.monotonic() < deadline:
+            consumer.run(handler, timeout=0.5)
+    assert sum(map(len, done.values())) == total
+    for key in range(keys):
+        assert done[key] == list(range(key, total, keys)), f"key k{key} out of order"
+    assert all(failures[i] == 2 for i in chosen.values())
+    behind = {i for key, first in chosen.items() for i in range(first, total, keys)}
+    assert from_tiers == behind  # the failed ones, and their keys' later records, parked
+    straight = {i for pairs in from_source.values() for _, i in pairs}
+    assert straight == set(range(total)) - behind
+    for pairs in from_source.values():
+        assert pairs == sorted(pairs)  # other keys went on, in offset order
+
+
+def test_parked_keys_are_rebuilt_from_the_tiers_after_a_restart(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """A consumer that restarts while a key waits in a tier parks that key's new records
+    behind it: the key's order holds across the restart."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=1, delays=("4s",), ordering="key"))
+    bootstrap = kafka_broker.bootstrap_servers
+    group = f"g-{topic_name}"
+    produce(catalog, bootstrap, topic_name, [("k", "1"), ("k", "2"), ("other", "x")])
+    seen: list[str] = []
+    failed: set[str] = set()
+
+    def handler(record: Record) -> None:
+        value = record.value.decode()
+        if value == "1" and value not in failed:
+            failed.add(value)
+            raise ValueError("first one fails")
+        seen.append(value)
+
+    with tiered_consumer(catalog, bootstrap, topic_name, group) as consumer:
+        run_until(consumer, lambda: "x" in seen, handler, 20)
+    assert seen == ["x"]  # 1 waits in the tier, 2 parked behind it
+    produce(catalog, bootstrap, topic_name, [("k", "3")])
+    parked = 0
+    with tiered_consumer(catalog, bootstrap, topic_name, group) as consumer:
+        deadline = time.monotonic() + 30
+        while len(seen) < 4 and time.monotonic() < deadline:
+            parked += consumer.run(handler, timeout=0.5).parked
+    assert seen == ["x", "1", "2", "3"]
+    assert parked == 1  # 3 found its key parked: rebuilt from what the tier held
+
+
+CRASH_CHILD = Path(__file__).with_name("crash_tier_consumer.py")
+
+
+def test_sigkill_between_the_tier_write_and_the_commit_loses_nothing(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str, tmp_path: Path
+) -> None:
+    """A consumer killed after a failed record reached its tier and before the source
+    offset was committed: the restarted consumer handles every record, the failed one
+    from the source again and from its tier (at least once, never lost)."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=1, delays=("1s",)))
+    bootstrap = kafka_broker.bootstrap_servers
+    group = f"g-{topic_name}"
+    produce(catalog, bootstrap, topic_name, [("k1", "a"), ("k2", "fail"), ("k3", "stall")])
+    output = tmp_path / "child.log"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(CRASH_CHILD),
+            bootstrap,
+            str(catalog.path),
+            topic_name,
+            group,
+            str(output),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "stalling" not in (
+            output.read_text() if output.exists() else ""
+        ):
+            time.sleep(0.05)
+        assert "stalling" in output.read_text(), "the child never reached the stalling record"
+        (tiered,) = read_all(bootstrap, f"{topic_name}.retry-1")
+        assert tiered.value() == b"fail"
+        assert _committed(bootstrap, group, topic_name, 1) == {}  # the crash comes before
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert output.read_text().splitlines() == ["handled a", "stalling"]
+
+    handled: list[tuple[str, str]] = []
+
+    def handler(record: Record) -> None:
+        handled.append((record.topic, record.value.decode()))
+
+    with tiered_consumer(catalog, bootstrap, topic_name, group) as consumer:
+        run_until(consumer, lambda: (f"{topic_name}.retry-1", "fail") in handled, handler, 60)
+    assert [v for t, v in handled if t == topic_name] == ["a", "fail", "stall"]
+    assert (f"{topic_name}.retry-1", "fail") in handled
