@@ -150,8 +150,7 @@ class LogReader:
     def commit(self, key: Key, offset: int, *, metadata: str = "") -> None:
         """Commit ``offset`` (the next to read) for ``key`` under the group, synchronously."""
         operation = f"commit {key[0]}[{key[1]}]@{offset} for group {self.group_id!r}"
-        tp = TopicPartition(key[0], key[1], offset)
-        tp.metadata = metadata
+        tp = TopicPartition(key[0], key[1], offset, metadata)
         with translated(operation):
             result = self._client.commit(offsets=[tp], asynchronous=False) or []
         for answered in result:
