@@ -31,6 +31,7 @@ from ._records import Record
 from .commit import CommitStrategy
 from .contracts import Catalog
 from .errors import ClosedError, RetriesExhausted
+from .health import DEFAULT_STALLED_AFTER_S, DEFAULT_WINDOW_S, HealthReport
 from .lag import LagReport
 from .registry import SchemaRegistry
 from .retry import RetryPolicy
@@ -541,9 +542,21 @@ class AsyncGovernedConsumer:
         consumer, worker = self._running()
         handling = self._handling()
         stats = run.stats
+        tiers = handling.tiers
+        if tiers is not None and (target := tiers.route(record)) is not None:
+            await worker.call(functools.partial(tiers.park, record, target))
+            stats.parked += 1  # written behind its key's oldest waiting record, not handled
+            self._processed.append(record)
+            run.handled()
+            return
         attempts = 1
+        assert self._parts is not None
+        watch = self._parts.watch
+        watch.started(record)
         try:
             await self._attempt(run.handler, record, attempts)
+            if tiers is not None:
+                tiers.succeeded(record)
         except Exception as first:
 
             def again() -> Awaitable[None]:
@@ -560,7 +573,7 @@ class AsyncGovernedConsumer:
                     ),
                 )
             except RetriesExhausted as exhausted:
-                await worker.call(
+                tiered = await worker.call(
                     functools.partial(
                         handling.dead_letter,
                         record,
@@ -568,7 +581,13 @@ class AsyncGovernedConsumer:
                         attempts=exhausted.attempts,
                     )
                 )
-                stats.dead_lettered += 1
+                stats.tiered += tiered
+                stats.dead_lettered += not tiered
+            else:
+                if tiers is not None:
+                    tiers.succeeded(record)
+        finally:
+            watch.finished(record)
         self._processed.append(record)
         run.handled()
 
@@ -576,6 +595,19 @@ class AsyncGovernedConsumer:
         parts = self._parts
         assert parts is not None
         return parts.handling
+
+    def health(
+        self,
+        *,
+        window_s: float = DEFAULT_WINDOW_S,
+        stalled_after_s: float = DEFAULT_STALLED_AFTER_S,
+        stopped_after_s: float | None = None,
+    ) -> HealthReport:
+        """This consumer's health (:meth:`GovernedConsumer.health`); no request is made,
+        so it may be called from any thread or a probe, without awaiting."""
+        return self._running()[0].health(
+            window_s=window_s, stalled_after_s=stalled_after_s, stopped_after_s=stopped_after_s
+        )
 
     async def _attempt(self, handler: Handler, record: Record, attempt: int) -> None:
         handling = self._handling()

@@ -80,6 +80,8 @@ class ConsumerParts:
 
     handling: Handling
     commits: Commits
+    #: The health watch (the asyncio consumer tells it which record each handler is on).
+    watch: HealthWatch
 
 
 class ConsumerExtension(Protocol):
@@ -245,7 +247,9 @@ class ConsumerBase:
         )
         self._watch.start()
         if extension is not None:
-            extension.attached(ConsumerParts(handling=self._handling, commits=self._commits))
+            extension.attached(
+                ConsumerParts(handling=self._handling, commits=self._commits, watch=self._watch)
+            )
 
     # ------------------------------------------------------------ construction
 
