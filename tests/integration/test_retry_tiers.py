@@ -3,6 +3,7 @@ due, without holding up its partition; after the last tier, the dead letters."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from test_consumer import FAST, _committed
 
 from conftest import Broker, CatalogFactory
 from governed_kafka import Catalog, GovernedConsumer, GovernedProducer, Record, RetryPolicy
+from governed_kafka.aio import AsyncGovernedConsumer
 from kafka_helpers import read_all
 
 
@@ -351,3 +353,45 @@ def test_sigkill_between_the_tier_write_and_the_commit_loses_nothing(
         run_until(consumer, lambda: (f"{topic_name}.retry-1", "fail") in handled, handler, 60)
     assert [v for t, v in handled if t == topic_name] == ["a", "fail", "stall"]
     assert (f"{topic_name}.retry-1", "fail") in handled
+
+
+def test_the_asyncio_consumer_keeps_key_order_through_its_tiers(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """An asyncio consumer sends a failed record to its tier, parks its key's later records
+    behind it and handles them, in order, when it is due; other keys go on."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=1, delays=("1s",), ordering="key"))
+    bootstrap = kafka_broker.bootstrap_servers
+    produce(catalog, bootstrap, topic_name, [("k", "1"), ("k", "2"), ("o", "x"), ("k", "3")])
+    handled: list[str] = []
+    failed: set[str] = set()
+
+    async def handler(record: Record) -> None:
+        value = record.value.decode()
+        if value == "1" and not failed:
+            failed.add(value)
+            raise ValueError("first one fails")
+        handled.append(value)
+
+    async def scenario() -> tuple[int, int]:
+        tiered = parked = 0
+        async with AsyncGovernedConsumer(
+            catalog,
+            service="billing",
+            group_id=f"g-{topic_name}",
+            topics=[topic_name],
+            bootstrap_servers=bootstrap,
+            retry=RetryPolicy.never(),
+            overrides=FAST,
+        ) as consumer:
+            deadline = time.monotonic() + 30
+            while len(handled) < 4 and time.monotonic() < deadline:
+                summary = await consumer.run(handler, timeout=0.5)
+                tiered += summary.tiered
+                parked += summary.parked
+        return tiered, parked
+
+    tiered, parked = asyncio.run(scenario())
+    assert handled == ["x", "1", "2", "3"]
+    assert tiered == 1
+    assert parked >= 2  # 2 and 3 waited behind 1
