@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from . import _kafka
@@ -52,6 +52,9 @@ class Commits:
         self.group_id = group_id
         self.client_id = client_id
         self._client: _kafka.ConsumerClient | None = None
+        #: Called before every commit: writes the committed records depend on (retry
+        #: tiers) must be acknowledged first; it raises when one failed.
+        self.before_commit: Callable[[], None] | None = None
         #: Asynchronous commits whose answer was not served yet: offsets -> (reason, start).
         self._awaited: dict[_kafka.Offsets, tuple[str, float]] = {}
 
@@ -79,6 +82,8 @@ class Commits:
         succeeds), or raised as :class:`~governed_kafka.errors.BrokerError` with
         ``raise_errors``.
         """
+        if self.before_commit is not None:
+            self.before_commit()
         committed = self._book.to_commit(only)
         if not committed:
             return

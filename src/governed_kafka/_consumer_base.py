@@ -228,6 +228,8 @@ class ConsumerBase:
             ),
         )
         self._commits.bind(self._consumer)
+        if self._tiers is not None:
+            self._commits.before_commit = self._tiers.flush
         self._consumer.subscribe(
             list(self._topics),
             on_assign=self._on_assign,

@@ -7,8 +7,9 @@ came from and why it failed; after the last tier it goes to the dead-letter topi
 consumer subscribes to its topics' tiers too and hands a tier's record to the handler
 when it is due: a tier partition whose head is not due is paused, its records held, and
 resumed when the head is due (the poll waits in librdkafka meanwhile, never in a sleep).
-The write to the tier is acknowledged before the source record counts as processed, so
-its offset is committed only once the record is safe in the tier.
+Tier writes are acknowledged before any commit (:meth:`Tiers.flush` runs before each),
+so a source record's offset is committed only once the record is safe in its tier; a
+write that failed stops the commit, and the record is read again.
 
 With ``ordering = "key"`` a key with a record waiting in a tier or the dead-letter topic
 is *parked*: its later records are not handled but written behind it, to the tier (or
@@ -39,6 +40,7 @@ from ._routes import HeaderList, sendable_header_name
 from .acls import REDRIVE_GROUP_PREFIX
 from .contracts import Catalog, TopicContract
 from .errors import ConfigError, GovernanceViolation
+from .producer import DeliveryFuture
 
 __all__ = [
     "MAX_ERROR_MESSAGE",
@@ -76,6 +78,9 @@ MAX_ERROR_MESSAGE: Final = 1024
 #: Most parked keys a consumer keeps (about 200 bytes each). Past it the source
 #: partitions of key-ordered topics pause until released keys bring it under 90%.
 MAX_PARKED_KEYS: Final = 100_000
+
+#: Tier writes waiting for their acknowledgement at most: past it the consumer waits.
+MAX_UNACKNOWLEDGED: Final = 10_000
 
 #: Longest the rebuild of a lane's parked keys may read its tiers and dead letters.
 REBUILD_TIMEOUT_S: Final = 60.0
@@ -146,6 +151,18 @@ class Tiers:
         self._lock = threading.Lock()
         self._lanes: set[Key] = set()
         self._crowded = False
+        #: Tier writes not yet known acknowledged (:meth:`flush` before each commit).
+        self._sent: list[DeliveryFuture] = []
+
+    def flush(self) -> None:
+        """Wait until every record written to a tier is acknowledged (before a commit);
+        raise :class:`~governed_kafka.errors.DeliveryError` when one was not, so the
+        source records it came from stay uncommitted."""
+        sent, self._sent = self._sent, []
+        if sent:
+            self._dead_letters.sender().flush()
+            for future in sent:
+                future.result(0)
 
     @property
     def topics(self) -> list[str]:
@@ -453,13 +470,17 @@ class Tiers:
                 ("retry.error.type", f"{type(error).__module__}.{type(error).__qualname__}"),
                 ("retry.error.message", str(error)[:MAX_ERROR_MESSAGE]),
             ]
-        self._dead_letters.sender().send_and_wait(
-            tier,
-            record.raw_value if record.raw_value is not None else b"",
-            key=None if self._tier_keys[tier] == "forbidden" else record.key,
-            headers=headers,
-            partition=lane,
+        self._sent.append(
+            self._dead_letters.sender().send(
+                tier,
+                record.raw_value if record.raw_value is not None else b"",
+                key=None if self._tier_keys[tier] == "forbidden" else record.key,
+                headers=headers,
+                partition=lane,
+            )
         )
+        if len(self._sent) >= MAX_UNACKNOWLEDGED:
+            self.flush()
         _log.info(
             "%s[%d]@%d (origin %s[%d]@%d) to %s, due in %.1f s%s",
             record.topic,

@@ -336,6 +336,9 @@ def test_sigkill_between_the_tier_write_and_the_commit_loses_nothing(
         ):
             time.sleep(0.05)
         assert "stalling" in output.read_text(), "the child never reached the stalling record"
+        deadline = time.monotonic() + 20  # the tier write is acknowledged in the background
+        while not read_all(bootstrap, f"{topic_name}.retry-1") and time.monotonic() < deadline:
+            time.sleep(0.1)
         (tiered,) = read_all(bootstrap, f"{topic_name}.retry-1")
         assert tiered.value() == b"fail"
         assert _committed(bootstrap, group, topic_name, 1) == {}  # the crash comes before
