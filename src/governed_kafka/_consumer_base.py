@@ -329,7 +329,7 @@ class ConsumerBase:
         if self._paused and partitions:
             self._consumer.pause(partitions)
         if self._tiers is not None:
-            self._tiers.assigned(partitions)
+            self._tiers.assigned(partitions, held=self._book.keys())
         self._rebalanced("assign", partitions)
 
     def _on_revoke(self, partitions: list[Key]) -> None:

@@ -143,6 +143,16 @@ class Tiers:
                 self.tier_of[name] = (contract.name, index)
         self._keyed = {c.name for c in sources if c.ordering == "key"}
         self._tier_keys = {name: catalog.topic(name).key for name in self.tier_of}
+        service = dead_letters.service
+        for name, (source, _) in self.tier_of.items():
+            if service not in catalog.topic(name).producers:
+                msg = (
+                    f"service {service!r} consumes {source!r} but is not a producer of its "
+                    f"retry topic {name!r}: add it to that contract's producers"
+                )
+                raise GovernanceViolation(
+                    msg, rule="retry.rights", topic=name, field="producers", value=service
+                )
         #: Records held per tier partition, the head not due yet (the partition paused).
         self._waiting: dict[Key, deque[Record]] = {}
         #: ``(source, partition, key)``: ``[tier index of its oldest waiting record
@@ -260,9 +270,11 @@ class Tiers:
 
     # ------------------------------------------------------------ rebalances
 
-    def assigned(self, partitions: Iterable[Key]) -> None:
-        """Partitions were assigned: rebuild the parked keys of the key-ordered lanes."""
+    def assigned(self, partitions: Iterable[Key], *, held: Iterable[Key]) -> None:
+        """``partitions`` were assigned (``held``: every partition held now): rebuild the
+        parked keys of the key-ordered lanes among them."""
         given = set(partitions)
+        holding = set(held)
         lanes = {k for k in given if k[0] in self._keyed}
         self._lanes |= lanes
         if not lanes:
@@ -273,7 +285,7 @@ class Tiers:
         for source, partition in sorted(lanes):
             contract = self.sources[source]
             for index, name in enumerate(contract.retry_topics):
-                if (name, partition) not in given:
+                if (name, partition) not in holding:
                     _log.error(
                         "group %r holds %s[%d] but not %s[%d]: key order of that partition "
                         "is not kept (use the range assignor, and equal partition counts)",

@@ -12,10 +12,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_consumer import FAST, _committed
 
 from conftest import Broker, CatalogFactory
-from governed_kafka import Catalog, GovernedConsumer, GovernedProducer, Record, RetryPolicy
+from governed_kafka import (
+    Catalog,
+    ConfigError,
+    GovernanceViolation,
+    GovernedConsumer,
+    GovernedProducer,
+    Record,
+    RetryPolicy,
+)
 from governed_kafka.aio import AsyncGovernedConsumer
 from kafka_helpers import read_all
 
@@ -398,3 +407,40 @@ def test_the_asyncio_consumer_keeps_key_order_through_its_tiers(
     assert handled == ["x", "1", "2", "3"]
     assert tiered == 1
     assert parked >= 2  # 2 and 3 waited behind 1
+
+
+def test_a_consumer_refuses_tiers_it_may_not_write_and_key_order_without_range(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """A service that is not a producer of a retry topic, or key order with another
+    assignor, is refused at construction, naming the topic or the key."""
+    text = tier_contracts(topic_name, partitions=1, delays=("1s",), ordering="key")
+    catalog = provisioned(text)
+    bootstrap = kafka_broker.bootstrap_servers
+    with pytest.raises(ConfigError, match="needs the range assignor") as refused:
+        tiered_consumer(
+            catalog,
+            bootstrap,
+            topic_name,
+            f"g-{topic_name}",
+            overrides={**FAST, "partition.assignment.strategy": "cooperative-sticky"},
+        )
+    assert refused.value.key == "partition.assignment.strategy"
+    with GovernedConsumer(
+        catalog,
+        service="billing",
+        group_id=f"g-{topic_name}",
+        topics=[topic_name],
+        bootstrap_servers=bootstrap,
+        overrides=FAST,
+    ) as consumer:
+        assert consumer.config["partition.assignment.strategy"] == "range"
+    other = f"{topic_name}.b"
+    unwritable = tier_contracts(other, partitions=1, delays=("1s",)).replace(
+        'producers = ["billing"]\n    consumers = ["billing"]',
+        'producers = ["ops"]\n    consumers = ["billing"]',
+    )
+    catalog = provisioned(unwritable)
+    with pytest.raises(GovernanceViolation, match="not a producer of its retry topic") as denied:
+        tiered_consumer(catalog, bootstrap, other, f"g-{other}")
+    assert (denied.value.rule, denied.value.topic) == ("retry.rights", f"{other}.retry-1")
