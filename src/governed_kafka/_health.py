@@ -268,6 +268,8 @@ class HealthWatch:
         waiting: dict[Key, int],
     ) -> PartitionHealth:
         recent = [s for s in history if s[0] >= now - window_s] or [history[-1]]
+        # Samples a second apart cover the window but for up to a sample's spacing.
+        covered = max(window_s - 1.5 * _SAMPLE_S, window_s / 2)
         _, high, position, committed = recent[-1]
         start = position if position is not None else committed
         lag = None if high is None or start is None else max(high - start, 0)
@@ -298,7 +300,7 @@ class HealthWatch:
             if first_lag is not None and lag > first_lag and len(recent) > 1:
                 status = "lagging"
                 reason = f"lag grew from {first_lag} to {lag} over {now - first[0]:.0f} s"
-        elif len(recent) > 1 and recent[0][1] == high and now - recent[0][0] >= window_s * 0.9:
+        elif len(recent) > 1 and recent[0][1] == high and now - recent[0][0] >= covered:
             status, reason = "idle", f"no new record for {now - recent[0][0]:.0f} s"
         return PartitionHealth(
             topic=key[0],

@@ -42,6 +42,7 @@ from .producer import GovernedProducer
 from .registry import LocalSchemaRegistry, SchemaRegistry
 
 __all__ = [
+    "MAX_REPORTED",
     "WHERE_FIELDS",
     "DeadLetter",
     "RedriveReport",
@@ -50,6 +51,9 @@ __all__ = [
     "redrive",
     "resolve",
 ]
+
+#: Most dead letters a redrive report lists one by one (it counts them all).
+MAX_REPORTED: Final = 10_000
 
 #: What ``--where`` can match on: ``field=value``.
 WHERE_FIELDS: Final = ("error-type", "origin-topic", "key")
@@ -169,14 +173,17 @@ class RedriveReport:
 
     topic: str
     dry_run: bool
+    #: The first :data:`MAX_REPORTED` dead letters' outcomes (``counts`` has them all).
     records: tuple[Redriven, ...]
+    #: How many dead letters had each outcome.
+    counts: Mapping[str, int] = attrs.field(factory=dict)
     #: Dead letters found already sent beyond the progress (by a run that left some
     #: behind, or one a crash interrupted), skipped.
     recovered: int = 0
 
     def count(self, outcome: Outcome) -> int:
         """How many dead letters had ``outcome``."""
-        return sum(1 for r in self.records if r.outcome == outcome)
+        return self.counts.get(outcome, 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""
@@ -184,6 +191,7 @@ class RedriveReport:
             "topic": self.topic,
             "dry_run": self.dry_run,
             "recovered": self.recovered,
+            "counts": dict(self.counts),
             "records": [
                 {**r.letter.to_dict(), "outcome": r.outcome, "reason": r.reason}
                 for r in self.records
@@ -422,7 +430,7 @@ def redrive(
     """
     dlq, sources = resolve(catalog, topic)
     full = {**connection, "bootstrap.servers": bootstrap}
-    outcomes: list[Redriven] = []
+    outcomes = _Outcomes()
     recovered = 0
     sender = (
         None
@@ -449,7 +457,7 @@ def redrive(
                 run = _Run(reader, key, progress.get(key, low), sent.get(key, set()), starts)
                 first = max(low, run.progress)
                 run.gap = start is not None and start > run.progress  # those before it stay
-                outcomes.extend(run.partition((first, high), check, sender, where, dry_run))
+                run.partition((first, high), check, sender, where, dry_run, outcomes)
                 recovered += run.skipped
                 left = left or run.gap
             whole = partitions is None and start is None and end is None
@@ -459,7 +467,26 @@ def redrive(
     finally:
         if sender is not None:
             sender.close()
-    return RedriveReport(topic=dlq, dry_run=dry_run, records=tuple(outcomes), recovered=recovered)
+    return RedriveReport(
+        topic=dlq,
+        dry_run=dry_run,
+        records=tuple(outcomes.listed),
+        counts=dict(outcomes.counts),
+        recovered=recovered,
+    )
+
+
+class _Outcomes:
+    """Each outcome counted; the first :data:`MAX_REPORTED` kept to be listed."""
+
+    def __init__(self) -> None:
+        self.listed: list[Redriven] = []
+        self.counts: dict[str, int] = {}
+
+    def append(self, outcome: Redriven) -> None:
+        self.counts[outcome.outcome] = self.counts.get(outcome.outcome, 0) + 1
+        if len(self.listed) < MAX_REPORTED:
+            self.listed.append(outcome)
 
 
 class _Run:
@@ -489,15 +516,15 @@ class _Run:
             self.progress = offset + 1
             self.reader.commit(self.key, self.progress)
 
-    def partition(
+    def partition(  # noqa: PLR0917 - the run's choices, and where its outcomes go
         self,
         span: tuple[int, int],
         check: _Checks,
         sender: _Sender | None,
         where: Where | None,
         dry_run: bool,
-    ) -> list[Redriven]:
-        outcomes: list[Redriven] = []
+        outcomes: _Outcomes,
+    ) -> None:
         now_ms = int(time.time() * 1000)
         held: dict[tuple[str, bytes], int] = {}  # keys whose earlier dead letter stays
         for entry in self.reader.read({self.key: span}, timeout=_READ_TIMEOUT_S):
@@ -535,7 +562,6 @@ class _Run:
             if keyed:
                 held.setdefault(order_key, entry.offset)
             outcomes.append(Redriven(letter=letter, outcome=stays[0], reason=stays[1]))
-        return outcomes
 
     def _send(
         self,

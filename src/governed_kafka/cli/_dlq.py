@@ -198,6 +198,9 @@ def redrive(  # noqa: PLR0917 - one parameter per option
             summary += f", {report.count('not-chosen')} not chosen"
         if report.recovered:
             summary += f", {report.recovered} found sent already (skipped)"
+        total = sum(report.counts.values())
+        if total > len(report.records):
+            summary += f" (the first {len(report.records)} of {total} listed)"
         console.print(Text(summary))
     if staying:
         sys.exit(2)
