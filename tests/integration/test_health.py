@@ -45,7 +45,10 @@ def test_a_consumer_that_keeps_up_is_ok_then_idle_then_stopped_when_closed(
     assert report.status == "ok", report.reasons
     (partition,) = report.partitions
     assert (partition.topic, partition.lag, partition.position) == (topic_name, 0, 20)
-    consumer.run(lambda r: None, timeout=3.5)  # polling, nothing new
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:  # polling, nothing new, a probe asking meanwhile
+        consumer.run(lambda r: None, timeout=0.5)
+        consumer.health(window_s=3)
     report = consumer.health(window_s=3)
     assert report.status == "idle", report.reasons
     assert (report.live, report.ready) == (True, True)
