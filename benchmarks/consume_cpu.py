@@ -52,7 +52,8 @@ print(json.dumps({"cpu_us_per_record": cpu / (seen - 1) * 1e6}))
 RAW = r"""
 import io, json, sys, time, uuid
 import confluent_kafka, fastavro
-schema, bootstrap, topic, messages = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+schema, bootstrap, topic = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+messages = int(sys.argv[4])
 parsed = fastavro.parse_schema(schema)
 consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap,
     "group.id": f"raw-{uuid.uuid4().hex}", "enable.auto.commit": False,

@@ -162,6 +162,11 @@ BREAKING = [
     "tests/schemas/order_created.v2-breaking.avsc",
 ]
 
+#: The test schemas of every format, relative to tests/ (where their contracts file is).
+TESTS = Path(__file__).parent
+JSON_VERSIONS = ["schemas/order_created.v1.json", "schemas/order_created.v2.json"]
+PROTO_VERSIONS = ["schemas/order.v1.proto", "schemas/order.v2.proto"]
+
 REQUIRE_PRINCIPALS = {"require_principals": True}
 BY_SERVICE = {"group_id_pattern": "^{service}-.*$"}
 
@@ -232,6 +237,28 @@ CASES = [
         SRC,
         "value_schema",
         "'amount_cents'",
+    ),
+    Case(
+        "schema.subject",
+        lambda: catalog(
+            value_schema=["schemas/untitled.json"], subject_strategy="record", folder=TESTS
+        ),
+        lambda: catalog(
+            value_schema=["schemas/order_created.v1.json"], subject_strategy="record", folder=TESTS
+        ),
+        SRC,
+        "value_schema",
+        "without 'title'",
+    ),
+    Case(
+        "schema.format",
+        lambda: catalog(
+            value_schema=["schemas/order_created.v1.json", "schemas/order.v1.proto"], folder=TESTS
+        ),
+        lambda: catalog(value_schema=JSON_VERSIONS, folder=TESTS),
+        SRC,
+        "value_schema",
+        "mixes schema formats (JSON, PROTOBUF)",
     ),
     Case(
         "schema.event-types",
@@ -521,6 +548,15 @@ def test_rule_passes_the_contract_that_keeps_it(case: Case) -> None:
 def test_every_rule_has_a_case() -> None:
     """Each rule id the module reports is exercised by a failing and a passing case here."""
     assert sorted(c.rule for c in CASES) == sorted(RULES)
+
+
+def test_a_dead_letter_topic_with_a_key_schema_breaks_the_dead_letter_schema_rule() -> None:
+    """Dead letters carry the original key bytes too: a key_schema there is refused."""
+    [found] = _matching(
+        with_dlq(key_schema="schemas/order_created.v1.avsc").lint(), "dead-letter.schema"
+    )
+    assert (found.topic, found.field) == (DLQ, "key_schema")
+    assert "original key and value bytes" in found.message
 
 
 def test_good_contracts_lint_clean() -> None:

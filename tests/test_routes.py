@@ -313,3 +313,93 @@ def test_a_timestamp_field_that_is_no_timestamp_is_a_contract_error(tmp_path: Pa
     with pytest.raises(ContractError) as refused:
         _avro_route(_schema_catalog(tmp_path, 'timestamp_field = "order_id"'))
     assert refused.value.key == "timestamp_field"
+
+
+# --------------------------------------------------------------------------- other formats
+
+FORMAT_SCHEMAS = Path(__file__).parent / "schemas"
+
+
+def _format_route(tmp_path: Path, value_schema: str, extra: str = "") -> Route:
+    shutil.copytree(FORMAT_SCHEMAS, tmp_path / "schemas")
+    catalog = Catalog.load(
+        write_catalog(
+            tmp_path,
+            f"""
+            [[topics]]
+            name = "{TOPIC}"
+            partitions = 1
+            replication_factor = 1
+            value_schema = {value_schema}
+            producers = ["checkout"]
+            {extra}
+            """,
+        )
+    )
+    return _avro_route(catalog)
+
+
+def _json_order() -> dict[str, Any]:
+    item = {"sku": "apple", "quantity": 1, "price_cents": 120}
+    return {"order_id": "o-1", "customer_id": "c-1", "items": [item]}
+
+
+def test_a_json_schema_topic_encodes_with_its_schema_and_names_the_event_type(
+    tmp_path: Path,
+) -> None:
+    """A JSON Schema topic's value is written in the wire format under its title."""
+    route = _format_route(tmp_path, '"schemas/order_created.v1.json"')
+    assert route.codec is not None
+    _, data, event_type, _, headers = route.codec.encode(route, None, _json_order(), None)
+    assert data is not None
+    assert data[0] == 0
+    assert json.loads(data[5:]) == _json_order()
+    assert event_type == "payments.OrderCreated"
+    assert headers == [(EVENT_TYPE_HEADER, b"payments.OrderCreated")]
+
+
+def test_timestamp_field_on_a_json_schema_topic_stops_the_producer(tmp_path: Path) -> None:
+    """timestamp_field is read from Avro records only: another format is a ContractError."""
+    with pytest.raises(ContractError, match="Avro records only") as refused:
+        _format_route(tmp_path, '"schemas/order_created.v1.json"', 'timestamp_field = "at"')
+    assert (refused.value.topic, refused.value.key) == (TOPIC, "timestamp_field")
+
+
+def _two_types(tmp_path: Path) -> Route:
+    return _format_route(
+        tmp_path,
+        '["schemas/order_created.v1.json", "schemas/order_cancelled.v1.json"]',
+        'subject_strategy = "topic_record"',
+    )
+
+
+def test_the_event_type_header_picks_the_writer_on_a_topic_of_several_types(
+    tmp_path: Path,
+) -> None:
+    """On a topic of several event types the sender's event-type header names the writer,
+    and the record carries that header once."""
+    route = _two_types(tmp_path)
+    assert route.codec is not None
+    named = [(EVENT_TYPE_HEADER, "payments.OrderCreated"), ("trace", "t-1")]
+    _, _, event_type, _, headers = route.codec.encode(route, None, _json_order(), named)
+    assert event_type == "payments.OrderCreated"
+    assert headers == [("trace", b"t-1"), (EVENT_TYPE_HEADER, b"payments.OrderCreated")]
+
+
+def test_an_event_type_header_naming_no_type_of_the_topic_is_refused(tmp_path: Path) -> None:
+    """A header naming a type none of the topic's schemas carries sends nothing."""
+    route = _two_types(tmp_path)
+    assert route.codec is not None
+    with pytest.raises(SerializationError, match="none of the event types") as refused:
+        route.codec.encode(route, None, _json_order(), [(EVENT_TYPE_HEADER, "payments.Nope")])
+    assert refused.value.field == f"headers.{EVENT_TYPE_HEADER}"
+
+
+def test_a_value_named_by_the_header_is_checked_against_that_type(tmp_path: Path) -> None:
+    """The writer the header names checks the value: its refusal names the field."""
+    route = _two_types(tmp_path)
+    assert route.codec is not None
+    header = [(EVENT_TYPE_HEADER, "payments.OrderCreated")]
+    with pytest.raises(SerializationError) as refused:
+        route.codec.encode(route, None, {**_json_order(), "reason": "x"}, header)
+    assert refused.value.field == "reason"

@@ -115,7 +115,7 @@ class DeadLetters:
         partition: int | None = None,
         extra: Sequence[tuple[str, str | bytes | None]] = (),
     ) -> None:
-        """Publish ``record`` (its value as it was read) to its dead-letter topic.
+        """Publish ``record`` (its key and value as they were read) to its dead-letter topic.
 
         ``attempts`` is how many times a handler was tried; an ``undecodable`` record
         (its bytes did not decode) reaches no handler, and the hooks see no record. Raises
@@ -141,7 +141,7 @@ class DeadLetters:
         self.sender().send_and_wait(
             dlq,
             record.raw_value if record.raw_value is not None else b"",
-            key=None if dlq_contract.key == "forbidden" else record.key,
+            key=None if dlq_contract.key == "forbidden" else record.raw_key,
             headers=self._headers(record, error, attempts, (topic, at, offset)) + list(extra),
             partition=partition,
         )

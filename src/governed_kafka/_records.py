@@ -1,10 +1,11 @@
-"""What a consumer hands to the application: :class:`Record`, its value decoded.
+"""What a consumer hands to the application: :class:`Record`, its value and key decoded.
 
 A record is built once per consumed message, on the consume path, by the border with
 librdkafka (``governed_kafka._kafka``); the decoder of its topic turns the value's bytes
-into what the contract says it holds. :class:`Topic` is a topic a consumer reads with
-its decoder made ready: Avro values today (:class:`AvroValue`); another value format
-adds a decoder of its own beside it.
+(and the key's, with a ``key_schema``) into what the contract says they hold.
+:class:`Topic` is a topic a consumer reads with its decoder made ready: Avro values
+(:class:`AvroValue`), JSON Schema and Protobuf values (:class:`SchemaValue`), and keys
+of any of the three formats (:class:`Decoding`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .avro import EVENT_TYPE_HEADER, AvroReader, AvroSchema, WriterSchemas, load_schema
+from ._wire import SchemaReader, WriterSchemas
+from .avro import EVENT_TYPE_HEADER, AvroReader, AvroSchema
+from .schemas import load_schema, reader, subjects
 
 if TYPE_CHECKING:
     from .contracts import TopicContract
@@ -22,8 +25,11 @@ __all__ = ["Decoder", "Record", "Topic", "new_record"]
 #: Headers as librdkafka hands them over: ``(name, value)`` pairs, or ``None``.
 ConsumedHeaders = list[tuple[str, bytes | None]] | None
 
-#: Turns a value's bytes into ``(decoded, event_type)``: ``(data, headers, partition, offset)``.
-Decoder = Callable[[bytes | None, ConsumedHeaders, int, int], tuple[Any, str | None]]
+#: Turns a record's bytes into ``(key, value, event_type)``:
+#: ``(key, value, headers, partition, offset)``.
+Decoder = Callable[
+    [bytes | None, bytes | None, ConsumedHeaders, int, int], tuple[Any, Any, str | None]
+]
 
 
 class Record(NamedTuple):
@@ -37,16 +43,21 @@ class Record(NamedTuple):
     topic: str
     partition: int
     offset: int
-    key: bytes | None
-    #: Decoded value: a dict for Avro topics, ``bytes`` for raw topics, ``None`` for tombstones.
+    #: Decoded key with a ``key_schema`` (as the value is decoded), else its bytes.
+    key: Any
+    #: Decoded value: a dict for Avro topics, JSON for JSON Schema ones, a message for
+    #: Protobuf ones, ``bytes`` for raw topics, ``None`` for tombstones.
     value: Any
     headers: tuple[tuple[str, bytes | None], ...]
     #: Record timestamp in milliseconds since the epoch, or ``None``.
     timestamp: int | None
-    #: The Avro record full name of the value (``"payments.OrderCreated"``), if any.
+    #: The event type of the value (``"payments.OrderCreated"``: its Avro record, JSON
+    #: Schema title or Protobuf message), if any.
     event_type: str | None = None
     #: The value exactly as it was read, before decoding.
     raw_value: bytes | None = None
+    #: The key exactly as it was read, before decoding.
+    raw_key: bytes | None = None
 
     def header(self, name: str) -> bytes | None:
         """The last value of header ``name``, or ``None`` if absent."""
@@ -62,7 +73,7 @@ class Record(NamedTuple):
         )
 
 
-#: Builds a :class:`Record` from a tuple of its nine fields, skipping ``NamedTuple``'s
+#: Builds a :class:`Record` from a tuple of its ten fields, skipping ``NamedTuple``'s
 #: keyword handling: ``new_record(Record, (topic, partition, ...))``.
 new_record = tuple.__new__
 
@@ -75,51 +86,129 @@ class Topic:
     def __init__(self, contract: TopicContract, registry: WriterSchemas | None) -> None:
         self.contract = contract
         self.name = contract.name
-        #: Turns a value into ``(decoded, event_type)``; ``None`` for raw-bytes topics.
+        #: Turns a record's key and value into ``(key, value, event_type)``; ``None`` for
+        #: topics without schema.
         self.decode: Decoder | None = None
+        if registry is None or (not contract.value_schema and contract.key_schema is None):
+            return
+        root = contract.schema_root
         current = contract.current_value_schema
-        if current is not None and registry is not None:
-            reader_schema = load_schema(current, topic=contract.name, key="value_schema")
-            self.decode = AvroValue(
-                AvroReader(registry, topic=contract.name, reader_schema=reader_schema),
-                reader_schema,
-            )
+        value: Decoder | None = None
+        if current is not None:
+            schema = load_schema(current, root=root, topic=self.name, key="value_schema")
+            others = []
+            if contract.subject_strategy != "topic":  # each event type its own subject
+                others = [
+                    s.current
+                    for s in subjects(contract, root=root)
+                    if s.role == "value" and s.current != schema
+                ]
+            found = reader(schema, registry, topic=self.name, others=others)
+            if isinstance(found, AvroReader):
+                assert isinstance(schema, AvroSchema)
+                value = AvroValue(found, schema, several=bool(others))
+            else:
+                value = SchemaValue(found)
+        key = None
+        if contract.key_schema is not None:
+            schema = load_schema(contract.key_schema, root=root, topic=self.name, key="key_schema")
+            key = reader(schema, registry, topic=self.name, role="key")
+        self.decode = value if key is None and value is not None else Decoding(value, key)
 
     def __repr__(self) -> str:
         return f"<Topic {self.name}>"
 
 
-class AvroValue:
-    """Decode a schema topic's value and name its event type.
+class Decoding:
+    """Decode a record's key (by the ``key_schema``) and value (by its decoder).
 
-    A contract whose current schema is one record type has one event type, known here;
-    only for a union of records does the ``event-type`` header (or the decoded value)
-    tell which one a value is.
+    A key's bytes that do not decode raise
+    :class:`~governed_kafka.errors.DeserializationError` as a value's do, so the record
+    is dead-lettered the same way.
     """
 
-    __slots__ = ("event_type", "reader")
+    __slots__ = ("key", "value")
 
-    def __init__(self, reader: AvroReader, reader_schema: AvroSchema) -> None:
-        self.reader = reader
-        types = reader_schema.event_types
-        self.event_type = types[0] if len(types) == 1 and not reader_schema.is_union else None
+    def __init__(self, value: Decoder | None, key: SchemaReader | None) -> None:
+        self.value = value
+        self.key = key
 
     def __call__(
         self,
+        key: bytes | None,
         data: bytes | None,
         headers: ConsumedHeaders,
         partition: int,
         offset: int,
-    ) -> tuple[Any, str | None]:
+    ) -> tuple[Any, Any, str | None]:
+        decoded = key
+        if key is not None and self.key is not None:
+            decoded = self.key.decode(key, partition=partition, offset=offset)
+        if self.value is None:
+            return decoded, data, None
+        _, value, event_type = self.value(key, data, headers, partition, offset)
+        return decoded, value, event_type
+
+
+class SchemaValue:
+    """Decode a JSON Schema or Protobuf topic's value; its event type comes with it (the
+    writer schema's title, or the message the index list names)."""
+
+    __slots__ = ("reader",)
+
+    def __init__(self, reader: SchemaReader) -> None:
+        self.reader = reader
+
+    def __call__(
+        self,
+        key: bytes | None,
+        data: bytes | None,
+        headers: ConsumedHeaders,
+        partition: int,
+        offset: int,
+    ) -> tuple[Any, Any, str | None]:
         if data is None:
-            return None, None  # a tombstone
+            return key, None, None  # a tombstone
+        value, event_type = self.reader.decode_event(data, partition=partition, offset=offset)
+        return key, value, event_type
+
+
+class AvroValue:
+    """Decode an Avro topic's value and name its event type.
+
+    A contract whose current schema is one record type, and which carries no other,
+    has one event type, known here; otherwise (a union of records, or several event
+    types under a record subject strategy) the ``event-type`` header, or the decoded
+    value, tells which one a value is.
+    """
+
+    __slots__ = ("event_type", "reader")
+
+    def __init__(self, reader: AvroReader, reader_schema: AvroSchema, *, several: bool) -> None:
+        self.reader = reader
+        types = reader_schema.event_types
+        single = len(types) == 1 and not reader_schema.is_union and not several
+        self.event_type = types[0] if single else None
+
+    def __call__(
+        self,
+        key: bytes | None,
+        data: bytes | None,
+        headers: ConsumedHeaders,
+        partition: int,
+        offset: int,
+    ) -> tuple[Any, Any, str | None]:
+        if data is None:
+            return key, None, None  # a tombstone
         if self.event_type is not None:
-            return self.reader.decode(data, partition=partition, offset=offset), self.event_type
+            value = self.reader.decode(data, partition=partition, offset=offset)
+            return key, value, self.event_type
         event_type = None
         if headers:
             for name, raw in headers:
                 if name == EVENT_TYPE_HEADER and raw is not None:
                     event_type = raw.decode("utf-8", "replace")
-        return self.reader.decode_event(
+        value, event_type = self.reader.decode_event(
             data, partition=partition, offset=offset, event_type=event_type
         )
+        return key, value, event_type

@@ -35,7 +35,6 @@ from ._records import Topic
 from ._routes import build_routes, check_headers, not_routed
 from ._tiers import REDRIVE_HEADER
 from .acls import REDRIVE_GROUP_PREFIX
-from .avro import EVENT_TYPE_HEADER
 from .contracts import Catalog, TopicContract
 from .errors import DeserializationError, GovernanceViolation, SerializationError
 from .producer import GovernedProducer
@@ -349,28 +348,29 @@ class _Checks:
                 raise not_routed(catalog, service, contract.name)
         self._routes = routes
 
-    def prepare(self, entry: _kafka.LogEntry, letter: DeadLetter) -> tuple[Any, list[Any]]:
-        """The value to send (decoded, to be encoded by the current schema) and headers;
-        raises the contract's refusal when it no longer fits."""
+    def prepare(self, entry: _kafka.LogEntry, letter: DeadLetter) -> tuple[Any, Any, list[Any]]:
+        """The key and value to send (decoded, to be encoded by the current schemas) and
+        the headers; raises the contract's refusal when it no longer fits."""
         decode = self._decoders.get(letter.origin_topic)
+        key: Any = entry.key
         value: Any = entry.value
         if decode is not None:
-            value, _ = decode(entry.value, list(entry.headers), entry.partition, entry.offset)
+            key, value, _ = decode(
+                entry.key, entry.value, list(entry.headers), entry.partition, entry.offset
+            )
         headers: list[Any] = [
-            (k, v)
-            for k, v in entry.headers
-            if not k.startswith(("dlq.", "retry.", "redrive.")) and k != EVENT_TYPE_HEADER
+            (k, v) for k, v in entry.headers if not k.startswith(("dlq.", "retry.", "redrive."))
         ]
         headers.append((REDRIVE_HEADER, f"{entry.topic}/{entry.partition}/{entry.offset}"))
         headers.append(("redrive.at", str(int(time.time() * 1000))))
         route = self._routes[letter.origin_topic]  # the send's own checks, made now
         if route.codec is None:
-            route.key(entry.key)
+            route.key(key)
             route.value(value)
             check_headers(route.topic, headers)
         else:
-            route.codec.encode(route, entry.key, value, headers)
-        return value, headers
+            route.codec.encode(route, key, value, headers)
+        return key, value, headers
 
 
 class _Sender(_Checks):
@@ -544,7 +544,7 @@ class _Run:
                 stays = ("not-chosen", "")
             else:
                 try:
-                    value, headers = check.prepare(entry, letter)
+                    key, value, headers = check.prepare(entry, letter)
                 except (DeserializationError, SerializationError, GovernanceViolation) as refused:
                     stays = ("does-not-fit", str(refused))
                 else:
@@ -552,7 +552,7 @@ class _Run:
                         outcomes.append(Redriven(letter=letter, outcome="would-redrive"))
                         continue
                     try:
-                        self._send(entry, letter, value, headers, sender)
+                        self._send(entry, letter, (key, value), headers, sender)
                     except (SerializationError, GovernanceViolation) as refused:
                         stays = ("does-not-fit", str(refused))
             if stays is None:
@@ -567,7 +567,7 @@ class _Run:
         self,
         entry: _kafka.LogEntry,
         letter: DeadLetter,
-        value: Any,
+        record: tuple[Any, Any],
         headers: list[Any],
         sender: _Sender,
     ) -> None:
@@ -578,7 +578,6 @@ class _Run:
             end = self.reader.watermarks(target, timeout=_READ_TIMEOUT_S)[1]
             self.reader.commit(target, end)
             self.starts[target] = end
-        sender.producer.send_and_wait(
-            topic, value, key=entry.key, headers=headers, partition=target[1]
-        )
+        key, value = record
+        sender.producer.send_and_wait(topic, value, key=key, headers=headers, partition=target[1])
         self._passed(entry.offset)

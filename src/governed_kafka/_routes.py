@@ -1,18 +1,18 @@
 """Where a producer may send, and what it checks before anything is queued.
 
 A :class:`Route` is one topic a service may write to, its contract's rules made ready:
-the key rule, tombstones, the size the broker accepts, and the topic's value codec. The
-codec of a schema topic (:class:`AvroCodec`) resolves the current schema against the
-registry when the producer starts, then checks and encodes every value, names its event
-type and reads its event time; a topic without schema carries raw bytes. Header names
-and values are checked here too. Each check raises
+the key rule, tombstones, the size the broker accepts, and the topic's codec. The codec
+of a schema topic (:class:`SchemaCodec`, of any format: Avro, JSON Schema, Protobuf)
+resolves the current schema of each subject against the registry when the producer
+starts, then checks and encodes every value and key, names the value's event type and
+reads its event time (Avro); a topic without schema carries raw bytes. Header names and
+values are checked here too. Each check raises
 :class:`~governed_kafka.errors.GovernanceViolation` or
 :class:`~governed_kafka.errors.SerializationError` naming the rule or field, before
 librdkafka sees the record.
 
 Routes are built from a catalog alone (:func:`build_routes`), without a client, so every
-refusal can be tested without a broker. A JSON Schema or Protobuf codec goes beside
-:class:`AvroCodec`, chosen by :func:`codec_for`.
+refusal can be tested without a broker.
 """
 
 from __future__ import annotations
@@ -20,21 +20,22 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
-from .avro import EVENT_TYPE_HEADER, AvroWriter, load_schema
+from .avro import EVENT_TYPE_HEADER, AvroSchema
 from .compatibility import TIMESTAMP_UNITS, check_versions, mode_of, timestamp_field_problem
 from .contracts import Catalog, TopicContract
 from .errors import ContractError, GovernanceViolation, SerializationError
 from .policy import Compatibility
-from .registry import SchemaRegistry, subject_name
+from .registry import SchemaRegistry
+from .schemas import Subject, Writer, subjects, writer
 
 __all__ = [
     "RECORD_OVERHEAD",
-    "AvroCodec",
     "HeaderList",
     "Headers",
     "Route",
+    "SchemaCodec",
     "build_routes",
     "check_headers",
     "codec_for",
@@ -104,7 +105,7 @@ class Route:
         "topic",
     )
 
-    def __init__(self, contract: TopicContract, codec: AvroCodec | None = None) -> None:
+    def __init__(self, contract: TopicContract, codec: SchemaCodec | None = None) -> None:
         self.contract = contract
         self.topic = contract.name
         self.compacted = contract.is_compacted
@@ -208,11 +209,20 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _ONE_MS = datetime.timedelta(milliseconds=1)
 
 
-class AvroCodec:
-    """A schema topic's checks: value (and key) writers, allowed event types, event time."""
+class SchemaCodec:
+    """A schema topic's checks: value (and key) writers, allowed event types, event time.
+
+    Under a record subject strategy a topic may carry several event types, each its own
+    subject with its own current schema and writer. The writer of a value is the one
+    its ``event-type`` header names, when the sender gives one; else, for a Protobuf
+    message instance, the writer of its message; else the one writer whose schema the
+    value fits: a value that fits none is refused with each one's reason, and a value
+    that fits several, with their names (which type it is would be a guess).
+    """
 
     __slots__ = (
         "allowed",
+        "by_type",
         "event_headers",
         "key_writer",
         "timestamp_default",
@@ -220,28 +230,35 @@ class AvroCodec:
         "timestamp_scale",
         "topic",
         "value_writer",
+        "value_writers",
     )
 
     def __init__(
         self,
         contract: TopicContract,
         *,
-        value_writer: AvroWriter | None,
-        key_writer: AvroWriter | None,
+        value_writers: Sequence[Writer],
+        key_writer: Writer | None,
     ) -> None:
         self.topic = contract.name
-        self.value_writer = value_writer
+        self.value_writers = tuple(value_writers)
+        #: The only value writer, or ``None`` when there are none or several.
+        self.value_writer = self.value_writers[0] if len(self.value_writers) == 1 else None
         self.key_writer = key_writer
         self.allowed = frozenset(contract.event_types) if contract.event_types else None
+        #: The writer of each event type (the first, when two schemas carry one).
+        self.by_type: dict[str, Writer] = {}
         self.event_headers: dict[str, bytes] = {}
-        self.timestamp_field = None if value_writer is None else contract.timestamp_field
+        for found in self.value_writers:
+            for name in found.schema.event_types:
+                self.event_headers[name] = name.encode()
+                self.by_type.setdefault(name, found)
+        self.timestamp_field = contract.timestamp_field if self.value_writers else None
         self.timestamp_scale = 1.0
         self.timestamp_default: object = None
-        if value_writer is None:
-            return
-        schema = value_writer.schema
-        self.event_headers = {name: name.encode() for name in schema.event_types}
         if self.timestamp_field is not None:
+            schema = self.value_writers[0].schema
+            assert isinstance(schema, AvroSchema)  # checked by codec_for
             record = schema.record(schema.event_types[0])
             field = next(f for f in record["fields"] if f["name"] == self.timestamp_field)
             logical = field["type"].get("logicalType") if isinstance(field["type"], dict) else None
@@ -267,26 +284,48 @@ class AvroCodec:
         topic = route.topic
         encoded_key = self.key(route, key)
         header_list = None if headers is None else check_headers(topic, headers)
+        chosen = None
         if header_list and any(name == EVENT_TYPE_HEADER for name, _ in header_list):
-            msg = (
-                f"header {EVENT_TYPE_HEADER!r} for topic {topic!r} is set by the producer "
-                "from the value's schema; do not pass it"
-            )
-            raise SerializationError(
-                msg, topic=topic, field=f"headers.{EVENT_TYPE_HEADER}", value=headers
-            )
-        if value is None or self.value_writer is None:
+            chosen = self._named_writer(header_list)
+            header_list = [h for h in header_list if h[0] != EVENT_TYPE_HEADER] or None
+        if value is None or not self.value_writers:
             return encoded_key, route.value(value), None, 0, header_list
-        data, event_type, timestamp = self.value(value)
+        data, event_type, timestamp = self.value(value, chosen)
         if event_type is not None:
             header = (EVENT_TYPE_HEADER, self.event_headers[event_type])
             header_list = [*header_list, header] if header_list else [header]
         return encoded_key, data, event_type, timestamp, header_list
 
-    def value(self, value: object) -> tuple[bytes, str | None, int]:
-        """Check and encode ``value``; return its bytes, event type and timestamp (0: now)."""
-        assert self.value_writer is not None
-        data, event_type = self.value_writer.encode_event(value)
+    def _named_writer(self, header_list: HeaderList) -> Writer:
+        """The writer the sender's ``event-type`` header names, on a topic of several
+        event types; elsewhere the header is the producer's to set."""
+        field = f"headers.{EVENT_TYPE_HEADER}"
+        if len(self.value_writers) < 2:
+            msg = (
+                f"header {EVENT_TYPE_HEADER!r} for topic {self.topic!r} is set by the producer "
+                "from the value's schema; do not pass it"
+            )
+            raise SerializationError(msg, topic=self.topic, field=field, value=header_list)
+        raw = [v for name, v in header_list if name == EVENT_TYPE_HEADER][-1]
+        named = raw if isinstance(raw, str) or raw is None else raw.decode("utf-8", "replace")
+        found = self.by_type.get(named) if named is not None else None
+        if found is None:
+            listed = ", ".join(self.by_type)
+            msg = (
+                f"header {EVENT_TYPE_HEADER!r} for topic {self.topic!r} names {named or raw!r}, "
+                f"which is none of the event types its schemas carry ({listed}); nothing was sent"
+            )
+            raise SerializationError(msg, topic=self.topic, field=field, value=raw)
+        return found
+
+    def value(self, value: object, chosen: Writer | None = None) -> tuple[bytes, str | None, int]:
+        """Check and encode ``value`` (with ``chosen``, the writer a header named); return
+        its bytes, event type and timestamp (0: now)."""
+        only = chosen or self.value_writer
+        if only is not None:
+            data, event_type = only.encode_event(value)
+        else:
+            data, event_type = self._encode_one_of(value)
         allowed = self.allowed
         if allowed is not None and event_type not in allowed:
             listed = ", ".join(sorted(allowed))
@@ -304,6 +343,38 @@ class AvroCodec:
         if self.timestamp_field is None:
             return data, event_type, 0
         return data, event_type, self._timestamp(value)
+
+    def _encode_one_of(self, value: object) -> tuple[bytes, str | None]:
+        """Encode ``value`` with the one writer of a topic of several event types it fits."""
+        message = getattr(getattr(value, "DESCRIPTOR", None), "full_name", None)
+        if isinstance(message, str) and message in self.by_type:
+            return self.by_type[message].encode_event(value)
+        fits: list[tuple[bytes, str | None]] = []
+        refusals: list[SerializationError] = []
+        for candidate in self.value_writers:
+            try:
+                fits.append(candidate.encode_event(value))
+            except SerializationError as exc:
+                refusals.append(exc)
+        if len(fits) == 1:
+            return fits[0]
+        if fits:
+            names = ", ".join(str(event_type) for _, event_type in fits)
+            msg = (
+                f"topic {self.topic!r}: the value fits the schemas of several event types "
+                f"({names}), so which one it is cannot be told: name it with the "
+                f"{EVENT_TYPE_HEADER!r} header, or make the schemas exclusive (a JSON Schema "
+                "with additionalProperties false); nothing was sent"
+            )
+            raise SerializationError(msg, topic=self.topic, field="value", value=value)
+        shown = "; ".join(
+            f"{w.schema.event_types[0] if w.schema.event_types else w.schema}: {e}"
+            for w, e in zip(self.value_writers, refusals, strict=True)
+        )
+        msg = f"topic {self.topic!r}: the value fits none of its event types: {shown}"
+        raise SerializationError(
+            msg, topic=self.topic, field=refusals[0].field, value=value
+        ) from refusals[0]
 
     def _timestamp(self, value: object) -> int:
         field = self.timestamp_field
@@ -325,21 +396,18 @@ class AvroCodec:
 
 def _writer(
     contract: TopicContract,
+    subject: Subject,
     *,
-    role: Literal["value", "key"],
-    path: Path,
-    versions: tuple[Path, ...],
     registry: SchemaRegistry,
     policy_mode: Compatibility,
     auto_register: bool,
-) -> AvroWriter:
-    """Resolve a topic's current schema at construction: check it, find (or register) its id."""
-    key = f"{role}_schema"
-    current = load_schema(path, topic=contract.name, key=key)
-    for earlier in versions[:-1]:
-        load_schema(earlier, topic=contract.name, key=key)  # every listed version must parse
-    subject = subject_name(contract.name, role)
-    registered = registry.versions(subject)
+) -> Writer:
+    """Resolve a subject's current schema at construction: check it, find (or register)
+    its id."""
+    key = f"{subject.role}_schema"
+    current = subject.current
+    name = subject.name
+    registered = registry.versions(name)
     # Versions registered after the current one (a newer deploy) are not its to judge.
     if current in registered:
         registered = registered[: registered.index(current)]
@@ -349,7 +417,7 @@ def _writer(
         first = problems[0]
         msg = (
             f"topic {contract.name!r}: schema {current} is not {policy_mode} compatible with "
-            f"the registered versions of subject {subject!r}; the producer was not started:\n  "
+            f"the registered versions of subject {name!r}; the producer was not started:\n  "
             f"{shown}"
         )
         raise GovernanceViolation(
@@ -359,19 +427,20 @@ def _writer(
             field=first.field or key,
             value=policy_mode,
         )
-    schema_id = registry.lookup(subject, current)
+    schema_id = registry.lookup(name, current)
     if schema_id is None:
         if not auto_register:
             msg = (
                 f"topic {contract.name!r}: schema {current} is not registered under subject "
-                f"{subject!r} in {registry!r}; register it first (governed-kafka apply), or "
+                f"{name!r} in {registry!r}; register it first (governed-kafka apply), or "
                 "opt in with GovernedProducer(..., auto_register=True)"
             )
             raise GovernanceViolation(
-                msg, rule="schema.not-registered", topic=contract.name, field=key, value=subject
+                msg, rule="schema.not-registered", topic=contract.name, field=key, value=name
             )
-        schema_id = registry.register(subject, current)
-    return AvroWriter(current, schema_id, topic=contract.name, role=role)
+        schema_id = registry.register(name, current)
+    events = contract.event_types if subject.role == "value" else ()
+    return writer(current, schema_id, topic=contract.name, role=subject.role, event_types=events)
 
 
 def codec_for(
@@ -381,38 +450,44 @@ def codec_for(
     mode: Compatibility,
     auto_register: bool,
     catalog_path: Path,
-) -> AvroCodec | None:
-    """The checks of a schema topic, or ``None`` for a raw-bytes topic."""
-    current = contract.current_value_schema
-    if current is None and contract.key_schema is None:
+) -> SchemaCodec | None:
+    """The checks of a schema topic, or ``None`` for a raw-bytes topic.
+
+    Every listed schema file is read and parsed, and grouped into the topic's subjects
+    by its ``subject_strategy``; each subject's current (last) version gets a writer.
+    """
+    if not contract.value_schema and contract.key_schema is None:
         return None
     common: dict[str, Any] = {
         "registry": registry,
         "policy_mode": mode,
         "auto_register": auto_register,
     }
-    value_writer = None
-    if current is not None:
-        value_writer = _writer(
-            contract, role="value", path=current, versions=contract.value_schema, **common
-        )
+    found = subjects(contract)
+    value_writers = [_writer(contract, s, **common) for s in found if s.role == "value"]
     key_writer = None
-    if contract.key_schema is not None:
-        key_writer = _writer(
-            contract,
-            role="key",
-            path=contract.key_schema,
-            versions=(contract.key_schema,),
-            **common,
-        )
-    if contract.timestamp_field is not None and value_writer is not None:
-        problem = timestamp_field_problem(value_writer.schema, contract.timestamp_field)
+    for subject in found:
+        if subject.role == "key":
+            key_writer = _writer(contract, subject, **common)
+    if contract.timestamp_field is not None and value_writers:
+        problem = None
+        for candidate in value_writers:
+            schema = candidate.schema
+            if not isinstance(schema, AvroSchema):
+                problem = (
+                    f"timestamp_field is read from Avro records only; {schema} is "
+                    f"{schema.schema_type}"
+                )
+            else:
+                problem = timestamp_field_problem(schema, contract.timestamp_field)
+            if problem is not None:
+                break
         if problem is not None:
             msg = f"{catalog_path}: topic {contract.name!r}: key 'timestamp_field': {problem}"
             raise ContractError(
                 msg, path=str(catalog_path), topic=contract.name, key="timestamp_field"
             )
-    return AvroCodec(contract, value_writer=value_writer, key_writer=key_writer)
+    return SchemaCodec(contract, value_writers=value_writers, key_writer=key_writer)
 
 
 def not_utf8(text: str, topic: str, field: str | None, what: str) -> SerializationError:

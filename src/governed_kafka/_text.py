@@ -7,7 +7,11 @@ expected; the bytes themselves are never put into a message.
 
 from __future__ import annotations
 
-__all__ = ["NotUtf8", "decode_utf8", "position"]
+from pathlib import Path
+
+from .errors import ContractError
+
+__all__ = ["NotUtf8", "decode_utf8", "position", "read_schema_file"]
 
 
 class NotUtf8(ValueError):
@@ -34,3 +38,20 @@ def decode_utf8(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotUtf8(*position(data, exc.start)) from None
+
+
+def read_schema_file(
+    path: str | Path, *, topic: str | None, key: str | None, kind: str = "UTF-8 JSON"
+) -> str:
+    """The text of a schema file; a :class:`~governed_kafka.errors.ContractError` names the
+    file (and ``topic``, ``key``) when it cannot be read or is not UTF-8 (``kind`` says
+    what a schema file of its format is)."""
+    source = str(path)
+    try:
+        return decode_utf8(Path(path).read_bytes())
+    except OSError as exc:
+        msg = f"{source}: cannot read schema file: {exc.strerror or exc}"
+        raise ContractError(msg, path=source, topic=topic, key=key) from exc
+    except NotUtf8 as exc:
+        msg = f"{source}: {exc}; a schema file is {kind}"
+        raise ContractError(msg, path=source, topic=topic, key=key) from None

@@ -382,10 +382,10 @@ class Tiers:
         """Where a record of a parked key goes without being handled (a tier index, or
         the number of tiers for the dead-letter topic); ``None``: handle it."""
         source, index = self._where(record)
-        if source not in self._keyed or record.key is None:
+        if source not in self._keyed or record.raw_key is None:
             return None
         dlq = len(self.sources[source].retry_topics)
-        parked = (source, record.partition, record.key)
+        parked = (source, record.partition, record.raw_key)
         with self._lock:
             state = self._parked.get(parked)
             if state is None or state[0] <= index:
@@ -405,10 +405,10 @@ class Tiers:
         """A tier record of a key-ordered topic was handled: release its key when it was
         the last one in the tiers."""
         source, index = self._where(record)
-        if index < 0 or source not in self._keyed or record.key is None:
+        if index < 0 or source not in self._keyed or record.raw_key is None:
             return
         dlq = len(self.sources[source].retry_topics)
-        parked = (source, record.partition, record.key)
+        parked = (source, record.partition, record.raw_key)
         with self._lock:
             state = self._parked.get(parked)
             if state is not None:
@@ -426,9 +426,9 @@ class Tiers:
         source, index = self._where(record)
         target = index + 1
         total = self._attempts(record) + attempts
-        if source in self._keyed and record.key is not None:
+        if source in self._keyed and record.raw_key is not None:
             dlq = len(self.sources[source].retry_topics)
-            parked = (source, record.partition, record.key)
+            parked = (source, record.partition, record.raw_key)
             with self._lock:
                 state = self._parked.setdefault(parked, [target, 0])
                 if index < 0 and target < dlq:
@@ -486,7 +486,7 @@ class Tiers:
             self._dead_letters.sender().send(
                 tier,
                 record.raw_value if record.raw_value is not None else b"",
-                key=None if self._tier_keys[tier] == "forbidden" else record.key,
+                key=None if self._tier_keys[tier] == "forbidden" else record.raw_key,
                 headers=headers,
                 partition=lane,
             )

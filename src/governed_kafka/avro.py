@@ -20,18 +20,18 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Final
 
 import attrs
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
-from . import _avro_bounds, _avro_validate
-from ._text import NotUtf8, decode_utf8
-from .errors import ContractError, DeserializationError, SerializationError
+from . import _avro_bounds, _avro_validate, _wire
+from ._text import read_schema_file
+from .errors import ContractError, SerializationError
 
 __all__ = [
     "EVENT_TYPE_HEADER",
@@ -48,15 +48,15 @@ __all__ = [
 ]
 
 #: First byte of every value in the Confluent wire format.
-MAGIC_BYTE: Final = 0
+MAGIC_BYTE: Final = _wire.MAGIC_BYTE
 
 #: Magic byte plus the 4-byte schema id.
-HEADER_SIZE: Final = 5
+HEADER_SIZE: Final = _wire.HEADER_SIZE
 
 #: The header carrying a record's event type (its Avro record full name), UTF-8.
 EVENT_TYPE_HEADER: Final = "event-type"
 
-Role = Literal["value", "key"]
+Role = _wire.Role
 
 _schemaless_writer = fastavro.schemaless_writer
 _schemaless_reader = fastavro.schemaless_reader
@@ -108,6 +108,9 @@ def _encode(header: bytes, parsed: Any, named: dict[str, Any], value: object) ->
 class AvroSchema:
     """One parsed Avro schema. Two schemas are equal when their Parsing Canonical Forms are."""
 
+    #: What a schema registry calls this format.
+    schema_type: ClassVar[str] = "AVRO"
+
     #: The schema as JSON, compact, as written (docs, defaults and aliases kept).
     text: str
     #: Avro's Parsing Canonical Form: what identifies the schema.
@@ -137,6 +140,11 @@ class AvroSchema:
     def record(self, name: str) -> Mapping[str, Any]:
         """The definition of the named record ``name`` (a fastavro-parsed dict)."""
         return self.names[name]  # type: ignore[no-any-return]
+
+    @property
+    def references(self) -> tuple[()]:
+        """Schemas this one imports: none (named types are defined inline)."""
+        return ()
 
     def __str__(self) -> str:
         return self.source or self.canonical
@@ -206,16 +214,8 @@ def load_schema(
     path: str | Path, *, topic: str | None = None, key: str | None = None
 ) -> AvroSchema:
     """Read and parse an ``.avsc`` file; errors name the file (and ``topic``, ``key``)."""
-    source = str(path)
-    try:
-        text = decode_utf8(Path(path).read_bytes())
-    except OSError as exc:
-        msg = f"{source}: cannot read schema file: {exc.strerror or exc}"
-        raise ContractError(msg, path=source, topic=topic, key=key) from exc
-    except NotUtf8 as exc:
-        msg = f"{source}: {exc}; a schema file is UTF-8 JSON"
-        raise ContractError(msg, path=source, topic=topic, key=key) from None
-    return parse_schema(text, source=source, topic=topic, key=key)
+    text = read_schema_file(path, topic=topic, key=key)
+    return parse_schema(text, source=str(path), topic=topic, key=key)
 
 
 def schema_id_of(schema: AvroSchema) -> int:
@@ -223,29 +223,16 @@ def schema_id_of(schema: AvroSchema) -> int:
 
     Separate processes that load the same contracts agree on it without a server.
     """
-    return int.from_bytes(schema.fingerprint[:8], "big") % (2**31 - 1) + 1
+    return _wire.fold_id(schema.fingerprint)
 
 
 def frame(schema_id: int, payload: bytes) -> bytes:
     """Prefix Avro binary ``payload`` with the wire-format header for ``schema_id``."""
-    return _header(schema_id) + payload
-
-
-def _header(schema_id: int) -> bytes:
-    if not 0 <= schema_id <= 0xFFFFFFFF:
-        msg = f"schema id {schema_id} does not fit the wire format's 4 bytes"
-        raise ValueError(msg)
-    return bytes((MAGIC_BYTE,)) + schema_id.to_bytes(4, "big")
+    return _wire.header(schema_id) + payload
 
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _field_path(role: Role, path: str) -> str:
-    if role == "value":
-        return path or "value"
-    return f"key.{path}" if path else "key"
 
 
 class AvroWriter:
@@ -283,7 +270,7 @@ class AvroWriter:
         self.schema_id = schema_id
         self.topic = topic
         self.role = role
-        self._header = _header(schema_id)
+        self._header = _wire.header(schema_id)
         self._parsed = schema.parsed
         self._named: dict[str, Any] = {}
         fastavro.parse_schema(schema.parsed, self._named)
@@ -363,7 +350,7 @@ class AvroWriter:
             "allows but no reader could decode safely; nothing was sent"
         )
         return SerializationError(
-            msg, topic=self.topic, field=_field_path(self.role, ""), value=value
+            msg, topic=self.topic, field=_wire.field_path(self.role, ""), value=value
         )
 
     def _refusal(self, value: object) -> SerializationError:
@@ -374,18 +361,19 @@ class AvroWriter:
                 "; a schema topic takes the value itself, not pre-encoded bytes, "
                 "so that every value is checked"
             )
-        field = _field_path(self.role, path if path != "<value>" else "")
-        where = f"field {field!r}" if path and path != "<value>" else f"the {self.role}"
-        msg = (
-            f"topic {self.topic!r}: {where} does not fit schema {self.schema}: {reason}; "
-            "nothing was sent"
+        return _wire.refusal(
+            topic=self.topic,
+            role=self.role,
+            schema=self.schema,
+            value=value,
+            path=path if path != "<value>" else "",
+            reason=reason,
         )
-        return SerializationError(msg, topic=self.topic, field=field, value=value)
 
     def _encoding_failed(self, value: object, exc: Exception) -> SerializationError:
         if isinstance(exc, UnicodeEncodeError):
             path = self._explainer.unencodable(self._parsed, value, "") or ""
-            field = _field_path(self.role, path if path != "<value>" else "")
+            field = _wire.field_path(self.role, path if path != "<value>" else "")
             where = f"field {field!r}" if path and path != "<value>" else f"the {self.role}"
             msg = (
                 f"topic {self.topic!r}: {where} is a str that cannot be UTF-8 (it holds a lone "
@@ -457,30 +445,28 @@ class _Decoder:
         return None
 
 
-@runtime_checkable
-class WriterSchemas(Protocol):
-    """Where an :class:`AvroReader` finds a writer's schema by the id in the bytes.
-
-    The one call a reader makes of a schema registry: every
-    :class:`~governed_kafka.registry.SchemaRegistry` is one.
-    """
-
-    def schema(self, schema_id: int) -> AvroSchema:
-        """The schema with id ``schema_id``; raises :class:`LookupError` if there is none."""
-        ...
+#: Where an :class:`AvroReader` finds a writer's schema by the id in the bytes: every
+#: :class:`~governed_kafka.registry.SchemaRegistry` is one.
+WriterSchemas = _wire.WriterSchemas
 
 
-class AvroReader:
+class AvroReader(_wire.SchemaReader):
     """Decode wire-format bytes, resolving each writer schema to the reader's.
 
     The writer schema is looked up by the id in the bytes, once per id, in
     ``registry``; values are resolved to ``reader_schema`` (the contract's current
-    schema) so consumers see one shape whatever version wrote them. Bytes that are not
+    schema) so consumers see one shape whatever version wrote them. A value whose
+    writer is a record that one of ``reader_schemas`` is (the current schemas of a
+    topic's other event types) resolves to that one instead. Bytes that are not
     wire format, carry an unknown id, or do not decode raise
     :class:`~governed_kafka.errors.DeserializationError` with the bytes attached.
     """
 
-    __slots__ = ("_decoders", "reader_schema", "registry", "role", "topic")
+    __slots__ = ("_by_record", "_decoders")
+
+    schema_class = AvroSchema
+    format_name = "Avro"
+    reader_schema: AvroSchema | None
 
     def __init__(
         self,
@@ -489,12 +475,16 @@ class AvroReader:
         topic: str,
         reader_schema: AvroSchema | None = None,
         role: Role = "value",
+        reader_schemas: Sequence[AvroSchema] = (),
     ) -> None:
-        self.registry = registry
-        self.topic = topic
-        self.reader_schema = reader_schema
-        self.role = role
+        super().__init__(registry, topic=topic, reader_schema=reader_schema, role=role)
         self._decoders: dict[int, _Decoder] = {}
+        #: Reader schemas by the record they are (a topic of several event types, each
+        #: its own subject): a value written as one of them resolves to it.
+        self._by_record: dict[str, AvroSchema] = {}
+        for schema in (*reader_schemas, *((reader_schema,) if reader_schema else ())):
+            if not schema.is_union and len(schema.event_types) == 1:
+                self._by_record[schema.event_types[0]] = schema
 
     def decode(
         self, data: bytes, *, partition: int | None = None, offset: int | None = None
@@ -524,9 +514,9 @@ class AvroReader:
         try:
             magic, schema_id = _WIRE_HEADER.unpack_from(data)
         except (struct.error, TypeError):
-            raise self._bad(data, partition, offset, self._framing_problem(data)) from None
+            raise self._bad(data, partition, offset, _wire.framing_problem(data)) from None
         if magic != MAGIC_BYTE:
-            raise self._bad(data, partition, offset, self._framing_problem(data))
+            raise self._bad(data, partition, offset, _wire.framing_problem(data))
         decoder = self._decoders.get(schema_id)
         if decoder is None:
             decoder = self._decoder(schema_id, data, partition, offset)
@@ -554,37 +544,9 @@ class AvroReader:
     def _decoder(
         self, schema_id: int, data: bytes, partition: int | None, offset: int | None
     ) -> _Decoder:
-        try:
-            writer = self.registry.schema(schema_id)
-        except LookupError as exc:
-            why = f"schema id {schema_id} is not in the schema registry"
-            raise self._bad(data, partition, offset, why, schema_id) from exc
-        decoder = self._decoders[schema_id] = _Decoder(writer, self.reader_schema)
+        writer = self._writer_schema(schema_id, data, partition, offset)
+        reader = self.reader_schema
+        if self._by_record and not writer.is_union and len(writer.event_types) == 1:
+            reader = self._by_record.get(writer.event_types[0], reader)
+        decoder = self._decoders[schema_id] = _Decoder(writer, reader)
         return decoder
-
-    @staticmethod
-    def _framing_problem(data: object) -> str:
-        if not isinstance(data, (bytes, bytearray)):
-            return f"expected bytes, got {type(data).__name__}"
-        if len(data) < HEADER_SIZE:
-            return f"{len(data)} bytes is shorter than the {HEADER_SIZE}-byte wire-format header"
-        return f"magic byte is {data[0]}, not {MAGIC_BYTE}: not Confluent wire format"
-
-    def _bad(
-        self,
-        data: object,
-        partition: int | None,
-        offset: int | None,
-        why: str,
-        schema_id: int | None = None,
-    ) -> DeserializationError:
-        where = self.topic
-        if partition is not None:
-            where += f"[{partition}]"
-        if offset is not None:
-            where += f"@{offset}"
-        msg = f"{self.role} of {where} cannot be decoded: {why}"
-        raw = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else None
-        return DeserializationError(
-            msg, topic=self.topic, partition=partition, offset=offset, data=raw, schema_id=schema_id
-        )

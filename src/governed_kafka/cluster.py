@@ -12,6 +12,10 @@ DescribeConfigs) and compares every topic with its contract:
   and refuses the unsafe ones with the reason: a partition decrease, a replication-factor
   change, a cleanup-policy change on a live topic. A broker that lacks the request a
   change needs is named as such.
+* With a schema registry (``plan(catalog, registry=...)``), both also hold the
+  contracts' schema subjects against it: versions to register, compatibility levels to
+  set, registered versions no contract lists (reported, never deleted); see
+  :mod:`governed_kafka._schema_plan`.
 * :meth:`Cluster.verify` is the runtime gate of :class:`~governed_kafka.GovernedProducer`
   and :class:`~governed_kafka.GovernedConsumer`: it raises
   :class:`~governed_kafka.errors.GovernanceViolation` when a topic a client will use is
@@ -22,16 +26,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
-from . import _config, _kafka, _partitioner
+from . import _config, _kafka, _partitioner, _topic_diff
 from ._config import Overrides, Setting
+from ._schema_plan import (
+    Outcome,
+    SchemaChange,
+    SchemaPlan,
+    SchemaResult,
+    UnlistedVersion,
+    apply_schemas,
+    plan_schemas,
+)
+from ._topic_diff import KAFKA_TOPIC_DEFAULTS, ChangeKind, TopicChange, TopicState
 from .acls import Acl, AclComparison, AclResult, QuotaAdvice, acl_result, compare, quota_advice
-from .contracts import Catalog, TopicContract
+from .contracts import Catalog
 from .errors import AccessDenied, BrokerError, GovernanceViolation
 from .policy import Violation
+
+if TYPE_CHECKING:
+    from .registry import ManagedSchemaRegistry
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -45,8 +62,12 @@ __all__ = [
     "Outcome",
     "Plan",
     "PlanStatus",
+    "SchemaChange",
+    "SchemaPlan",
+    "SchemaResult",
     "TopicChange",
     "TopicState",
+    "UnlistedVersion",
 ]
 
 #: Longest wait for any one admin request (seconds), so an unreachable cluster is
@@ -61,91 +82,7 @@ RECENT_RECORDS_PER_PARTITION: Final = 1000
 #: transactions ...): never reported as unmanaged.
 INTERNAL_PREFIX: Final = "__"
 
-#: Kafka's documented defaults of the configs the gate and ``plan`` compare, used when a
-#: broker does not report a config at all (some report only configs set explicitly).
-KAFKA_TOPIC_DEFAULTS: Final[Mapping[str, str]] = {
-    "cleanup.policy": "delete",
-    "min.insync.replicas": "1",
-    "retention.ms": "604800000",
-    "retention.bytes": "-1",
-}
-
-ChangeKind = Literal["create", "partitions", "replication-factor", "config"]
 PlanStatus = Literal["in-sync", "pending", "refused"]
-Outcome = Literal["applied", "refused", "failed", "skipped"]
-
-
-@attrs.frozen(kw_only=True)
-class TopicState:
-    """A topic as the cluster reports it."""
-
-    name: str
-    partitions: int
-    replication_factor: int
-    #: Topic configs the broker reported, as ``(name, value)`` pairs sorted by name.
-    configs: tuple[tuple[str, str], ...] = ()
-
-    def config(self, key: str) -> str | None:
-        """The value of topic config ``key``: reported, else Kafka's default, else ``None``."""
-        reported = dict(self.configs).get(key)
-        return reported if reported is not None else KAFKA_TOPIC_DEFAULTS.get(key)
-
-
-@attrs.frozen(kw_only=True)
-class TopicChange:
-    """One difference between a contract and the live topic.
-
-    ``field`` is the contract field (``"partitions"``, ``"replication_factor"``) or the
-    broker's config name (``"retention.ms"``); ``live`` and ``wanted`` are the values as
-    text (``live`` is ``None`` when the topic or config is absent). ``refused`` says why
-    ``apply`` will not make the change; ``None`` means it will.
-    """
-
-    topic: str
-    kind: ChangeKind
-    field: str | None = None
-    live: str | None = None
-    wanted: str | None = None
-    refused: str | None = None
-    #: For a ``create``: the topic configs it will be created with.
-    configs: tuple[tuple[str, str], ...] = ()
-    #: For a partition increase: distinct keys among the partitions' recent records
-    #: (the last :data:`RECENT_RECORDS_PER_PARTITION` of each), and how many of them the
-    #: new partition count sends to another partition. ``None`` when not measured.
-    keys_seen: int | None = None
-    keys_moving: int | None = None
-
-    @property
-    def safe(self) -> bool:
-        """Whether ``apply`` makes this change."""
-        return self.refused is None
-
-    @property
-    def impact(self) -> str | None:
-        """What applying the change does to the topic's data, when that needs saying."""
-        if self.keys_seen is None or self.keys_moving is None:
-            return None
-        return (
-            f"{self.keys_moving} of {self.keys_seen} recently seen keys move to another "
-            "partition: their order holds only within a partition, so records of a moved "
-            "key may be read out of order around the change (drain consumers first)"
-        )
-
-    def describe(self) -> str:
-        """One sentence saying what differs."""
-        if self.kind == "create":
-            return f"missing: create with {self.wanted}"
-        live = "(not set)" if self.live is None else self.live
-        text = f"{self.field}: live {live}, contract {self.wanted}"
-        return f"{text}; {self.impact}" if self.impact else text
-
-    def to_dict(self) -> dict[str, object]:
-        """The change as plain data, for JSON."""
-        data = attrs.asdict(self)
-        data["configs"] = dict(self.configs)
-        data["safe"] = self.safe
-        data["impact"] = self.impact
-        return data
 
 
 @attrs.frozen(kw_only=True)
@@ -165,15 +102,22 @@ class Plan:
     acls: AclComparison | None = None
     #: Quotas the contracts set, which ``apply`` cannot set (see :class:`QuotaAdvice`).
     quotas: tuple[QuotaAdvice, ...] = ()
+    #: The subjects held against a schema registry; ``None`` when none was given.
+    schemas: SchemaPlan | None = None
 
     @property
     def status(self) -> PlanStatus:
         """``refused`` (lint errors or unsafe changes), ``pending`` (changes, missing or
-        unmanaged ACLs) or ``in-sync``."""
-        if self.violations or any(not c.safe for c in self.changes):
+        unmanaged ACLs, schema versions to register or levels to set) or ``in-sync``."""
+        schema_changes = self.schemas.changes if self.schemas is not None else ()
+        if (
+            self.violations
+            or any(not c.safe for c in self.changes)
+            or any(not c.safe for c in schema_changes)
+        ):
             return "refused"
         acl_changes = self.acls is not None and bool(self.acls.missing or self.acls.unmanaged)
-        return "pending" if self.changes or acl_changes else "in-sync"
+        return "pending" if self.changes or acl_changes or schema_changes else "in-sync"
 
     @property
     def exit_code(self) -> int:
@@ -199,6 +143,7 @@ class Plan:
                 "in_sync": len(self.acls.in_sync),
             },
             "quotas": [q.to_dict() for q in self.quotas],
+            "schemas": None if self.schemas is None else self.schemas.to_dict(),
         }
 
 
@@ -225,6 +170,8 @@ class ApplyResult:
     results: tuple[ChangeResult, ...]
     #: The ACLs created, and (with ``prune``) deleted.
     acl_results: tuple[AclResult, ...] = ()
+    #: The schema versions registered and compatibility levels set.
+    schema_results: tuple[SchemaResult, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -233,6 +180,7 @@ class ApplyResult:
             not self.plan.violations
             and all(r.outcome == "applied" for r in self.results)
             and all(r.outcome == "applied" for r in self.acl_results)
+            and all(r.outcome == "applied" for r in self.schema_results)
         )
 
     @property
@@ -246,102 +194,10 @@ class ApplyResult:
             "ok": self.ok,
             "results": [r.to_dict() for r in self.results],
             "acl_results": [r.to_dict() for r in self.acl_results],
+            "schema_results": [r.to_dict() for r in self.schema_results],
             "unmanaged": list(self.plan.unmanaged),
             "violations": [attrs.asdict(v) for v in self.plan.violations],
         }
-
-
-# --------------------------------------------------------------------------- comparing
-
-
-def _normal(key: str, value: str) -> str:
-    value = value.strip()
-    if key == "cleanup.policy":
-        return ",".join(sorted(p.strip() for p in value.split(",")))
-    return value
-
-
-def _config_change(contract: TopicContract, key: str, wanted: str, live: str | None) -> TopicChange:
-    refused = None
-    if key == "cleanup.policy":
-        refused = (
-            f"changing cleanup.policy of a live topic from {live!r} to {wanted!r} changes what "
-            "its data means (compaction keeps only the latest record per key; deletion drops "
-            "records by age or size): create a new topic version instead"
-        )
-    return TopicChange(
-        topic=contract.name, kind="config", field=key, live=live, wanted=wanted, refused=refused
-    )
-
-
-def _differences(contract: TopicContract, state: TopicState) -> list[TopicChange]:
-    """Every way ``state`` differs from ``contract``."""
-    changes = []
-    name = contract.name
-    if state.partitions > contract.partitions:
-        changes.append(
-            TopicChange(
-                topic=name,
-                kind="partitions",
-                field="partitions",
-                live=str(state.partitions),
-                wanted=str(contract.partitions),
-                refused=(
-                    f"Kafka cannot remove partitions: the topic has {state.partitions}; "
-                    "to shrink it, create a new topic version and migrate"
-                ),
-            )
-        )
-    elif state.partitions < contract.partitions:
-        changes.append(
-            TopicChange(
-                topic=name,
-                kind="partitions",
-                field="partitions",
-                live=str(state.partitions),
-                wanted=str(contract.partitions),
-            )
-        )
-    if state.replication_factor != contract.replication_factor:
-        changes.append(
-            TopicChange(
-                topic=name,
-                kind="replication-factor",
-                field="replication_factor",
-                live=str(state.replication_factor),
-                wanted=str(contract.replication_factor),
-                refused=(
-                    "changing the replication factor moves replicas between brokers (a "
-                    "partition reassignment), which apply does not do; reassign with the "
-                    "cluster's own tooling"
-                ),
-            )
-        )
-    for key, wanted in sorted(contract.topic_configs().items()):
-        live = state.config(key)
-        if live is None or _normal(key, live) != _normal(key, wanted):
-            changes.append(_config_change(contract, key, wanted, live))
-    return changes
-
-
-def _create(contract: TopicContract) -> TopicChange:
-    return TopicChange(
-        topic=contract.name,
-        kind="create",
-        wanted=(
-            f"{contract.partitions} partition{'s' if contract.partitions != 1 else ''}, "
-            f"replication factor {contract.replication_factor}"
-        ),
-        configs=tuple(sorted(contract.topic_configs().items())),
-    )
-
-
-def _unique(catalog: Catalog) -> list[TopicContract]:
-    """Contracts by name, first one winning (duplicates are a lint error)."""
-    seen: dict[str, TopicContract] = {}
-    for contract in catalog.topics:
-        seen.setdefault(contract.name, contract)
-    return list(seen.values())
 
 
 def _why_unsupported(error: BrokerError, request: str, kip: str, what: str) -> str:
@@ -434,9 +290,9 @@ class Cluster:
 
     # ------------------------------------------------------------------ plan and apply
 
-    def plan(self, catalog: Catalog) -> Plan:
-        """Compare every contract with the cluster; change nothing."""
-        contracts = _unique(catalog)
+    def plan(self, catalog: Catalog, *, registry: ManagedSchemaRegistry | None = None) -> Plan:
+        """Compare every contract with the cluster (and ``registry``); change nothing."""
+        contracts = _topic_diff.unique(catalog)
         listed = self._topics()
         live = self._describe((c.name for c in contracts), listed)
         changes: list[TopicChange] = []
@@ -444,9 +300,11 @@ class Cluster:
         for contract in contracts:
             state = live.get(contract.name)
             if state is None:
-                changes.append(_create(contract))
+                changes.append(_topic_diff.create_change(contract))
                 continue
-            found = [self._with_impact(change) for change in _differences(contract, state)]
+            found = [
+                self._with_impact(change) for change in _topic_diff.differences(contract, state)
+            ]
             if found:
                 changes.extend(found)
             else:
@@ -464,6 +322,7 @@ class Cluster:
             violations=violations,
             acls=self._compare_acls(catalog),
             quotas=quota_advice(catalog, self.bootstrap_servers),
+            schemas=None if registry is None else plan_schemas(catalog, registry),
         )
 
     def _compare_acls(self, catalog: Catalog) -> AclComparison | None:
@@ -486,15 +345,24 @@ class Cluster:
         moving, seen = _partitioner.keys_moved(keys, before, after)
         return attrs.evolve(change, keys_seen=seen, keys_moving=moving)
 
-    def apply(self, catalog: Catalog, *, prune: bool = False) -> ApplyResult:
+    def apply(
+        self,
+        catalog: Catalog,
+        *,
+        prune: bool = False,
+        registry: ManagedSchemaRegistry | None = None,
+    ) -> ApplyResult:
         """Make the safe changes of :meth:`plan`; refuse the unsafe ones, saying why.
 
         Missing ACLs are created; unmanaged ones (on resources the catalog manages, implied
         by no contract) are deleted only with ``prune``, after the missing ones exist.
-        Nothing is changed while the contracts fail lint. Each change is independent:
-        one that fails or is refused does not stop the others.
+        With ``registry``, each subject's compatibility is set and its missing versions
+        are registered oldest first, after the topics exist; registered versions no
+        contract lists are left alone. Nothing is changed while the contracts fail lint.
+        Each change is independent: one that fails or is refused does not stop the
+        others (but a subject whose level could not be set gets no versions).
         """
-        plan = self.plan(catalog)
+        plan = self.plan(catalog, registry=registry)
         if plan.violations:
             why = (
                 f"not applied: the contracts break {len(plan.violations)} lint rule(s); "
@@ -503,7 +371,11 @@ class Cluster:
             skipped = tuple(
                 ChangeResult(change=c, outcome="skipped", message=why) for c in plan.changes
             )
-            return ApplyResult(plan=plan, results=skipped)
+            schema_skipped = tuple(
+                SchemaResult(change=c, outcome="skipped", message=why)
+                for c in (plan.schemas.changes if plan.schemas is not None else ())
+            )
+            return ApplyResult(plan=plan, results=skipped, schema_results=schema_skipped)
         results: dict[int, ChangeResult] = {}
         for index, change in enumerate(plan.changes):
             if not change.safe:
@@ -517,6 +389,11 @@ class Cluster:
             plan=plan,
             results=tuple(results[i] for i in range(len(plan.changes))),
             acl_results=self._apply_acls(plan, prune=prune),
+            schema_results=(
+                apply_schemas(plan.schemas, registry)
+                if plan.schemas is not None and registry is not None
+                else ()
+            ),
         )
 
     def _apply_acls(self, plan: Plan, *, prune: bool) -> tuple[AclResult, ...]:
@@ -703,7 +580,7 @@ class Cluster:
                     )
                 )
                 continue
-            problems.extend(_gate_drift(contract, state))
+            problems.extend(_topic_diff.gate_drift(contract, state))
         if not problems:
             return
         rule, topic, field, value, _ = problems[0]
@@ -714,63 +591,3 @@ class Cluster:
             else f"{len(lines)} live topics do not match their contracts:\n  " + "\n  ".join(lines)
         )
         raise GovernanceViolation(message, rule=rule, topic=topic, field=field, value=value)
-
-
-def _gate_drift(
-    contract: TopicContract, state: TopicState
-) -> list[tuple[str, str, str | None, object, str]]:
-    """What the runtime gate refuses in ``state``: partitions, too few replicas, cleanup
-    policy, min ISR."""
-    found: list[tuple[str, str, str | None, object, str]] = []
-    name = contract.name
-    if state.partitions != contract.partitions:
-        found.append(
-            (
-                "topic.drift",
-                name,
-                "partitions",
-                state.partitions,
-                f"topic {name!r} has {state.partitions} partitions live, "
-                f"the contract says {contract.partitions}",
-            )
-        )
-    if state.replication_factor < contract.replication_factor:
-        found.append(
-            (
-                "topic.drift",
-                name,
-                "replication_factor",
-                state.replication_factor,
-                f"topic {name!r} has replication factor {state.replication_factor} live, "
-                f"the contract says {contract.replication_factor}: fewer copies than the "
-                "contract promises",
-            )
-        )
-    live_policy = state.config("cleanup.policy")
-    if live_policy is None or _normal("cleanup.policy", live_policy) != _normal(
-        "cleanup.policy", contract.cleanup_policy
-    ):
-        found.append(
-            (
-                "topic.drift",
-                name,
-                "cleanup_policy",
-                live_policy,
-                f"topic {name!r} has cleanup.policy {live_policy!r} live, "
-                f"the contract says {contract.cleanup_policy!r}",
-            )
-        )
-    if contract.min_insync_replicas is not None:
-        live_isr = state.config("min.insync.replicas")
-        if live_isr != str(contract.min_insync_replicas):
-            found.append(
-                (
-                    "topic.drift",
-                    name,
-                    "min_insync_replicas",
-                    live_isr,
-                    f"topic {name!r} has min.insync.replicas {live_isr} live, "
-                    f"the contract says {contract.min_insync_replicas}",
-                )
-            )
-    return found

@@ -47,10 +47,12 @@ __all__ = [
     "LOCAL_ENVIRONMENT",
     "MAX_TOPIC_NAME_LENGTH",
     "ORDERINGS",
+    "SUBJECT_STRATEGIES",
     "Catalog",
     "KeyRule",
     "Ordering",
     "ServiceContract",
+    "SubjectStrategy",
     "TopicContract",
 ]
 
@@ -65,6 +67,12 @@ ORDERINGS: tuple[Ordering, ...] = ("none", "key")
 
 #: Allowed values of a contract's ``key``.
 KEY_RULES: tuple[KeyRule, ...] = ("required", "optional", "forbidden")
+
+SubjectStrategy = Literal["topic", "record", "topic_record"]
+
+#: Allowed values of a contract's ``subject_strategy``: how registry subjects are named
+#: (``<topic>-value``; the record's name; ``<topic>-<record>``).
+SUBJECT_STRATEGIES: tuple[SubjectStrategy, ...] = ("topic", "record", "topic_record")
 
 #: The environment whose clients skip the live-topic check unless the policy asks for it.
 LOCAL_ENVIRONMENT = "local"
@@ -110,6 +118,11 @@ class TopicContract:
     timestamp_field: str | None = None
     #: Further Kafka topic configs the contract pins (``max.message.bytes`` ...).
     configs: tuple[tuple[str, str], ...] = ()
+    #: How the topic's registry subjects are named (:mod:`governed_kafka.schemas`).
+    subject_strategy: SubjectStrategy = "topic"
+    #: The folder Protobuf imports are resolved in and confined to: the contracts
+    #: file's folder (``None`` for a contract built in code: each file's own folder).
+    schema_root: Path | None = attrs.field(default=None, eq=False)
 
     @property
     def is_compacted(self) -> bool:
@@ -458,6 +471,7 @@ _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
     "ordering": _choice(*ORDERINGS),
     "timestamp_field": _str,
     "configs": _configs,
+    "subject_strategy": _choice(*SUBJECT_STRATEGIES),
 }
 
 
@@ -706,6 +720,8 @@ class _Loader:
             )
         if len(self.problems) > before:
             return None
+        if values.get("key_schema") is not None or values.get("value_schema"):
+            values["schema_root"] = self.base.resolve()
         return TopicContract(**values)
 
     def services(self, data: Mapping[str, Any]) -> tuple[ServiceContract, ...]:

@@ -95,7 +95,9 @@ RULES: Final[Mapping[str, str]] = {
     "topic.duplicate": "the same topic name is declared more than once",
     "dead-letter.missing": "the dead_letter_topic has no contract in the catalog",
     "dead-letter.self": "the topic is its own dead_letter_topic",
-    "dead-letter.schema": "the dead-letter topic declares a value_schema (it must carry raw bytes)",
+    "dead-letter.schema": (
+        "the dead-letter topic declares a value_schema or key_schema (it must carry raw bytes)"
+    ),
     "dead-letter.key-required": (
         "the dead-letter topic requires a key (key = 'required' or compacted), "
         "so keyless records could not be dead-lettered"
@@ -110,7 +112,8 @@ RULES: Final[Mapping[str, str]] = {
     ),
     "retry.dead-letter": "a topic with retry topics declares no dead_letter_topic after them",
     "retry.shape": (
-        "a retry topic declares a value_schema (it carries the original bytes) or is compacted"
+        "a retry topic declares a value_schema or key_schema (it carries the original "
+        "bytes) or is compacted"
     ),
     "retry.rights": (
         "a retry topic does not list every consumer of its source topic as a producer and "
@@ -122,13 +125,26 @@ RULES: Final[Mapping[str, str]] = {
         "ordering = 'key' and a retry topic or the dead-letter topic has another partition "
         "count than the topic"
     ),
-    "schema.parse": "a value_schema or key_schema file cannot be read or is not valid Avro",
+    "schema.parse": (
+        "a value_schema or key_schema file cannot be read, or is not valid in its format "
+        "(.avsc Avro, .json JSON Schema, .proto Protobuf), or its suffix names no format"
+    ),
+    "schema.subject": (
+        "under a record subject strategy, a schema carries no single record to name its "
+        "subject after (an Avro union, a JSON Schema without title)"
+    ),
+    "schema.format": "the versions of one registry subject are in different schema formats",
     "schema.compatibility": (
         "a listed schema version breaks the topic's compatibility mode against earlier ones"
     ),
-    "schema.event-types": "an event_types entry is not a record the current schema carries",
+    "schema.event-types": (
+        "an event_types entry is not carried by a current schema (an Avro record, a JSON "
+        "Schema title, a Protobuf message), or a record-strategy subject is named after an "
+        "event type event_types does not list"
+    ),
     "schema.timestamp-field": (
-        "timestamp_field is not a long (or timestamp-millis/-micros) field of every record"
+        "timestamp_field is not a long (or timestamp-millis/-micros) field of every record "
+        "of an Avro schema"
     ),
     "service.principal-missing": (
         "the policy requires principals and a listed producer or consumer has no "
@@ -366,12 +382,17 @@ def check_dead_letters(catalog: Catalog) -> list[Violation]:
             found.append(_violation("dead-letter.missing", source, field, message))
             continue
         dlq = catalog.topic(name)
-        if dlq.value_schema:
-            message = (
-                f"dead-letter topic of {source.name!r} declares a value_schema: dead letters "
-                "are the original bytes, undecodable ones included, so it must carry raw bytes"
-            )
-            found.append(_violation("dead-letter.schema", dlq, "value_schema", message))
+        for key, declared in (
+            ("value_schema", bool(dlq.value_schema)),
+            ("key_schema", dlq.key_schema is not None),
+        ):
+            if declared:
+                message = (
+                    f"dead-letter topic of {source.name!r} declares a {key}: dead letters "
+                    "carry the original key and value bytes, undecodable ones included, so "
+                    "it must carry raw bytes"
+                )
+                found.append(_violation("dead-letter.schema", dlq, key, message))
         if dlq.key == "required" or dlq.is_compacted:
             why = "is compacted" if dlq.is_compacted else "has key = 'required'"
             message = (
@@ -440,8 +461,10 @@ def _tier_problems(
         return [_violation("retry.missing", source, field, message)]
     found = []
     tier = catalog.topic(name)
-    if tier.value_schema or tier.is_compacted:
-        why = "declares a value_schema" if tier.value_schema else "is compacted"
+    if tier.value_schema or tier.key_schema is not None or tier.is_compacted:
+        why = "is compacted"
+        if tier.value_schema or tier.key_schema is not None:
+            why = "declares a value_schema" if tier.value_schema else "declares a key_schema"
         message = (
             f"retry topic of {source.name!r} {why}: it carries the original records' bytes "
             "until they are due; use no value_schema and cleanup_policy 'delete'"

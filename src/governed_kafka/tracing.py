@@ -91,9 +91,9 @@ _SETTER: Final = _HeaderSetter()
 _GETTER: Final = _HeaderGetter()
 
 
-def _key_attribute(key: bytes | None) -> str | None:
+def _key_attribute(key: object) -> str | None:
     """The key as the conventions want it: its text, or nothing if it is not text."""
-    if key is None:
+    if not isinstance(key, bytes):
         return None
     try:
         return key.decode("utf-8")
@@ -242,7 +242,7 @@ class OpenTelemetryHook(Hook):
         }
         if details.client_id:
             attributes[MESSAGING_CLIENT_ID] = details.client_id
-        key = _key_attribute(record.key)
+        key = _key_attribute(record.key if record.raw_key is None else record.raw_key)
         if key is not None:
             attributes[MESSAGING_KAFKA_MESSAGE_KEY] = key
         if record.raw_value is None:

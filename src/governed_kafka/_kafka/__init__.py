@@ -16,8 +16,11 @@ typed clients:
 - :class:`Admin` (:mod:`._admin`): topics, configs, partitions, group offsets, and
   ACLs and the rights of this client's principal (:mod:`._acls`);
 - :class:`LogReader` (:mod:`._reader`): bounded reads of partitions without a group, and
-  a group's offsets with metadata (retry tiers' parked keys, ``governed-kafka dlq``);
-- :class:`RegistryClient` (:mod:`._registry`): confluent-kafka's schema-registry client;
+  a group's offsets fetched and committed without joining it (retry tiers' parked keys,
+  ``governed-kafka dlq``);
+- :class:`RegistryClient` (:mod:`._registry`): confluent-kafka's schema-registry client,
+  schemas of every format in and out as plain values (:class:`Registered`,
+  :class:`Reference`);
 - :func:`raw_producer` and :func:`raw_consumer` (:mod:`._raw`): the unwrapped clients,
   for the benchmark's raw baseline.
 
@@ -43,7 +46,7 @@ from ._producer import (
 )
 from ._raw import RawConsumer, RawMessage, RawProducer, raw_consumer, raw_producer
 from ._reader import LogEntry, LogReader
-from ._registry import RegistryClient
+from ._registry import Reference, Registered, RegistryClient
 
 __all__ = [
     "AUTHORIZATION_ERRORS",
@@ -68,6 +71,8 @@ __all__ = [
     "RawConsumer",
     "RawMessage",
     "RawProducer",
+    "Reference",
+    "Registered",
     "RegistryClient",
     "Rejected",
     "Report",

@@ -33,8 +33,8 @@ Key = tuple[str, int]
 Offsets = tuple[tuple[str, int, int], ...]
 
 #: How :meth:`ConsumerClient.read` handles one partition's records: the tracker to tell
-#: of each delivered offset (``None``: nothing to track) and the decoder of its values
-#: (``None``: raw bytes).
+#: of each delivered offset (``None``: nothing to track) and the decoder of its keys and
+#: values (``None``: raw bytes).
 Lane = tuple[Callable[[int], None] | None, Decoder | None]
 
 #: The lane of a partition, or ``None`` for a partition the consumer no longer holds.
@@ -43,8 +43,8 @@ Lanes = Callable[[str, int], Lane | None]
 #: A rebalance callback: the partitions assigned, revoked or lost.
 OnRebalance = Callable[[list[Key]], None]
 
-#: Records whose value did not decode, with why: ``(record, error)``; the record's
-#: ``value`` is ``None`` and ``raw_value`` holds the bytes.
+#: Records whose key or value did not decode, with why: ``(record, error)``; the
+#: record's ``value`` is ``None``, ``raw_value`` and ``raw_key`` hold the bytes.
 Rejected = list[tuple[Record, DeserializationError]]
 
 
@@ -61,7 +61,8 @@ class CommitAnswer:
 
 
 def _undecoded(msg: Message, headers: list[tuple[str, bytes | None]] | None) -> Record:
-    """The record of a message whose value did not decode: no value, its bytes kept."""
+    """The record of a message whose key or value did not decode: no value, the key
+    and the value's bytes kept as they were read."""
     timestamp_type, timestamp = msg.timestamp()
     return new_record(
         Record,
@@ -75,6 +76,7 @@ def _undecoded(msg: Message, headers: list[tuple[str, bytes | None]] | None) -> 
             timestamp if timestamp_type else None,
             None,
             msg.value(),
+            msg.key(),
         ),
     )
 
@@ -188,7 +190,8 @@ class ConsumerClient:
         """Poll once: up to ``max_records`` records within ``timeout`` seconds, decoded.
 
         Records of a partition without lane are left out (revoked during the poll: their
-        new owner reads them); records whose value does not decode go to ``rejected``.
+        new owner reads them); records whose key or value does not decode go to
+        ``rejected``.
         A fatal consume error raises :class:`~governed_kafka.errors.BrokerError`; others
         are logged and skipped.
         """
@@ -220,13 +223,15 @@ class ConsumerClient:
             if track is not None:
                 track(offset)
             data = msg.value()
+            raw_key = msg.key()
             headers: list[tuple[str, bytes | None]] | None = msg.headers()  # type: ignore[assignment]
             if decode is None:
+                key: Any = raw_key
                 value: Any = data
                 event_type = None
             else:
                 try:
-                    value, event_type = decode(data, headers, partition, offset)
+                    key, value, event_type = decode(raw_key, data, headers, partition, offset)
                 except DeserializationError as exc:
                     rejected.append((_undecoded(msg, headers), exc))
                     continue
@@ -238,12 +243,13 @@ class ConsumerClient:
                         topic,
                         partition,
                         offset,
-                        msg.key(),
+                        key,
                         value,
                         tuple(headers) if headers else (),
                         timestamp if timestamp_type else None,
                         event_type,
                         data,
+                        raw_key,
                     ),
                 )
             )

@@ -11,6 +11,13 @@ librdkafka key upper-cased, dots as underscores: ``GOVERNED_KAFKA_X_SASL_PASSWOR
 and ``-X key=value`` arguments. Secrets belong in the first two: arguments are visible
 to every user of the machine in ``ps``. ``bootstrap.servers`` may come from any of them
 when ``--bootstrap-servers`` is not given.
+
+Schema-registry settings (``plan`` and ``apply`` with ``--schema-registry``) come from
+the same places, spelled as Confluent's Java clients spell them in a
+``client.properties`` file: ``schema.registry.url``,
+``schema.registry.basic.auth.user.info`` (or ``basic.auth.user.info``),
+``schema.registry.ssl.ca.location`` and the other keys of :data:`REGISTRY_KEYS`. They
+are handed to the registry client, never to librdkafka.
 """
 
 from __future__ import annotations
@@ -89,7 +96,30 @@ CONFIG_FILE_ENV: Final = "GOVERNED_KAFKA_CONFIG_FILE"
 #: ``GOVERNED_KAFKA_X_SASL_PASSWORD=...`` sets ``sasl.password``.
 SETTING_ENV_PREFIX: Final = "GOVERNED_KAFKA_X_"
 
-_KNOWN_KEYS: Final = GLOBAL_KEYS | PRODUCER_KEYS | CONSUMER_KEYS
+#: Prefix of the schema-registry settings in a client.properties file.
+REGISTRY_PREFIX: Final = "schema.registry."
+
+#: Settings of confluent-kafka's schema-registry client, by their client.properties name.
+REGISTRY_KEYS: Final = frozenset(
+    {
+        f"{REGISTRY_PREFIX}{key}"
+        for key in (
+            "url",
+            "basic.auth.user.info",
+            "basic.auth.credentials.source",
+            "ssl.ca.location",
+            "ssl.certificate.location",
+            "ssl.key.location",
+            "ssl.key.password",
+            "timeout",
+            "proxy",
+        )
+    }
+    # The Java clients' unprefixed spellings of the registry's basic-auth settings.
+    | {"basic.auth.user.info", "basic.auth.credentials.source"}
+)
+
+_KNOWN_KEYS: Final = GLOBAL_KEYS | PRODUCER_KEYS | CONSUMER_KEYS | REGISTRY_KEYS
 _BY_ENV_NAME: Final = {key.upper().replace(".", "_"): key for key in _KNOWN_KEYS}
 
 
@@ -218,3 +248,21 @@ def cluster_settings(
         )
         raise SettingsError(msg)
     return servers, settings
+
+
+def split_registry_settings(settings: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``(librdkafka settings, schema-registry client settings)`` of a command.
+
+    Registry keys lose their ``schema.registry.`` prefix; ``basic.auth.credentials.source``
+    is dropped, since the client reads ``basic.auth.user.info`` whenever it is given.
+    """
+    kafka: dict[str, str] = {}
+    registry: dict[str, str] = {}
+    for key, value in settings.items():
+        if key not in REGISTRY_KEYS:
+            kafka[key] = value
+            continue
+        name = key.removeprefix(REGISTRY_PREFIX)
+        if name != "basic.auth.credentials.source":
+            registry[name] = value
+    return kafka, registry

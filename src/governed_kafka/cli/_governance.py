@@ -16,7 +16,17 @@ from rich.text import Text
 
 from ..cluster import DEFAULT_TIMEOUT_S, Cluster
 from ..contracts import Catalog
-from ._common import clean_errors, cluster_settings, connection_options, console, emit_json, main
+from ..registry import ConfluentSchemaRegistry
+from ._common import (
+    SettingsError,
+    clean_errors,
+    cluster_settings,
+    connection_options,
+    console,
+    emit_json,
+    main,
+    split_registry_settings,
+)
 from ._print import count, print_applied, print_plan, print_violations, quiet_client_logs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,6 +61,17 @@ def _cluster_options(fn: F) -> F:
         show_default=True,
         help="Longest wait for any one admin request, in seconds.",
     )(fn)
+    fn = click.option(
+        "--schema-registry",
+        "schema_registry",
+        metavar="URL",
+        default=None,
+        help=(
+            "Also hold the contracts' schema subjects against this Confluent-compatible "
+            "registry (credentials: schema.registry.basic.auth.user.info in --config-file); "
+            "default: schema.registry.url of the connection settings, else none."
+        ),
+    )(fn)
     return connection_options(fn)
 
 
@@ -59,13 +80,32 @@ def _cluster(
     timeout: float,
     client_config: Sequence[str],
     config_file: str | None,
-) -> Cluster:
+    schema_registry: str | None = None,
+) -> tuple[Cluster, ConfluentSchemaRegistry | None]:
+    """The cluster, and the schema registry when one is named (option or settings)."""
     servers, settings = cluster_settings(
         bootstrap_servers=bootstrap_servers, config_file=config_file, pairs=client_config
     )
     assert servers is not None
+    kafka, registry_settings = split_registry_settings(settings)
+    if schema_registry is not None:
+        registry_settings["url"] = schema_registry
+    registry = None
+    if registry_settings.get("url"):
+        try:
+            registry = ConfluentSchemaRegistry(registry_settings)
+        except ImportError as exc:
+            raise SettingsError(str(exc)) from None
+        except ValueError as exc:  # the client refuses a setting; its message names it
+            shown = ", ".join(sorted(registry_settings))
+            msg = f"schema registry settings refused ({shown}): {type(exc).__name__}"
+            raise SettingsError(msg) from None
+    elif registry_settings:
+        shown = ", ".join(sorted(registry_settings))
+        msg = f"schema registry settings given ({shown}) but no registry URL (--schema-registry)"
+        raise SettingsError(msg)
     quiet_client_logs()
-    return Cluster(servers, overrides=settings, timeout=timeout)
+    return Cluster(servers, overrides=kafka, timeout=timeout), registry
 
 
 # --------------------------------------------------------------------------- lint
@@ -128,17 +168,22 @@ def plan(
     timeout: float,
     client_config: tuple[str, ...],
     config_file: str | None,
+    schema_registry: str | None,
 ) -> None:
     """Compare FILE with the live cluster; change nothing.
 
     Lists missing topics, partition and replication differences, config drift,
     unmanaged topics, and, for the [services] of FILE, ACLs to create and unmanaged ACLs.
+    With --schema-registry, per subject: listed schema versions not registered,
+    registered versions no contract lists, and compatibility levels that differ.
     Exits 0 in sync, 2 when changes are pending, 1 when the contracts fail lint or a
     change would be refused.
     """
-    cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
+    cluster, registry = _cluster(
+        bootstrap_servers, timeout, client_config, config_file, schema_registry
+    )
     catalog = Catalog.load(file, environment=environment)
-    result = cluster.plan(catalog)
+    result = cluster.plan(catalog, registry=registry)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -167,6 +212,7 @@ def apply(
     timeout: float,
     client_config: tuple[str, ...],
     config_file: str | None,
+    schema_registry: str | None,
     prune: bool,
 ) -> None:
     """Make the cluster match FILE: create missing topics and ACLs, fix safe drift.
@@ -174,11 +220,16 @@ def apply(
     Refuses unsafe changes (partition decrease, replication-factor change, cleanup-policy
     change on a live topic) and changes nothing while the contracts fail lint. Topics no
     contract owns are left alone; ACLs on managed resources that no contract implies are
-    deleted only with --prune. Exits 0 when everything was applied, else 1.
+    deleted only with --prune. With --schema-registry, sets each subject's compatibility
+    to the contract's mode and registers the listed versions it lacks, oldest first;
+    registered versions no contract lists are left alone. Exits 0 when everything was
+    applied, else 1.
     """
-    cluster = _cluster(bootstrap_servers, timeout, client_config, config_file)
+    cluster, registry = _cluster(
+        bootstrap_servers, timeout, client_config, config_file, schema_registry
+    )
     catalog = Catalog.load(file, environment=environment)
-    result = cluster.apply(catalog, prune=prune)
+    result = cluster.apply(catalog, prune=prune, registry=registry)
     if as_json:
         emit_json(result.to_dict())
     else:

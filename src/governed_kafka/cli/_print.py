@@ -154,13 +154,44 @@ def _print_quotas(plan: Plan) -> None:
     console.print(table)
 
 
+def _print_schemas(plan: Plan) -> None:
+    schemas = plan.schemas
+    if schemas is None:
+        return
+    if schemas.changes:
+        table = _table(f"schemas ({schemas.registry})", "subject", "what", "apply")
+        for change in schemas.changes:
+            if change.safe:
+                verdict = Text(
+                    "will register" if change.kind == "register" else "will set", "green"
+                )
+            else:
+                verdict = Text.assemble(("refused: ", "red"), str(change.refused))
+            table.add_row(Text(change.subject), Text(change.describe()), verdict)
+        console.print(table)
+    _print_unlisted(plan)
+
+
+def _print_unlisted(plan: Plan) -> None:
+    if plan.schemas is None or not plan.schemas.unlisted:
+        return
+    shown = ", ".join(
+        f"{u.subject} version {u.version} (id {u.schema_id})" for u in plan.schemas.unlisted
+    )
+    console.print(
+        Text.assemble(("unlisted", "yellow"), " (registered, in no contract; left alone): ", shown)
+    )
+
+
 def print_plan(plan: Plan) -> None:
-    """What ``plan`` found: lint errors, topics to create, drift, unmanaged topics, a summary."""
+    """What ``plan`` found: lint errors, topics to create, drift, ACLs, schema subjects,
+    unmanaged topics, a summary."""
     if plan.violations:
         console.print("[bold red]the contracts fail lint:[/]")
         print_violations(plan.violations)
     _print_changes(plan)
     _print_acls(plan)
+    _print_schemas(plan)
     _print_quotas(plan)
     if plan.unmanaged:
         console.print(Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(plan.unmanaged)))
@@ -173,11 +204,20 @@ def print_plan(plan: Plan) -> None:
             f"; ACLs: {len(plan.acls.missing)} to create, {len(plan.acls.unmanaged)} "
             f"unmanaged, {len(plan.acls.in_sync)} in sync"
         )
+    schemas = ""
+    if plan.schemas is not None:
+        kinds = [c.kind for c in plan.schemas.changes if c.safe]
+        schemas = (
+            f"; schemas: {kinds.count('register')} to register, "
+            f"{kinds.count('compatibility')} levels to set, {len(plan.schemas.unlisted)} "
+            f"unlisted, {len(plan.schemas.in_sync)} subjects in sync"
+        )
     console.print(
         f"plan: {creates} to create, {changes} to change, {refused} refused, "
         f"{len(plan.in_sync)} in sync, {len(plan.unmanaged)} unmanaged"
         + (f", {count(len(plan.violations), 'lint error')}" if plan.violations else "")
         + acls
+        + schemas
     )
 
 
@@ -217,11 +257,27 @@ def print_applied(result: ApplyResult, *, pruned: bool = False) -> None:
                 f": {len(result.plan.acls.unmanaged)} left in place (apply --prune deletes them)",
             )
         )
+    if result.schema_results:
+        colours = {"applied": "green", "refused": "red", "failed": "red", "skipped": "yellow"}
+        table = _table("schemas", "subject", "what", "outcome", "message")
+        for registered in result.schema_results:
+            table.add_row(
+                Text(registered.change.subject),
+                Text(registered.change.kind),
+                Text(registered.outcome, style=colours[registered.outcome]),
+                Text(registered.message),
+            )
+        console.print(table)
+    _print_unlisted(result.plan)
     if result.plan.unmanaged:
         console.print(
             Text.assemble(("unmanaged", "yellow"), _UNMANAGED, ", ".join(result.plan.unmanaged))
         )
-    outcomes = [r.outcome for r in result.results] + [r.outcome for r in result.acl_results]
+    outcomes = (
+        [r.outcome for r in result.results]
+        + [r.outcome for r in result.acl_results]
+        + [r.outcome for r in result.schema_results]
+    )
     applied = outcomes.count("applied")
     if result.ok:
         console.print(
