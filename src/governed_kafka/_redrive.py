@@ -35,6 +35,7 @@ from ._records import Topic
 from ._routes import build_routes, check_headers, not_routed
 from ._tiers import REDRIVE_HEADER
 from .acls import REDRIVE_GROUP_PREFIX
+from .avro import EVENT_TYPE_HEADER
 from .contracts import Catalog, TopicContract
 from .errors import DeserializationError, GovernanceViolation, SerializationError
 from .producer import GovernedProducer
@@ -364,6 +365,9 @@ class _Checks:
         headers.append((REDRIVE_HEADER, f"{entry.topic}/{entry.partition}/{entry.offset}"))
         headers.append(("redrive.at", str(int(time.time() * 1000))))
         route = self._routes[letter.origin_topic]  # the send's own checks, made now
+        if route.codec is not None and len(route.codec.value_writers) < 2:
+            # one event type: the producer sets the header from the schema itself
+            headers = [(k, v) for k, v in headers if k != EVENT_TYPE_HEADER]
         if route.codec is None:
             route.key(key)
             route.value(value)

@@ -3,10 +3,12 @@ sent back re-validated, each exactly once, even across a SIGKILL mid-redrive."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -285,3 +287,74 @@ def test_a_key_parked_in_the_dead_letters_is_released_in_order_by_redrive(
         produce(catalog, bootstrap, topic_name, [("k", "3")])
         run_until(consumer, lambda: len(handled) == 4, handler, 30)
     assert handled == ["x", "1", "2", "3"]
+
+
+EXAMPLE_SCHEMAS = Path(__file__).parent.parent.parent / "examples" / "schemas"
+
+
+def _avro_contracts(topic: str, versions: list[str]) -> str:
+    return _contracts(topic).replace(
+        'key = "optional"', f'key = "optional"\n    value_schema = {versions!r}', 1
+    )
+
+
+def test_redrive_decodes_by_the_writer_schema_and_sends_by_the_current_one(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str, tmp_path: Path
+) -> None:
+    """A dead letter written under schema v1 is re-validated against the contract whose
+    current schema is v2 and sent back encoded by v2, its new fields at their defaults."""
+    for folder in (tmp_path / "schemas", tmp_path / "now" / "schemas"):
+        folder.mkdir(parents=True)
+        for name in ("order_created.v1.avsc", "order_created.v2.avsc"):
+            (folder / name).write_bytes((EXAMPLE_SCHEMAS / name).read_bytes())
+    catalog = provisioned(_avro_contracts(topic_name, ["schemas/order_created.v1.avsc"]))
+    bootstrap = kafka_broker.bootstrap_servers
+    order = {
+        "order_id": "o-1",
+        "customer_id": "c-1",
+        "amount_cents": 1250,
+        "currency": "EUR",
+        "created_at": 1_700_000_000_000,
+    }
+    from governed_kafka import GovernedProducer
+
+    with GovernedProducer(catalog, service="checkout", bootstrap_servers=bootstrap) as producer:
+        producer.send(topic_name, order, key="o-1")
+    _dead_letter_all(catalog, bootstrap, topic_name, 1)
+    both = ["schemas/order_created.v1.avsc", "schemas/order_created.v2.avsc"]
+    policy = catalog.path.read_text().split("[[topics]]")[0]
+    now = Catalog.load(
+        write_catalog(tmp_path / "now", policy + textwrap.dedent(_avro_contracts(topic_name, both)))
+    )
+    assert now.topic(topic_name).current_value_schema == tmp_path / "now" / both[1]
+    code, out = _cli(
+        "dlq",
+        "redrive",
+        topic_name,
+        "--contracts",
+        str(now.path),
+        "-b",
+        bootstrap,
+        "--service",
+        "checkout",
+        "--json",
+    )
+    assert code == 0, out
+    assert [r["outcome"] for r in json.loads(out)["records"]] == ["redriven"]
+    values: list[object] = []
+
+    def handler(record: Record) -> None:
+        if record.header("redrive.from") is not None:
+            values.append(record.value)
+
+    with GovernedConsumer(
+        now,
+        service="billing",
+        group_id=f"after-{topic_name}",
+        topics=[topic_name],
+        bootstrap_servers=bootstrap,
+        overrides=FAST,
+    ) as consumer:
+        run_until(consumer, lambda: bool(values), handler, 30)
+    created = datetime.datetime.fromtimestamp(1_700_000_000, tz=datetime.timezone.utc)
+    assert values == [{**order, "created_at": created, "items": [], "channel": None}]
