@@ -1,7 +1,7 @@
 """The health watch's judgement: each status from the evidence that makes it, and the probes.
 
 The watch is driven here with a real offset book and chosen clocks (no broker is
-involved in judging); tests/integration/test_health.py shows the statuses of consumers
+involved in judging); tests/integration/test_health_broker.py shows the statuses of consumers
 on both brokers.
 """
 

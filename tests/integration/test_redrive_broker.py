@@ -104,6 +104,10 @@ def test_show_lists_dead_letters_with_error_origin_attempts_and_age(
     assert letters[0]["age_s"] >= 0
     code, out = _cli("dlq", "show", topic_name, *common, "--json", "--where", "key=k2")
     assert [x["offset"] for x in json.loads(out)] == [1]
+    code, out = _cli("dlq", "show", topic_name, *common)
+    assert code == 0
+    assert "KeyError" in out
+    assert "2 dead letters shown" in out
     code, out = _cli("dlq", "show", topic_name, *common, "--where", "colour=red")
     assert code == 2
     assert "colour=red" in out
