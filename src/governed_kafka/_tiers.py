@@ -39,7 +39,7 @@ from ._records import Record
 from ._routes import HeaderList, sendable_header_name
 from .acls import REDRIVE_GROUP_PREFIX
 from .contracts import Catalog, TopicContract
-from .errors import ConfigError, GovernanceViolation
+from .errors import ConfigError, DeliveryError, GovernanceViolation
 from .producer import DeliveryFuture
 
 __all__ = [
@@ -163,16 +163,24 @@ class Tiers:
         self._crowded = False
         #: Tier writes not yet known acknowledged (:meth:`flush` before each commit).
         self._sent: list[DeliveryFuture] = []
+        #: A tier write that failed: every later commit is refused with it.
+        self._failed: DeliveryError | None = None
 
     def flush(self) -> None:
         """Wait until every record written to a tier is acknowledged (before a commit);
-        raise :class:`~governed_kafka.errors.DeliveryError` when one was not, so the
-        source records it came from stay uncommitted."""
+        raise :class:`~governed_kafka.errors.DeliveryError` when one was not, now and at
+        every later commit, so the source records it came from stay uncommitted (they are
+        read again by the consumer that takes the partitions over)."""
+        if self._failed is not None:
+            raise self._failed  # the records behind a lost tier write are never committed
         sent, self._sent = self._sent, []
         if sent:
             self._dead_letters.sender().flush()
             for future in sent:
-                future.result(0)
+                error = future.exception(0)
+                if error is not None:
+                    self._failed = error
+                    raise error
 
     @property
     def topics(self) -> list[str]:
