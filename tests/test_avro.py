@@ -13,6 +13,7 @@ import fastavro
 import pytest
 
 from avro_helpers import ORDER, order, schema
+from governed_kafka._records import AvroValue
 from governed_kafka.avro import (
     HEADER_SIZE,
     AvroReader,
@@ -344,6 +345,36 @@ def test_trailing_bytes_are_a_deserialization_error(registry: LocalSchemaRegistr
     )
     error = _decode_error(registry, data + b"\x00")
     assert "1 bytes left over" in str(error)
+
+
+def test_the_consumer_fast_path_refuses_what_the_full_path_refuses(
+    registry: LocalSchemaRegistry,
+) -> None:
+    """After a good value, the consumer's decoder reads values of the same schema id
+    directly; a value of that id cut short, or with bytes over, is still refused with the
+    full path's reason, and a value of another id is still resolved to the reader's."""
+    decode = AvroValue(
+        AvroReader(registry, topic=TOPIC, reader_schema=schema(V2)), schema(V2), several=False
+    )
+    v1 = AvroWriter(schema(V1), schema_id_of(schema(V1)), topic=TOPIC)
+    v2 = AvroWriter(schema(V2), schema_id_of(schema(V2)), topic=TOPIC)
+    good = v2.encode({"order_id": "o-1", "amount": 5, "channel": "app"})
+    assert decode(None, good, (), 0, 1) == (
+        None,
+        {"order_id": "o-1", "amount": 5, "channel": "app"},
+        "shop.Order",
+    )
+    again = v2.encode({"order_id": "o-2", "amount": 6, "channel": "web"})
+    assert decode(None, again, (), 0, 2)[1]["order_id"] == "o-2"
+    with pytest.raises(DeserializationError, match="1 bytes left over"):
+        decode(None, again + b"\x00", (), 0, 3)
+    with pytest.raises(DeserializationError) as cut:
+        decode(None, again[:-3], (), 0, 4)
+    assert cut.value.schema_id == schema_id_of(schema(V2))
+    assert cut.value.offset == 4
+    old = v1.encode({"order_id": "o-3", "amount": 7})
+    assert decode(None, old, (), 0, 5)[1] == {"order_id": "o-3", "amount": 7, "channel": "web"}
+    assert decode(None, again, (), 0, 6)[1]["order_id"] == "o-2"
 
 
 # ------------------------------------------------------------------ hostile input (issue 14)

@@ -369,3 +369,50 @@ def test_a_hook_that_does_not_want_the_send_is_skipped_when_others_observe_it() 
     chain = HookChain([Idle(wanted=False), Deliveries()])
     assert chain.observers(_send()) is None
     assert called == []
+
+
+def test_the_transaction_events_reach_their_listeners() -> None:
+    """Begin, commit and abort are typed events of their own, each with its details."""
+    seen: list[object] = []
+
+    class Transactions(Hook):
+        def on_transaction_begin(self, details: hooks.TransactionBeginDetails) -> None:
+            seen.append(details)
+
+        def on_transaction_commit(self, details: hooks.TransactionCommitDetails) -> None:
+            seen.append(details)
+
+        def on_transaction_abort(self, details: hooks.TransactionAbortDetails) -> None:
+            seen.append(details)
+
+    chain = HookChain([Transactions()])
+    begin = hooks.TransactionBeginDetails(transactional_id="t", client_id="c", sequence=1)
+    commit = hooks.TransactionCommitDetails(
+        transactional_id="t",
+        client_id="c",
+        sequence=1,
+        records=3,
+        group_id="g",
+        offsets=(("in", 0, 3),),
+        reason="routine",
+        duration_s=0.2,
+        commit_s=0.01,
+    )
+    abort = hooks.TransactionAbortDetails(
+        transactional_id="t",
+        client_id="c",
+        sequence=2,
+        records=1,
+        group_id="g",
+        reason="handler-error",
+        duration_s=0.1,
+        error=ValueError("x"),
+    )
+    assert chain.transaction_begin is not None
+    assert chain.transaction_commit is not None
+    assert chain.transaction_abort is not None
+    chain.transaction_begin(begin)
+    chain.transaction_commit(commit)
+    chain.transaction_abort(abort)
+    assert seen == [begin, commit, abort]
+    assert HookChain([Hook()]).transaction_commit is None

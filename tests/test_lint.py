@@ -223,6 +223,17 @@ CASES = [
         severity="warning",
     ),
     Case(
+        "topic.exactly-once-producer",
+        lambda: catalog(exactly_once=True, services=principals("checkout")),
+        lambda: catalog(
+            exactly_once=True,
+            services=principals(checkout={"transactional_ids": ["checkout-tx-*"]}),
+        ),
+        SRC,
+        "producers",
+        "[services.checkout] table declares no transactional_ids",
+    ),
+    Case(
         "schema.parse",
         lambda: catalog(value_schema=["schemas/no-such-file.avsc"]),
         lambda: catalog(value_schema=VERSIONS),
@@ -557,6 +568,16 @@ def test_a_dead_letter_topic_with_a_key_schema_breaks_the_dead_letter_schema_rul
     )
     assert (found.topic, found.field) == (DLQ, "key_schema")
     assert "original key and value bytes" in found.message
+
+
+def test_an_exactly_once_producer_without_a_services_table_is_named() -> None:
+    """A producer of an exactly_once topic with no [services] table at all is flagged too."""
+    found = _matching(catalog(exactly_once=True).lint(), "topic.exactly-once-producer")
+    assert [v.message for v in found] == [
+        "exactly_once = true, but producer 'checkout' is not declared transactional: it has "
+        "no [services.checkout] table declaring transactional_ids; its producers are refused "
+        "unless made with a transactional_id"
+    ]
 
 
 def test_good_contracts_lint_clean() -> None:

@@ -9,7 +9,12 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from governed_kafka.hooks import StatisticsDetails, ThrottleDetails
+from governed_kafka.hooks import (
+    StatisticsDetails,
+    ThrottleDetails,
+    TransactionAbortDetails,
+    TransactionCommitDetails,
+)
 from governed_kafka.metrics import OpenTelemetryMetrics
 
 
@@ -93,3 +98,48 @@ def test_statistics_without_a_known_lag_are_ignored(number: str, entry: dict[str
     hook, reader = _hook()
     hook.on_statistics(_consumer_stats({number: entry}))
     assert _points(reader, "governed_kafka.consumer.lag") == []
+
+
+def test_transactions_are_counted_by_outcome_and_timed() -> None:
+    """Commits and aborts count under their outcome (aborts by reason); the transaction's
+    duration and the commit's own latency are histograms."""
+    hook, reader = _hook()
+    common: dict[str, Any] = {"transactional_id": "tx-1", "client_id": "enricher", "group_id": "g"}
+    for sequence in (1, 2):
+        hook.on_transaction_commit(
+            TransactionCommitDetails(
+                **common,
+                sequence=sequence,
+                records=10,
+                offsets=(("in", 0, 10),),
+                reason="routine",
+                duration_s=0.5,
+                commit_s=0.04,
+            )
+        )
+    hook.on_transaction_abort(
+        TransactionAbortDetails(
+            **common,
+            sequence=3,
+            records=4,
+            reason="handler-error",
+            duration_s=0.2,
+            error=ValueError("x"),
+        )
+    )
+    counts = {
+        (
+            p.attributes["governed_kafka.transaction.outcome"],
+            p.attributes.get("governed_kafka.transaction.reason"),
+        ): p.value
+        for p in _points(reader, "governed_kafka.producer.transactions")
+    }
+    assert counts == {("commit", None): 2, ("abort", "handler-error"): 1}
+    [commit_latency] = _points(reader, "governed_kafka.producer.transaction.commit.duration")
+    assert commit_latency.count == 2
+    assert commit_latency.sum == pytest.approx(0.08)
+    durations = {
+        p.attributes["governed_kafka.transaction.outcome"]: p.count
+        for p in _points(reader, "governed_kafka.producer.transaction.duration")
+    }
+    assert durations == {"commit": 2, "abort": 1}

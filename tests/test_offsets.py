@@ -193,3 +193,25 @@ def test_settled_counts_records_processed_in_a_batch() -> None:
     _read(book, 0, [0, 1, 2], in_order=True)
     book.settled(3)
     assert (book.in_flight, book.processed_since_commit) == (0, 3)
+
+
+def test_a_rewind_undoes_everything_since_the_last_commit() -> None:
+    """After rewind() each partition is back at its committed position: nothing pending,
+    nothing in flight, nothing to commit, and the undone records are counted."""
+    book = OffsetBook()
+    book.assign([(T, 0), (T, 1)])
+    _read(book, 0, [0, 1, 2], in_order=False)
+    book.mark((T, 0), 0)
+    book.committed(book.to_commit())
+    book.mark((T, 0), 1)
+    _read(book, 1, [0, 1], in_order=False)
+    book.mark((T, 1), 0)
+    assert book.rewind() == 2
+    assert book.in_flight == 0
+    assert book.processed_since_commit == 0
+    assert book.to_commit() == ()
+    first, second = book.get((T, 0)), book.get((T, 1))
+    assert first is not None
+    assert second is not None
+    assert (first.position, first.committed, list(first.pending)) == (1, 1, [])
+    assert (second.position, second.committed, list(second.pending)) == (None, None, [])

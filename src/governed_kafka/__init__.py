@@ -24,9 +24,11 @@ from .errors import (
     DeserializationError,
     GovernanceViolation,
     GovernedKafkaError,
+    ProducerFenced,
     RegistryError,
     RetriesExhausted,
     SerializationError,
+    TransactionError,
 )
 from .health import HealthReport, PartitionHealth
 from .lag import LagReport, PartitionLag
@@ -63,6 +65,7 @@ __all__ = [
     "PartitionHealth",
     "PartitionLag",
     "Policy",
+    "ProducerFenced",
     "Record",
     "RecordMetadata",
     "RegistryError",
@@ -73,6 +76,7 @@ __all__ = [
     "SerializationError",
     "ServiceContract",
     "TopicContract",
+    "TransactionError",
     "Violation",
     "__version__",
     "acls",

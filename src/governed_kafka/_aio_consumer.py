@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import time
 import weakref
@@ -21,16 +20,19 @@ from types import TracebackType
 from typing import Final, TypeVar
 
 from . import profiles
+from ._aio_batches import TransactionalRun
 from ._aio_errors import not_started
+from ._aio_runs import Handler, Lane, Run, check_handler
 from ._aio_worker import Worker
 from ._config import GROUP_PROTOCOL, GroupProtocol, Overrides
 from ._consumer_base import ConsumerBase, ConsumerParts
-from ._handling import Handling, RunStats, RunSummary
+from ._handling import Handling, RunSummary
+from ._health import HealthWatch
 from ._options import DEFAULT_BATCH, DEFAULT_MAX_IN_FLIGHT, ConsumerOptions
 from ._records import Record
 from .commit import CommitStrategy
 from .contracts import Catalog
-from .errors import ClosedError, RetriesExhausted
+from .errors import ClosedError, ConfigError, ProducerFenced, RetriesExhausted
 from .health import DEFAULT_STALLED_AFTER_S, DEFAULT_WINDOW_S, HealthReport
 from .lag import LagReport
 from .registry import SchemaRegistry
@@ -41,9 +43,6 @@ __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_REVOKE_TIMEOUT_S", "AsyncGovernedCons
 _log = logging.getLogger("governed_kafka.aio")
 
 T = TypeVar("T")
-
-#: An async handler of one record.
-Handler = Callable[[Record], Awaitable[object]]
 
 #: Handlers ``run()`` lets run at once, across partitions.
 DEFAULT_CONCURRENCY: Final = 10
@@ -95,56 +94,6 @@ class _Extension:
 
     def before_lost(self, partitions: list[_Key]) -> None:
         self._before_lost(partitions)
-
-
-class _Lane:
-    """The records of one partition waiting for the handler, handled one at a time."""
-
-    __slots__ = ("records", "task")
-
-    def __init__(self) -> None:
-        self.records: deque[Record] = deque()
-        self.task: asyncio.Task[None] | None = None
-
-
-class _Run:
-    """The state of one ``run()`` call."""
-
-    def __init__(
-        self, handler: Handler, concurrency: int, limit: int | None, *, commit_each: bool
-    ) -> None:
-        self.handler = handler
-        #: Whether each record is committed before its partition's next one starts.
-        self.commit_each = commit_each
-        self.slots = asyncio.Semaphore(concurrency)
-        self.limit = limit
-        self.dispatched = 0
-        self.stats = RunStats()
-        self.finished = asyncio.Event()
-        self.halting = False
-        self.error: BaseException | None = None
-        self.done = asyncio.get_running_loop().create_future()
-
-    def fail(self, error: BaseException) -> None:
-        if self.error is None:
-            self.error = error
-        self.finished.set()
-
-    def handled(self) -> None:
-        self.stats.records += 1
-        if self.limit is not None and self.stats.records >= self.limit:
-            self.finished.set()
-
-
-def _check_handler(handler: object) -> None:
-    call = getattr(type(handler), "__call__", None)  # noqa: B004 - the class's, not the instance's
-    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call):
-        return
-    msg = (
-        f"handler must be an async function (async def handler(record): ...), got {handler!r}; "
-        "a blocking handler would stall the event loop"
-    )
-    raise TypeError(msg)
 
 
 class AsyncGovernedConsumer:
@@ -218,10 +167,10 @@ class AsyncGovernedConsumer:
         self._inbox: deque[Record] = deque()
         #: Records processed on the loop, to be marked by the worker thread.
         self._processed: deque[Record] = deque()
-        self._lanes: dict[_Key, _Lane] = {}
+        self._lanes: dict[_Key, Lane] = {}
         #: The record ``async for`` handed out last, until the loop asks for the next.
         self._current: Record | None = None
-        self._run: _Run | None = None
+        self._run: Run | None = None
         #: Whether the worker thread is inside a poll (a nested one must not start).
         self._polling = False
         self._settling: set[asyncio.Task[None]] = set()
@@ -257,6 +206,8 @@ class AsyncGovernedConsumer:
             try:
                 self._consumer = await asyncio.wrap_future(built)
                 self._parts = extension.parts
+                if self._parts is not None and self._parts.batches is not None:
+                    self._parts.batches.add_rewind_listener(self._inbox.clear)  # read again
             except BaseException:
                 worker.submit(close_if_built)
                 worker.stop()
@@ -322,13 +273,8 @@ class AsyncGovernedConsumer:
         self._polling = True
         try:
             self._apply_processed()
-            # A batch poll waits for a full batch or the whole timeout; ask for what is
-            # there, else wait for one record and take what arrived with it.
-            records = consumer.poll_batch(max_records=want, timeout=0)
-            if not records:
-                records = consumer.poll_batch(max_records=1, timeout=wait)
-                if records and want > 1:
-                    records += consumer.poll_batch(max_records=want - 1, timeout=0)
+            # What is queued, else one record within ``wait`` and what came with it.
+            records = consumer.poll_batch(max_records=want, timeout=wait)
             self._inbox.extend(records)
         finally:
             self._polling = False
@@ -455,7 +401,7 @@ class AsyncGovernedConsumer:
         records are not processed, so they are not committed; what was processed before
         is committed, and the cancelled records come first in the next run.
         """
-        _check_handler(handler)
+        check_handler(handler)
         if concurrency < 1:
             msg = f"concurrency must be >= 1, got {concurrency}"
             raise ValueError(msg)
@@ -463,9 +409,11 @@ class AsyncGovernedConsumer:
         if self._run is not None:
             msg = "run() is already running on this consumer"
             raise RuntimeError(msg)
+        if consumer.commit_strategy.commits_in_transactions:
+            return await self._run_in_transactions(handler, concurrency, max_records, timeout)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        run = self._run = _Run(
+        run = self._run = Run(
             handler,
             concurrency,
             max_records,
@@ -492,7 +440,61 @@ class AsyncGovernedConsumer:
             await self.close()
         return summary
 
-    async def _feed(self, run: _Run) -> None:
+    async def _run_in_transactions(
+        self, handler: Handler, concurrency: int, limit: int | None, timeout: float | None
+    ) -> RunSummary:
+        """``run()`` with ``CommitStrategy.transactional``: one batch at a time
+        (:mod:`governed_kafka._aio_batches`); a timeout or stop() ends it between batches."""
+        consumer, worker = self._running()
+        assert self._parts is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        run = self._run = Run(handler, concurrency, limit, commit_each=False)
+        batches = TransactionalRun(
+            consumer=consumer,
+            parts=self._parts,
+            worker=worker,
+            inbox=self._inbox,
+            attempt=self._attempt,
+            handler=handler,
+            concurrency=concurrency,
+            limit=limit,
+            stats=run.stats,
+            finished=run.finished,
+        )
+        timer = None if timeout is None else loop.call_later(timeout, run.finished.set)
+        fenced = False
+        try:
+            if self._stopping:
+                run.finished.set()
+            await batches.go()
+        except ProducerFenced:
+            fenced = self._stopping = True  # a zombie: leave the group to its successor
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            try:
+                reason = "close" if self._stopping else "routine"
+                await worker.call(functools.partial(self._commit_processed, reason))
+            finally:
+                self._run = None
+                run.done.set_result(None)
+                if fenced:
+                    await self.close()
+        if self._stopping:
+            await self.close()
+        return run.stats.summary(loop.time() - started)
+
+    def _refuse_in_transactions(self, what: str) -> None:
+        if self._running()[0].commit_strategy.commits_in_transactions:
+            msg = (
+                f"{what} does not read with CommitStrategy.transactional: its records would "
+                "commit while being handled; use run(), which commits between batches"
+            )
+            raise ConfigError(msg, key="commit")
+
+    async def _feed(self, run: Run) -> None:
         """Poll while the run lasts, and hand records to their partitions' lanes."""
         try:
             while not run.finished.is_set():
@@ -502,20 +504,20 @@ class AsyncGovernedConsumer:
         except Exception as error:
             run.fail(error)
 
-    def _dispatch(self, run: _Run) -> None:
+    def _dispatch(self, run: Run) -> None:
         inbox, lanes = self._inbox, self._lanes
         while inbox and not run.halting and (run.limit is None or run.dispatched < run.limit):
             record = inbox.popleft()
             key = (record.topic, record.partition)
             lane = lanes.get(key)
             if lane is None:
-                lane = lanes[key] = _Lane()
+                lane = lanes[key] = Lane()
             lane.records.append(record)
             run.dispatched += 1
             if lane.task is None:
                 lane.task = asyncio.get_running_loop().create_task(self._drive(key, lane, run))
 
-    async def _drive(self, key: _Key, lane: _Lane, run: _Run) -> None:
+    async def _drive(self, key: _Key, lane: Lane, run: Run) -> None:
         """Handle one partition's records in order, one at a time, while the run lasts."""
         records = lane.records
         try:
@@ -538,7 +540,7 @@ class AsyncGovernedConsumer:
             if not records and self._lanes.get(key) is lane:
                 del self._lanes[key]
 
-    async def _handle(self, run: _Run, record: Record) -> None:
+    async def _handle(self, run: Run, record: Record) -> None:
         consumer, worker = self._running()
         handling = self._handling()
         stats = run.stats
@@ -550,8 +552,7 @@ class AsyncGovernedConsumer:
             run.handled()
             return
         attempts = 1
-        assert self._parts is not None
-        watch = self._parts.watch
+        watch = self._watch()  # told which record this handler is on, for health
         watch.started(record)
         try:
             await self._attempt(run.handler, record, attempts)
@@ -573,13 +574,9 @@ class AsyncGovernedConsumer:
                     ),
                 )
             except RetriesExhausted as exhausted:
+                error, attempts = exhausted.error, exhausted.attempts
                 tiered = await worker.call(
-                    functools.partial(
-                        handling.dead_letter,
-                        record,
-                        exhausted.error,
-                        attempts=exhausted.attempts,
-                    )
+                    lambda: handling.dead_letter(record, error, attempts=attempts)
                 )
                 stats.tiered += tiered
                 stats.dead_lettered += not tiered
@@ -596,6 +593,10 @@ class AsyncGovernedConsumer:
         assert parts is not None
         return parts.handling
 
+    def _watch(self) -> HealthWatch:
+        self._running()  # refuses a consumer not started, or closed
+        return self._parts.watch  # type: ignore[union-attr]  # started: it has parts
+
     def health(
         self,
         *,
@@ -603,9 +604,8 @@ class AsyncGovernedConsumer:
         stalled_after_s: float = DEFAULT_STALLED_AFTER_S,
         stopped_after_s: float | None = None,
     ) -> HealthReport:
-        """This consumer's health (:meth:`GovernedConsumer.health`); no request is made,
-        so it may be called from any thread or a probe, without awaiting."""
-        return self._running()[0].health(
+        """:meth:`GovernedConsumer.health`: no request, so any thread, not awaited."""
+        return self._watch().report(
             window_s=window_s, stalled_after_s=stalled_after_s, stopped_after_s=stopped_after_s
         )
 
@@ -617,7 +617,7 @@ class AsyncGovernedConsumer:
         else:
             await handler(record)
 
-    async def _end(self, run: _Run, feeder: asyncio.Task[None], *, cancel_handlers: bool) -> None:
+    async def _end(self, run: Run, feeder: asyncio.Task[None], *, cancel_handlers: bool) -> None:
         """Finish a run: stop intake, let handlers finish (or cancel them), commit."""
         run.halting = True
         run.finished.set()
@@ -673,6 +673,7 @@ class AsyncGovernedConsumer:
         if self._run is not None:
             msg = "async for cannot read while run() is running on this consumer"
             raise RuntimeError(msg)
+        self._refuse_in_transactions("async for")
         current = self._current
         if current is not None:
             self._current = None
@@ -702,7 +703,7 @@ class AsyncGovernedConsumer:
 
         Each must come back through :meth:`mark_processed` once processed.
         """
-        self._running()
+        self._refuse_in_transactions("poll_batch()")
         if self._run is not None:
             msg = "poll_batch() cannot read while run() is running on this consumer"
             raise RuntimeError(msg)

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -24,11 +24,17 @@ from . import _kafka, profiles
 from ._aio_errors import not_started
 from ._config import Overrides
 from ._delivery import Delivery, not_queued
-from ._options import DEFAULT_MAX_BLOCK_S, DEFAULT_SKEW_POLICY, ProducerOptions
+from ._options import (
+    DEFAULT_MAX_BLOCK_S,
+    DEFAULT_SKEW_POLICY,
+    DEFAULT_TRANSACTION_INIT_TIMEOUT_S,
+    ProducerOptions,
+)
 from ._producer_base import ProducerBase, backpressure_timeout
 from ._routes import HeaderList, Headers
+from ._transactions import USER, Transactions
 from .contracts import Catalog
-from .errors import ClosedError, DeliveryError
+from .errors import ClosedError, ConfigError, DeliveryError, TransactionError
 from .producer import RecordMetadata
 from .registry import SchemaRegistry
 from .skew import SkewPolicy, SkewReport
@@ -224,6 +230,11 @@ class AsyncGovernedProducer:
     Use it from the event loop it was started on. Hooks run where the sync producer
     runs them: ``on_send`` on the loop, ``on_delivery`` where the delivery report is
     served (the producer's background thread, or the loop in passing every 64 sends).
+
+    With ``transactional_id=`` it is transactional like the sync producer:
+    ``async with producer.transaction():`` (commit and abort run in a thread, never on
+    the loop). For a consumer's ``CommitStrategy.transactional`` pass a
+    ``GovernedProducer``, with ``AsyncGovernedConsumer`` too.
     """
 
     def __init__(
@@ -240,9 +251,13 @@ class AsyncGovernedProducer:
         auto_register: bool = False,
         verify_topics: bool | None = None,
         skew: SkewPolicy | None = DEFAULT_SKEW_POLICY,
+        transactional_id: str | None = None,
+        transaction_init_timeout_s: float = DEFAULT_TRANSACTION_INIT_TIMEOUT_S,
     ) -> None:
         self.catalog = catalog
         self.service = service
+        #: The producer's transactional id (``None``: no transactions).
+        self.transactional_id = transactional_id
         self._options = ProducerOptions(
             service=service,
             bootstrap_servers=bootstrap_servers,
@@ -254,6 +269,8 @@ class AsyncGovernedProducer:
             auto_register=auto_register,
             verify_topics=verify_topics,
             skew=skew,
+            transactional_id=transactional_id,
+            transaction_init_timeout_s=transaction_init_timeout_s,
         )
         self._producer: ProducerBase | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -416,6 +433,60 @@ class AsyncGovernedProducer:
             if refusal is None:
                 raise
             held.not_queued(refusal)
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """``async with producer.transaction():`` begin a transaction; commit it when the
+        block ends (once every record sent in it is in librdkafka's queue); abort it when
+        an exception leaves the block, then re-raise the exception.
+
+        Records of an aborted block still waiting for room in the local queue are
+        withdrawn (their futures fail). Raises what ``GovernedProducer.transaction()``
+        raises: :class:`~governed_kafka.errors.ConfigError` without ``transactional_id``,
+        :class:`~governed_kafka.errors.TransactionError` (``aborted`` set) when the
+        commit had to abort, :class:`~governed_kafka.errors.ProducerFenced` when fenced.
+        """
+        transactions = self._transactions()
+        transactions.begin(USER)
+        try:
+            yield
+        except BaseException as exc:
+            self._withdraw_backlog(exc)
+            if transactions.open and transactions.owner == USER:
+                try:
+                    await asyncio.to_thread(transactions.abort, USER, reason="user", error=exc)
+                except TransactionError as failed:
+                    _log.error("aborting after %r failed too: %s", exc, failed)
+            raise
+        drainer = self._drainer
+        if drainer is not None:
+            await asyncio.wait({drainer})
+        await asyncio.to_thread(transactions.commit, USER, reason="user")
+
+    def _transactions(self) -> Transactions:
+        transactions = self._running().transactions
+        if transactions is None:
+            msg = (
+                f"producer for service {self.service!r} has no transactional_id: pass "
+                "transactional_id= to its constructor to run transactions"
+            )
+            raise ConfigError(msg, key="transactional.id")
+        return transactions
+
+    def _withdraw_backlog(self, cause: BaseException) -> None:
+        """The transaction is aborted: records still waiting for room never join it."""
+        drainer = self._drainer
+        if drainer is not None:
+            drainer.cancel()
+        while self._backlog:
+            held = self._backlog.popleft()
+            withdrawn = (
+                f"record for {held.topic!r} withdrawn before it was queued: its transaction "
+                f"was aborted ({type(cause).__name__})"
+            )
+            held.not_queued(DeliveryError(withdrawn, topic=held.topic, code="CANCELLED"))
 
     # ------------------------------------------------------------------ lifecycle
 

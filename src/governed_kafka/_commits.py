@@ -7,6 +7,11 @@ synchronously on revoke, close and ``commit()``), tells the book what was commit
 and tells the ``on_commit`` hooks how each commit went and how long it took.
 Asynchronous commits are answered by a later poll (:meth:`Commits.answered`); the
 positions of one that failed are committed again next time.
+
+A transactional strategy commits differently: the strategy says so
+(``commits_in_transactions``) and each commit is a commit of the batch's transaction,
+the offsets sent to it (:mod:`governed_kafka._batch_transactions`); the hooks see it as
+a synchronous commit.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from . import _kafka
+from ._batch_transactions import BatchTransactions
 from ._offsets import OffsetBook
 from .commit import CommitStrategy
-from .errors import BrokerError
+from .errors import BrokerError, TransactionError
 from .hooks import CommitDetails, HookChain
 
 __all__ = ["Commits"]
@@ -45,9 +51,12 @@ class Commits:
         *,
         group_id: str,
         client_id: str,
+        batches: BatchTransactions | None = None,
     ) -> None:
         self._book = book
         self.strategy = strategy
+        #: The batches' transactions, when the strategy commits in transactions.
+        self.batches = batches
         self._hooks = hooks
         self.group_id = group_id
         self.client_id = client_id
@@ -61,9 +70,16 @@ class Commits:
     def bind(self, client: _kafka.ConsumerClient) -> None:
         """Commit through ``client``."""
         self._client = client
+        if self.batches is not None:
+            self.batches.bind(client)
 
     def if_due(self) -> None:
-        """Make a routine commit if the strategy says one is due."""
+        """Make a routine commit if the strategy says one is due (a doomed transaction is
+        aborted at once)."""
+        batches = self.batches
+        if batches is not None and batches.doomed is not None:
+            batches.abort("handler-error", batches.doomed)
+            return
         book = self._book
         if self.strategy.due(book.processed_since_commit, time.monotonic() - book.last_commit):
             self.commit("routine", synchronous=self.strategy.synchronous)
@@ -84,6 +100,9 @@ class Commits:
         """
         if self.before_commit is not None:
             self.before_commit()
+        if self.batches is not None:
+            self._commit_transaction(reason, going=only or (), raise_errors=raise_errors)
+            return
         committed = self._book.to_commit(only)
         if not committed:
             return
@@ -106,6 +125,34 @@ class Commits:
             if raise_errors:
                 raise error
             _log.warning("%s; the processed records will be replayed if this is not retried", error)
+
+    def _commit_transaction(
+        self, reason: str, *, going: Iterable[tuple[str, int]], raise_errors: bool
+    ) -> None:
+        """Commit the batch's transaction, its offsets sent to it; ``going`` are revoked."""
+        assert self.batches is not None
+        started = time.monotonic()
+        try:
+            done = self.batches.commit(reason, going=going)
+        except TransactionError as failed:
+            self._told((), reason, True, time.monotonic() - started, failed)
+            raise
+        if done is None:
+            return
+        committed, error = done
+        self._told(committed, reason, True, time.monotonic() - started, error)
+        if error is not None and raise_errors:
+            raise error
+
+    def lost(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """``partitions`` were lost: a transactional consumer aborts its open transaction."""
+        if self.batches is not None:
+            self.batches.dropped(partitions, lost=True)
+
+    def revoked(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """``partitions`` were revoked, after their commit."""
+        if self.batches is not None:
+            self.batches.dropped(partitions, lost=False)
 
     def _await(self, committed: _kafka.Offsets, reason: str, started: float) -> None:
         """Remember an asynchronous commit until its answer is served, to time it."""

@@ -35,8 +35,11 @@ __all__ = [
     "GROUP_PROTOCOL",
     "ISOLATION_LEVEL",
     "MAX_IN_FLIGHT",
+    "MAX_TRANSACTION_TIMEOUT_MS",
+    "MIN_TRANSACTION_TIMEOUT_MS",
     "PARTITIONER",
     "REDACTED",
+    "TRANSACTION_TIMEOUT_MS",
     "GroupProtocol",
     "Overrides",
     "admin_config",
@@ -113,6 +116,29 @@ _CLASSIC_ONLY: Final[Mapping[str, str]] = {
 }
 
 _INT32_MAX = 2_147_483_647
+
+#: ``transaction.timeout.ms=60000``: how long the transaction coordinator lets a
+#: transaction stay open before it aborts it (librdkafka's and the Java client's
+#: default). It bounds how long a crashed producer's open transaction holds back
+#: ``read_committed`` readers when no successor with the same transactional id fences it.
+TRANSACTION_TIMEOUT_MS: Final = 60_000
+
+#: The shortest ``transaction.timeout.ms`` a transactional producer may set: below a
+#: second, an ordinary batch and its commit cannot fit in one transaction.
+MIN_TRANSACTION_TIMEOUT_MS: Final = 1_000
+
+#: The longest ``transaction.timeout.ms`` a transactional producer may set: the
+#: brokers' default ``transaction.max.timeout.ms`` (15 minutes), above which they refuse
+#: ``init_transactions`` with INVALID_TRANSACTION_TIMEOUT.
+MAX_TRANSACTION_TIMEOUT_MS: Final = 900_000
+
+#: Keys librdkafka requires to stay within the transaction timeout when set explicitly,
+#: and the margin each needs below it.
+_WITHIN_TRANSACTION_TIMEOUT: Final[Mapping[str, int]] = {
+    "delivery.timeout.ms": 0,
+    "message.timeout.ms": 0,
+    "socket.timeout.ms": 100,
+}
 
 #: What a secret's value is shown as, wherever a configuration is shown (librdkafka's word).
 REDACTED: Final = "[redacted]"
@@ -211,12 +237,6 @@ _PRODUCER_RULES: tuple[_Rule, ...] = (
         "retries are bounded by delivery.timeout.ms instead; set that to limit delivery time",
         lambda v: v == str(_INT32_MAX),
     ),
-    _Rule(
-        ("transactional.id",),
-        "cannot be set",
-        "GovernedProducer does not run transactions; a transactional id would fence it",
-        lambda v: False,
-    ),
 )
 
 _CONSUMER_RULES: tuple[_Rule, ...] = (
@@ -246,6 +266,10 @@ _OWNED: dict[str, str] = {
     "metadata.broker.list": "pass bootstrap_servers= to the constructor",
     "group.id": "pass group_id= to the constructor",
     "group.protocol": "pass group_protocol= to the constructor",
+    "transactional.id": (
+        "pass transactional_id= to the producer's constructor, which initializes the "
+        "transactions and checks the id against the service's contract"
+    ),
     "enable.partition.eof": "the consumer manages end-of-partition events itself",
     "on_delivery": "use the DeliveryFuture returned by send(), or a hook",
     "dr_cb": "use the DeliveryFuture returned by send(), or a hook",
@@ -411,20 +435,83 @@ GOVERNED_CONSUMER: Final[Mapping[str, Scalar]] = {
 }
 
 
+def _check_transaction_timeout(
+    checked: Mapping[str, Setting], transactional_id: str | None
+) -> int | None:
+    """The ``transaction.timeout.ms`` the overrides set, checked; ``None`` when unset.
+
+    It is accepted only from a transactional producer, between
+    :data:`MIN_TRANSACTION_TIMEOUT_MS` and :data:`MAX_TRANSACTION_TIMEOUT_MS`, and with
+    the delivery and socket timeouts set explicitly within it (librdkafka's rule).
+    """
+    key = "transaction.timeout.ms"
+    if key not in checked:
+        return None
+    value = checked[key]
+    if transactional_id is None:
+        msg = (
+            f"override {key}={value!r} is refused: it applies to transactional producers "
+            "only; pass transactional_id= to run transactions"
+        )
+        raise ConfigError(msg, key=key, value=value)
+    text = _text(value)
+    if not _is_int_between(MIN_TRANSACTION_TIMEOUT_MS, MAX_TRANSACTION_TIMEOUT_MS)(text):
+        msg = (
+            f"override {key}={value!r} is refused: {key} must be between "
+            f"{MIN_TRANSACTION_TIMEOUT_MS} and {MAX_TRANSACTION_TIMEOUT_MS} (the brokers' "
+            "default transaction.max.timeout.ms); shorter transactions cannot hold a batch "
+            "and its commit, longer ones are refused by the brokers"
+        )
+        raise ConfigError(msg, key=key, value=value)
+    return int(text)
+
+
+def _check_within_transaction_timeout(config: Mapping[str, Setting], timeout_ms: int) -> None:
+    for key, margin in _WITHIN_TRANSACTION_TIMEOUT.items():
+        if key not in config:
+            continue
+        value = config[key]
+        try:
+            within = int(_text(value)) <= timeout_ms - margin
+        except ValueError:
+            continue  # librdkafka names the malformed value itself
+        if not within:
+            below = f"at least {margin} ms below" if margin else "at most"
+            msg = (
+                f"override {key}={value!r} is refused: a transactional producer needs it "
+                f"{below} transaction.timeout.ms ({timeout_ms}), or a record could outlive "
+                "the transaction that holds it"
+            )
+            raise ConfigError(msg, key=key, value=value)
+
+
 def producer_config(
     *,
     bootstrap_servers: str | list[str] | tuple[str, ...],
     client_id: str,
     profile: Profile,
     overrides: Overrides | None,
+    transactional_id: str | None = None,
 ) -> dict[str, Setting]:
-    """Build a governed producer's librdkafka configuration."""
+    """Build a governed producer's librdkafka configuration.
+
+    With ``transactional_id`` the producer is transactional: ``transactional.id`` is
+    set from it and ``transaction.timeout.ms`` is governed (default
+    :data:`TRANSACTION_TIMEOUT_MS`, an override checked against its bounds).
+    """
     config: dict[str, Setting] = {
         "bootstrap.servers": bootstrap(bootstrap_servers),
         "client.id": client_id,
     }
     config.update(profile.to_librdkafka())
-    config.update(check_producer_overrides(overrides))
+    checked = check_producer_overrides(overrides)
+    timeout_ms = _check_transaction_timeout(checked, transactional_id)
+    config.update(checked)
+    if transactional_id is not None:
+        timeout_ms = TRANSACTION_TIMEOUT_MS if timeout_ms is None else timeout_ms
+        _check_within_transaction_timeout(checked, timeout_ms)
+        config["transactional.id"] = transactional_id
+        config["transaction.timeout.ms"] = timeout_ms
     config.update(GOVERNED_PRODUCER)
     return config
 

@@ -6,50 +6,48 @@ librdkafka's consumer (``governed_kafka._kafka.ConsumerClient``, which builds ea
 :class:`~governed_kafka._records.Record`), keeps their offsets in its offset book
 (:mod:`governed_kafka._offsets`), commits per its strategy (:mod:`governed_kafka._commits`),
 and hands failing records to its handling (:mod:`governed_kafka._handling`): retries,
-then the dead-letter topic (:mod:`governed_kafka._dead_letters`). ``GovernedConsumer``
-is this class with the public, keyword-typed constructor.
+retry tiers (:mod:`governed_kafka._tiers`), the dead letters. Its watch
+(:mod:`governed_kafka._health`) reports slow handlers and judges its health.
 
-One named extension point: a :class:`ConsumerExtension`, given at construction, is
-handed the consumer's :class:`ConsumerParts` and told of each rebalance before the
-consumer applies it. The asyncio consumer uses it to let the event loop finish (or
-cancel) the handlers of partitions that go, and to handle records on the loop.
+One extension point: a :class:`ConsumerExtension` is handed the :class:`ConsumerParts`
+and told of each rebalance first (the asyncio consumer's side of it).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, Literal, Protocol
-
-import attrs
+from typing import Any, Final, Literal
 
 from . import _config, _gate, _kafka
+from ._batch_transactions import BatchTransactions, Rewind
 from ._commits import Commits
+from ._consumer_parts import ConsumerExtension, ConsumerParts
 from ._dead_letters import DeadLetters
 from ._handling import Handling, RunStats, RunSummary
 from ._health import HealthWatch
 from ._offsets import OffsetBook, PartitionOffsets
 from ._options import DEFAULT_BATCH, ConsumerOptions
 from ._records import Record, Topic
-from ._tiers import Tiers, keep_lanes
+from ._tiers import Tiers, keep_lanes, read_tiers
 from .contracts import Catalog, TopicContract
 from .errors import (
     BrokerError,
     ClosedError,
     ConfigError,
     GovernanceViolation,
+    ProducerFenced,
 )
-from .health import DEFAULT_STALLED_AFTER_S, DEFAULT_WINDOW_S, HealthReport
 from .hooks import (
     BackpressureDetails,
     ConsumeDetails,
     HookChain,
     RebalanceDetails,
 )
-from .lag import LagReport, PartitionLag
+from .lag import LagReport
 from .registry import LocalSchemaRegistry
 
 __all__ = ["CLOSE_TIMEOUT_S", "ConsumerBase", "ConsumerExtension", "ConsumerParts"]
@@ -71,38 +69,6 @@ _DEFAULT_MAX_POLL_INTERVAL_MS: Final = 300_000
 _CLOCK_MASK: Final = 63
 
 Key = tuple[str, int]
-
-
-@attrs.frozen
-class ConsumerParts:
-    """What a :class:`ConsumerBase` hands its extension: how records are handled and
-    committed, the same objects the consumer itself uses."""
-
-    handling: Handling
-    commits: Commits
-    #: The health watch (the asyncio consumer tells it which record each handler is on).
-    watch: HealthWatch
-
-
-class ConsumerExtension(Protocol):
-    """What extends a consumer (the asyncio consumer's side of it).
-
-    :meth:`attached` is called once, at the end of construction; the ``before_*``
-    calls come inside the rebalance callbacks, on the consumer's thread, before the
-    consumer commits (revoke) and forgets the partitions.
-    """
-
-    def attached(self, parts: ConsumerParts) -> None:
-        """The consumer is built: these are its parts."""
-        ...
-
-    def before_revoke(self, partitions: list[Key]) -> None:
-        """``partitions`` are revoked: finish their work, they are committed next."""
-        ...
-
-    def before_lost(self, partitions: list[Key]) -> None:
-        """``partitions`` were lost (the session expired): drop their work."""
-        ...
 
 
 class ConsumerBase:
@@ -136,12 +102,7 @@ class ConsumerBase:
         self._hooks = HookChain(options.hooks)
         self._check_group_id()
         self._topics = self._resolve_topics(options)
-        sources = [t.contract for t in self._topics.values()]
-        sources = [c for c in sources if c.retry_topics or c.ordering == "key"]
-        for contract in sources:  # the tiers are read too, their values as their source's
-            for tier in contract.retry_topics:
-                self._topics[tier] = Topic(self._contract_for(tier), None)
-                self._topics[tier].decode = self._topics[contract.name].decode
+        sources = read_tiers(self._topics, self._contract_for)
         self._dead_letters = DeadLetters(
             catalog,
             {name: topic.contract for name, topic in self._topics.items()},
@@ -161,20 +122,11 @@ class ConsumerBase:
             group_protocol=options.group_protocol,
             client_rack=options.client_rack,
         )
-        if any(c.ordering == "key" for c in sources):
-            keep_lanes(self._config, dict(options.overrides or {}))
+        keep_lanes(sources, self._config, dict(options.overrides or {}))
         self._max_poll_interval_s = (
             int(str(self._config.get("max.poll.interval.ms", _DEFAULT_MAX_POLL_INTERVAL_MS))) / 1000
         )
-        worst = self.retry.worst_case_wait_s()
-        if worst >= self._max_poll_interval_s / 2:
-            msg = (
-                f"retry policy may wait {worst:.1f} s on one record, which is not well under "
-                f"max.poll.interval.ms ({self._max_poll_interval_s:.0f} s): the group would "
-                "evict this consumer mid-retry; lower the backoff or attempts, or raise "
-                "max.poll.interval.ms"
-            )
-            raise ConfigError(msg, key="max.poll.interval.ms", value=self._max_poll_interval_s)
+        self.retry.check_fits(self._max_poll_interval_s)
 
         self._verify_live_topics(options.verify_topics)
 
@@ -189,18 +141,15 @@ class ConsumerBase:
         #: The assignment, for readers on other threads (replaced at each rebalance).
         self._assignment: tuple[Key, ...] = ()
         self.client_id = str(self._config["client.id"])
-        self._tiers = (
-            Tiers(
-                catalog,
-                sources,
-                dead_letters=self._dead_letters,
-                group_id=group_id,
-                connection=_config.shared_connection(self._config),
-                pause=lambda keys: self._consumer.pause(keys),  # noqa: PLW0108 - made below
-                resume=lambda keys: None if self._paused else self._consumer.resume(keys),
-            )
-            if sources
-            else None
+        self._batches = self._transactional_batches()
+        self._tiers = Tiers.of(
+            catalog,
+            sources,
+            dead_letters=self._dead_letters,
+            config=self._config,
+            transactional=self._batches is not None,
+            pause=lambda keys: self._consumer.pause(keys),  # noqa: PLW0108 - made below
+            resume=lambda keys: None if self._paused else self._consumer.resume(keys),
         )
         self._handling = Handling(
             hooks=self._hooks,
@@ -209,6 +158,7 @@ class ConsumerBase:
             group_id=group_id,
             client_id=self.client_id,
             tiers=self._tiers,
+            batches=self._batches,
         )
         self._commits = Commits(
             self._book,
@@ -216,6 +166,7 @@ class ConsumerBase:
             self._hooks,
             group_id=group_id,
             client_id=self.client_id,
+            batches=self._batches,
         )
         declared = self.catalog.service(self.service)
         self._consumer = _kafka.ConsumerClient(
@@ -236,24 +187,35 @@ class ConsumerBase:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        self._watch = HealthWatch(
-            group_id=group_id,
-            max_poll_interval_s=self._max_poll_interval_s,
-            hooks=self._hooks,
-            book=self._book,
-            last_poll=lambda: self._last_poll,
-            current=lambda: self._current,
-            high_watermark=self._consumer.fetched_high_watermark,
-            closed=lambda: self._closed,
-            tiers=self._tiers,
-        )
+        self._watch = HealthWatch.of(self)
         self._watch.start()
         if extension is not None:
             extension.attached(
-                ConsumerParts(handling=self._handling, commits=self._commits, watch=self._watch)
+                ConsumerParts(
+                    handling=self._handling,
+                    commits=self._commits,
+                    watch=self._watch,
+                    batches=self._batches,
+                )
             )
 
     # ------------------------------------------------------------ construction
+
+    def _transactional_batches(self) -> BatchTransactions | None:
+        """The batches' transactions, when the strategy commits in transactions."""
+        strategy = self.commit_strategy
+        if not strategy.commits_in_transactions:
+            return None
+        producer = strategy.producer
+        assert producer is not None
+        self._dead_letters.send_through(producer)
+        return BatchTransactions(
+            producer.transactions,  # type: ignore[arg-type]  # checked by the factory
+            self._book,
+            self.retry,
+            group_id=self.group_id,
+            on_rewind=self._read_again,
+        )
 
     def _resolve_topics(self, options: ConsumerOptions) -> dict[str, Topic]:
         contracts = [self._contract_for(name) for name in options.topics]
@@ -284,10 +246,10 @@ class ConsumerBase:
         _gate.verify_topics(self.catalog, self._config, **self._gate_scope())
 
     def _gate_scope(self) -> dict[str, Any]:
-        dead_letters = [t.contract.dead_letter_topic for t in self._topics.values()]
-        dead_letters += [
-            t for c in self._topics.values() for t in c.contract.retry_topics
-        ]  # written to, like the dead letters
+        contracts = [t.contract for t in self._topics.values()]  # tiers: written to too
+        dead_letters = [c.dead_letter_topic for c in contracts] + [
+            t for c in contracts for t in c.retry_topics
+        ]
         return {
             "service": self.service,
             "group": self.group_id,
@@ -336,12 +298,14 @@ class ConsumerBase:
         if self._extension is not None:
             self._extension.before_revoke(partitions)
         self._commits.commit("revoke", only=partitions, synchronous=True)
+        self._commits.revoked(partitions)
         self._drop(partitions)
         self._rebalanced("revoke", partitions)
 
     def _on_lost(self, partitions: list[Key]) -> None:
         if self._extension is not None:
             self._extension.before_lost(partitions)
+        self._commits.lost(partitions)
         self._drop(partitions)  # another member may own them already: committing would be a lie
         _log.warning(
             "group %r: %d partitions lost (session expired); their uncommitted work will "
@@ -356,8 +320,10 @@ class ConsumerBase:
         self._book.drop(gone)
         if self._tiers is not None:
             self._tiers.dropped(gone)
-        if self._buffer:
-            self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in gone)
+        if self._buffer:  # in place: the buffer is shared (a rewind clears it)
+            kept = [r for r in self._buffer if (r.topic, r.partition) not in gone]
+            self._buffer.clear()
+            self._buffer.extend(kept)
 
     def _rebalanced(self, kind: Literal["assign", "revoke", "lost"], partitions: list[Key]) -> None:
         self._assignment = tuple(sorted(self._book.keys()))
@@ -387,13 +353,16 @@ class ConsumerBase:
         self._commits.if_due()
         self._undecodable = 0
         if self._buffer:
-            return [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
-        if self._tiers is not None:  # the poll waits no longer than the first due head
-            due = self._tiers.due_in()
-            timeout = timeout if due is None else min(timeout, due)
-        records = self._fetch(max_records, timeout, in_order=in_order)
-        if not self._paused and self._book.held() > self.max_in_flight:
-            self._pause()
+            records = [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
+        else:
+            if self._tiers is not None:  # the poll waits no longer than the first due head
+                due = self._tiers.due_in()
+                timeout = timeout if due is None else min(timeout, due)
+            records = self._fetch(max_records, timeout, in_order=in_order)
+            if not self._paused and self._book.held() > self.max_in_flight:
+                self._pause()
+        if self._batches is not None and records:
+            self._batches.delivered(records)  # a transaction is open for their sends
         return records
 
     def _fetch(self, max_records: int, timeout: float, *, in_order: bool) -> list[Record]:
@@ -403,16 +372,22 @@ class ConsumerBase:
         processed at once) and left out.
         """
         rejected: _kafka.Rejected = []
-        book = self._book
-        records = self._consumer.read(
-            max_records, timeout, book.lanes(self._decoders, in_order=in_order), rejected
-        )
+        book, batches = self._book, self._batches
+        if batches is not None:
+            batches.reading()  # a rebalance inside the read may rewind
+        lanes = book.lanes(self._decoders, in_order=in_order)
+        records = self._consumer.read(max_records, timeout, lanes, rejected)
+        if batches is not None:
+            records = batches.read_settled(records, rejected)
         self._last_poll = time.monotonic()
         if self._tiers is not None:  # tier records not due are held, their partition paused
             records = self._tiers.release() + self._tiers.sift(records)
             self._tiers.crowding()
         if rejected:
             book.taken(len(records) + len(rejected))
+            if batches is not None:  # dead letters go into the open transaction
+                batches.delivered(r for r, _ in rejected)
+                batches.delivered(records)
             for record, error in rejected:
                 key = (record.topic, record.partition)
                 book.hold(key, record.offset)  # uncommitted until it is dead-lettered
@@ -426,10 +401,9 @@ class ConsumerBase:
         return records
 
     def _consumed(self, records: list[Record]) -> None:
-        """Tell the ``on_consume`` hooks of a batch, with the lag of each of its partitions."""
-        counts: dict[Key, int] = {}
-        for r in records:
-            counts[r.topic, r.partition] = counts.get((r.topic, r.partition), 0) + 1
+        """Tell the ``on_consume`` hooks of a batch, with the lag of each of its partitions
+        as of the latest fetch response (no request is made)."""
+        counts = Counter((r.topic, r.partition) for r in records)
         assert self._hooks.consume is not None
         self._hooks.consume(
             ConsumeDetails(
@@ -437,19 +411,11 @@ class ConsumerBase:
                 count=len(records),
                 partitions=tuple((t, p, n) for (t, p), n in counts.items()),
                 client_id=self.client_id,
-                lag=tuple(self._fetched_lag(key) for key in counts),
+                lag=tuple(
+                    self._book.lag(key, self._consumer.fetched_high_watermark(key))
+                    for key in counts
+                ),
             )
-        )
-
-    def _fetched_lag(self, key: Key) -> PartitionLag:
-        """Offsets of a partition as of the latest fetch response; no request is made."""
-        offsets = self._book.get(key)
-        return PartitionLag(
-            topic=key[0],
-            partition=key[1],
-            high_watermark=self._consumer.fetched_high_watermark(key),
-            committed=offsets.committed if offsets is not None else None,
-            processed=offsets.position if offsets is not None else None,
         )
 
     def mark_processed(self, record: Record) -> None:
@@ -493,8 +459,15 @@ class ConsumerBase:
 
         A failing batch is retried whole; if it still fails, its records are handed to
         the handler one at a time so that only the records that fail alone are
-        dead-lettered.
+        dead-lettered. Not with ``CommitStrategy.transactional`` (``ConfigError``): a
+        failing batch's sends are aborted with it, use :meth:`run`.
         """
+        if self._batches is not None:
+            msg = (
+                "run_batches() does not run with CommitStrategy.transactional: a failed "
+                "batch is aborted and read again record by record; use run()"
+            )
+            raise ConfigError(msg, key="commit")
         return self._run(
             handler, batch=True, max_records=max_records, timeout=timeout, max_batch=max_batch
         )
@@ -512,6 +485,7 @@ class ConsumerBase:
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         stats = RunStats()
+        fenced: ProducerFenced | None = None
         try:
             while not self._stopping:
                 left = None if max_records is None else max_records - stats.records
@@ -527,18 +501,20 @@ class ConsumerBase:
                 # Records the poll could not decode were dead-lettered there: handled too.
                 stats.records += self._undecodable
                 stats.dead_lettered += self._undecodable
-                if not records:
-                    continue
-                if batch:
-                    self._handle_batch(handler, records, stats)
-                else:
-                    self._handle_in_order(handler, records, stats, deadline)
+                if records:
+                    self._handle(handler, records, stats, batch=batch, deadline=deadline)
+        except ProducerFenced as exc:
+            fenced = exc
+            raise
         finally:
             # Whatever ended the loop, what was processed is committed before returning,
             # unless the application commits for itself (manual).
             if self._stopping or self.commit_strategy.commits_when_run_ends:
                 reason = "close" if self._stopping else "routine"
                 self._commits.commit(reason, synchronous=True)
+            if fenced is not None:  # a zombie: leave the group to the producer that took over
+                _log.error("group %r stops: %s", self.group_id, fenced)
+                self.close()
         summary = stats.summary(time.monotonic() - started)
         if self._stopping:
             self.close()
@@ -564,7 +540,7 @@ class ConsumerBase:
         every = strategy.settle_every
         interval = strategy.max_interval_s
         handling = self._handling
-        hooked = handling.hooked
+        hooked = handling.guarded
         handled = done = 0
         last_topic: str | None = None
         last_partition = -1
@@ -601,6 +577,36 @@ class ConsumerBase:
             self._current = None
             stats.records += handled
             self._settled(done)
+
+    def _handle(
+        self,
+        handler: Callable[[Any], object],
+        records: list[Record],
+        stats: RunStats,
+        *,
+        batch: bool,
+        deadline: float | None,
+    ) -> None:
+        try:
+            if batch:
+                self._handle_batch(handler, records, stats)
+            else:
+                self._handle_in_order(handler, records, stats, deadline)
+        except Rewind as rewind:
+            self._rewound(rewind, stats)
+
+    def _rewound(self, rewind: Rewind, stats: RunStats) -> None:
+        """A handler failed in a transaction: abort it, read again after the backoff."""
+        assert self._batches is not None
+        records, dead_letters = self._batches.recover(rewind, lambda: self._stopping)
+        stats.records -= records
+        stats.dead_lettered -= dead_letters
+
+    def _read_again(self) -> None:
+        """A rewind: records read and not handled are read again; intake resumes."""
+        self._buffer.clear()
+        if self._paused:
+            self._resume()
 
     def _defer(self, records: list[Record]) -> None:
         """Keep records fetched but not handled for the next ``run()`` or ``poll_batch()``.
@@ -693,22 +699,6 @@ class ConsumerBase:
         """Records delivered to the application and not yet processed."""
         return self._book.in_flight
 
-    def health(
-        self,
-        *,
-        window_s: float = DEFAULT_WINDOW_S,
-        stalled_after_s: float = DEFAULT_STALLED_AFTER_S,
-        stopped_after_s: float | None = None,
-    ) -> HealthReport:
-        """This consumer's health per partition and overall (:mod:`governed_kafka.health`).
-
-        Judged from what the consumer itself saw over the last ``window_s`` seconds; no
-        request is made, so it is cheap enough for every probe and safe from any thread.
-        """
-        return self._watch.report(
-            window_s=window_s, stalled_after_s=stalled_after_s, stopped_after_s=stopped_after_s
-        )
-
     # ------------------------------------------------------------ lag
 
     def lag(self, *, timeout: float = 10.0) -> LagReport:
@@ -720,22 +710,14 @@ class ConsumerBase:
         """
         self._check_open()
         assigned = self._book.keys()
-        if not assigned:
-            return LagReport(self.group_id, ())
-        committed = self._consumer.committed(assigned, timeout=timeout)
-        entries = []
-        for key in assigned:
-            offsets = self._book.get(key)
-            entries.append(
-                PartitionLag(
-                    topic=key[0],
-                    partition=key[1],
-                    high_watermark=self._consumer.high_watermark(key, timeout=timeout),
-                    committed=committed.get(key),
-                    processed=offsets.position if offsets is not None else None,
-                )
-            )
-        return LagReport(self.group_id, tuple(entries))
+        committed = self._consumer.committed(assigned, timeout=timeout) if assigned else {}
+        return LagReport(
+            self.group_id,
+            tuple(
+                self._book.lag(key, self._consumer.high_watermark(key, timeout=timeout), committed)
+                for key in assigned
+            ),
+        )
 
     # ------------------------------------------------------------ lifecycle
 

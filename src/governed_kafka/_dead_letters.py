@@ -6,13 +6,17 @@ consumer's own service (so the dead-letter topic's contract holds there too), wi
 headers naming the error, the original topic, partition, offset and timestamp, the
 attempts made and the consumer. A topic without dead-letter topic stops the consumer
 instead: skipping the record would lose it.
+
+A transactional consumer publishes its dead letters through its transactional producer
+(:meth:`DeadLetters.send_through`), inside the batch's transaction: a dead letter is
+visible exactly when the offset it stands for is committed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from . import _config
 from ._config import Overrides
@@ -23,6 +27,9 @@ from .errors import GovernanceViolation
 from .hooks import DeadLetterDetails, HookChain
 from .producer import GovernedProducer
 from .registry import SchemaRegistry
+
+if TYPE_CHECKING:
+    from ._producer_base import ProducerBase
 
 __all__ = ["DEAD_LETTER_HEADERS", "DeadLetters"]
 
@@ -74,7 +81,9 @@ class DeadLetters:
         self._overrides = dict(overrides or {})
         self._registry = registry
         self._hooks = hooks
-        self._producer: GovernedProducer | None = None
+        self._producer: ProducerBase | None = None
+        #: Whether dead letters go into the transactions of the application's producer.
+        self._transactional = False
         for contract in contracts.values():
             self._check_rights(contract)
 
@@ -138,13 +147,15 @@ class DeadLetters:
                 msg, rule="dead-letter.missing", topic=topic, field="dead_letter_topic"
             ) from error
         dlq_contract = self.catalog.topic(dlq)
-        self.sender().send_and_wait(
+        sent = self._sender().send(
             dlq,
             record.raw_value if record.raw_value is not None else b"",
             key=None if dlq_contract.key == "forbidden" else record.raw_key,
             headers=self._headers(record, error, attempts, (topic, at, offset)) + list(extra),
             partition=partition,
         )
+        if not self._transactional:  # else the transaction's commit delivers it, or aborts
+            sent.result()
         _log.warning("dead-lettered %s to %s after %d attempts: %s", where, dlq, attempts, error)
         if self._hooks.dead_letter is not None:
             self._hooks.dead_letter(
@@ -191,8 +202,32 @@ class DeadLetters:
         ]
         return letter
 
-    def sender(self) -> GovernedProducer:
-        """The governed producer of the consumer's service (made at its first use)."""
+    def send_through(self, producer: ProducerBase) -> None:
+        """Publish through ``producer``, the transactional producer of a transactional
+        consumer: each dead letter joins the open transaction."""
+        for contract in self._contracts.values():
+            dlq = contract.dead_letter_topic
+            if dlq is not None and producer.service not in self.catalog.topic(dlq).producers:
+                msg = (
+                    f"the transactional producer of service {producer.service!r} publishes "
+                    f"the dead letters of {contract.name!r}, but is not a producer of its "
+                    f"dead-letter topic {dlq!r}: add it to that contract's producers"
+                )
+                raise GovernanceViolation(
+                    msg,
+                    rule="dead-letter.not-producer",
+                    topic=dlq,
+                    field="producers",
+                    value=producer.service,
+                )
+        self._producer = producer
+        self._transactional = True
+
+    def sender(self) -> ProducerBase:
+        """The producer dead letters (and retry tiers' records) go through."""
+        return self._sender()
+
+    def _sender(self) -> ProducerBase:
         if self._producer is None:
             shared = _config.shared_connection(self._overrides)
             shared.pop("client.id", None)
@@ -207,6 +242,7 @@ class DeadLetters:
         return self._producer
 
     def close(self) -> None:
-        """Deliver what was published and release the producer, if there is one."""
-        if self._producer is not None:
+        """Deliver what was published and release the producer, if this owns one (the
+        application closes its own transactional producer)."""
+        if self._producer is not None and not self._transactional:
             self._producer.close()

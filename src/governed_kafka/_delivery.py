@@ -54,6 +54,9 @@ _MAX_KEPT_FAILURES: Final = 1000
 #: ... and how many bytes of their keys at most (values are never kept).
 _MAX_KEPT_FAILURE_BYTES: Final = 4 * 1024 * 1024
 
+#: How many failed records of one transaction its failed commit names, at most.
+_MAX_TRANSACTION_FAILURES: Final = 10
+
 
 @attrs.frozen
 class RecordMetadata:
@@ -392,6 +395,11 @@ class ProducerState:
         # bounded, so it cannot say how many failures went unobserved in all.
         self.observed_failure_count = 0
         self.duplicate_acks = _kafka.DuplicateAcks()
+        #: Whether the producer is transactional: a failed record then fails its
+        #: transaction, whose commit (or abort) reports it, and ``close()`` does not.
+        self.transactional = False
+        #: The first failed records of the open transaction (its commit names them).
+        self.transaction_failures: list[DeliveryError] = []
         # Delivery reports are served by whichever thread polls, possibly two at once.
         self._count_lock = threading.Lock()
 
@@ -405,6 +413,12 @@ class ProducerState:
         error = future._error
         with self._count_lock:
             self.failure_count += 1
+            if self.transactional:
+                future._observed = True
+                self.observed_failure_count += 1
+                if len(self.transaction_failures) < _MAX_TRANSACTION_FAILURES:
+                    self.transaction_failures.append(error)
+                return
             ticket = future._ticket = next(self._tickets)
             self.failures[ticket] = error
             self._kept_bytes += len(error.key or b"")

@@ -7,6 +7,13 @@ logged and told to the ``on_retry`` hooks; a record whose attempts are exhausted
 to its topic's next retry tier when it has tiers (:mod:`governed_kafka._tiers`), else
 to its dead-letter topic (:mod:`governed_kafka._dead_letters`). With key order, a
 record whose key is parked goes behind its key's oldest record without being handled.
+
+A transactional consumer retries differently: a failed attempt dooms the batch's
+transaction (its sends would otherwise commit) and raises
+:class:`~governed_kafka._batch_transactions.Rewind` to the run loop, which aborts and
+reads the batch again; the record's attempts are counted across rewinds, and once they
+are exhausted it is dead-lettered instead of handled. (Retry tiers are not offered with
+transactions yet: such a consumer is refused at construction.)
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Callable
 
 import attrs
 
+from ._batch_transactions import BatchTransactions
 from ._dead_letters import DeadLetters
 from ._records import Record
 from ._tiers import Tiers
@@ -90,6 +98,7 @@ class Handling:
         group_id: str,
         client_id: str,
         tiers: Tiers | None = None,
+        batches: BatchTransactions | None = None,
     ) -> None:
         self.retry = retry
         self.dead_letters = dead_letters
@@ -98,12 +107,19 @@ class Handling:
         self.group_id = group_id
         self.client_id = client_id
         self._hooks = hooks
+        #: The batches' transactions of a transactional consumer.
+        self.batches = batches
 
     @property
     def hooked(self) -> bool:
-        """Whether each record goes through :meth:`process`: ``on_process`` hooks wrap
-        each attempt (:meth:`scope`), or retry tiers decide first."""
-        return self._hooks.process is not None or self.tiers is not None
+        """Whether ``on_process`` hooks wrap each attempt (:meth:`scope`)."""
+        return self._hooks.process is not None
+
+    @property
+    def guarded(self) -> bool:
+        """Whether every record must go through :meth:`process` (hooks, transactions, or
+        retry tiers, which decide first)."""
+        return self._hooks.process is not None or self.batches is not None or self.tiers is not None
 
     def scope(self, record: Record, attempt: int) -> contextlib.ExitStack:
         """What the ``on_process`` hooks wrap around one attempt at handling ``record``."""
@@ -126,6 +142,9 @@ class Handling:
 
     def process(self, handler: Callable[[Record], object], record: Record, stats: RunStats) -> None:
         """Run the handler on one record, with retries and the dead-letter topic behind it."""
+        if self.batches is not None:
+            self.in_transaction(handler, record, stats)
+            return
         tiers = self.tiers
         if tiers is not None and self.parks(record, stats):
             return
@@ -147,6 +166,37 @@ class Handling:
         self.tiers.park(record, target)
         stats.parked += 1
         return True
+
+    def in_transaction(
+        self, handler: Callable[[Record], object], record: Record, stats: RunStats
+    ) -> None:
+        """A transactional consumer's record: dead-letter it if its attempts are exhausted,
+        else one attempt; a failure raises ``Rewind`` (the batch is aborted and read again)."""
+        batches = self.batches
+        assert batches is not None
+        if not batches.open:
+            batches.begin()
+        attempt = 1
+        if batches.failures:  # rare: look the record up only when something failed
+            failed = batches.exhausted(record)
+            if failed is not None:
+                self.dead_letter(record, failed.error, attempts=failed.attempts)
+                stats.dead_lettered += 1
+                return
+            attempt = batches.attempt(record)
+        try:
+            if self._hooks.process is None:
+                handler(record)
+            else:
+                self.attempt(handler, record, attempt)
+        except Exception as error:
+            rewind = batches.failed(record, error)
+            if not rewind.failed.exhausted:
+                self.retrying(record, attempt, error, rewind.wait_s, stats)
+            raise rewind from error
+        except BaseException as interrupted:  # KeyboardInterrupt, SystemExit mid-record
+            batches.doomed = interrupted  # what the handler sent so far must not commit
+            raise
 
     def recover(
         self,
@@ -201,13 +251,16 @@ class Handling:
 
     def dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> bool:
         """``record`` still failed after ``attempts`` attempts here: write it to its
-        topic's next retry tier (return ``True``), else publish it as a dead letter."""
+        topic's next retry tier (return ``True``), else publish it as a dead letter (in
+        the open transaction, for a transactional consumer)."""
         tiers = self.tiers
         if tiers is not None and tiers.covers(record):
             tiered = tiers.next_is_tier(record)
             tiers.forward(record, error, attempts=attempts)
             return tiered
         self.dead_letters.publish(record, error, attempts=attempts)
+        if self.batches is not None:
+            self.batches.dead_letters += 1
         return False
 
     def batch(

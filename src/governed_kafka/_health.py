@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ._offsets import OffsetBook
 from ._records import Record
@@ -31,6 +31,9 @@ from .health import (
     PartitionHealth,
 )
 from .hooks import HookChain, SlowHandlerDetails
+
+if TYPE_CHECKING:
+    from ._consumer_base import ConsumerBase
 
 __all__ = ["SLOW_HANDLER_FRACTION", "HealthWatch"]
 
@@ -91,6 +94,22 @@ class HealthWatch:
         self._lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._watch, name=f"governed-kafka-watchdog[{group_id}]", daemon=True
+        )
+
+    @classmethod
+    def of(cls, consumer: ConsumerBase) -> HealthWatch:
+        """The watch of ``consumer``, which reads its own state (its thread starts at
+        :meth:`start`)."""
+        return cls(
+            group_id=consumer.group_id,
+            max_poll_interval_s=consumer._max_poll_interval_s,
+            hooks=consumer._hooks,
+            book=consumer._book,
+            last_poll=lambda: consumer._last_poll,
+            current=lambda: consumer._current,
+            high_watermark=consumer._consumer.fetched_high_watermark,
+            closed=lambda: consumer._closed,
+            tiers=consumer._tiers,
         )
 
     def start(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from . import _kafka
+from .lag import PartitionLag
 
 if TYPE_CHECKING:
     from ._records import Decoder, Record
@@ -139,6 +140,24 @@ class OffsetBook:
             waiting += len(offsets.pending)
         return max(waiting, self.in_flight)
 
+    def lag(
+        self,
+        key: Key,
+        high_watermark: int | None,
+        committed: Mapping[Key, int | None] | None = None,
+    ) -> PartitionLag:
+        """The lag of ``key`` against ``high_watermark``: processed as the book holds it,
+        committed as ``committed`` says (by default, what this consumer last committed)."""
+        offsets = self._partitions.get(key)
+        own = offsets.committed if offsets is not None else None
+        return PartitionLag(
+            topic=key[0],
+            partition=key[1],
+            high_watermark=high_watermark,
+            committed=own if committed is None else committed.get(key),
+            processed=offsets.position if offsets is not None else None,
+        )
+
     # ------------------------------------------------------------------ reading
 
     def lanes(self, decoders: Mapping[str, Decoder | None], *, in_order: bool) -> _kafka.Lanes:
@@ -218,6 +237,20 @@ class OffsetBook:
             offsets = self._partitions.get((topic, partition))
             if offsets is not None:
                 offsets.committed = offset
+
+    def rewind(self) -> int:
+        """Everything since the last commit is to be read and processed again (a
+        transactional consumer aborted it): each partition forgets what it was given and
+        processed after its committed position. Returns how many records had been
+        processed since then (now undone)."""
+        undone = self.processed_since_commit
+        for key, offsets in self._partitions.items():
+            again = self._partitions[key] = PartitionOffsets(offsets.committed)
+            again.position = offsets.committed  # processed up to there, and no further
+        self.in_flight = 0
+        self.processed_since_commit = 0
+        self.last_commit = time.monotonic()
+        return undone
 
     def not_committed(self, failed: _kafka.Offsets) -> None:
         """An asynchronous commit of these positions failed: commit them again next time."""

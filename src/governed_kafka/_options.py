@@ -16,6 +16,7 @@ import attrs
 from . import profiles
 from ._config import GroupProtocol, Overrides
 from .commit import CommitStrategy
+from .errors import ConfigError
 from .registry import SchemaRegistry
 from .retry import RetryPolicy
 from .skew import SkewPolicy
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_MAX_BLOCK_S",
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_SKEW_POLICY",
+    "DEFAULT_TRANSACTION_INIT_TIMEOUT_S",
     "ConsumerOptions",
     "ProducerOptions",
 ]
@@ -32,6 +34,11 @@ __all__ = [
 #: How long ``send()`` may block on a full local queue before raising
 #: ``BackpressureTimeout`` (seconds). The Java client's ``max.block.ms`` default.
 DEFAULT_MAX_BLOCK_S: Final = 60.0
+
+#: How long a transactional producer's construction waits for ``init_transactions``
+#: (seconds): a transaction coordinator loading its state after a failover answers
+#: within this on a healthy cluster.
+DEFAULT_TRANSACTION_INIT_TIMEOUT_S: Final = 30.0
 
 #: The skew watch's default policy (see :mod:`governed_kafka.skew`).
 DEFAULT_SKEW_POLICY: Final = SkewPolicy()
@@ -87,6 +94,27 @@ class ProducerOptions:
     auto_register: bool
     verify_topics: bool | None
     skew: SkewPolicy | None = attrs.field()
+    #: The producer's transactional id (``None``: no transactions).
+    transactional_id: str | None = attrs.field(default=None)
+    #: How long construction waits for ``init_transactions`` (seconds).
+    transaction_init_timeout_s: float = attrs.field(default=DEFAULT_TRANSACTION_INIT_TIMEOUT_S)
+
+    @transactional_id.validator
+    def _transactional_id(self, attribute: attrs.Attribute[str | None], value: object) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str) or not value.strip() or value != value.strip():
+            msg = (
+                "transactional_id must be a non-empty name without surrounding whitespace, "
+                f"got {value!r}"
+            )
+            raise ConfigError(msg, key="transactional.id", value=value)
+
+    @transaction_init_timeout_s.validator
+    def _init_timeout(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not value > 0:
+            msg = f"transaction_init_timeout_s must be > 0, got {value!r}"
+            raise ValueError(msg)
 
     @max_block_s.validator
     def _max_block_s(self, attribute: attrs.Attribute[float], value: float) -> None:

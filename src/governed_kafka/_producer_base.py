@@ -14,6 +14,7 @@ blocking the sending thread until there is room.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -38,8 +39,15 @@ from ._delivery import (
 )
 from ._options import ProducerOptions
 from ._routes import HeaderList, Headers, Route, build_routes, check_headers, not_routed
+from ._transactions import Transactions
 from .contracts import Catalog
-from .errors import BackpressureTimeout, ClosedError, DeliveryError
+from .errors import (
+    BackpressureTimeout,
+    ClosedError,
+    ConfigError,
+    DeliveryError,
+    GovernanceViolation,
+)
 from .hooks import BackpressureDetails, HookChain, SendDetails
 from .registry import LocalSchemaRegistry
 from .skew import SkewPolicy, SkewReport, _SkewTracker
@@ -133,7 +141,9 @@ class ProducerBase:
             client_id=options.service,
             profile=options.profile,
             overrides=options.overrides,
+            transactional_id=options.transactional_id,
         )
+        self._check_transactional_id(catalog, options.transactional_id)
         registry = options.registry
         produced = catalog.produced_by(self.service)
         if registry is None and any(c.value_schema or c.key_schema for c in produced):
@@ -142,7 +152,11 @@ class ProducerBase:
         self.registry = registry
         self.auto_register = options.auto_register
         self._routes = build_routes(
-            catalog, self.service, registry=registry, auto_register=options.auto_register
+            catalog,
+            self.service,
+            registry=registry,
+            auto_register=options.auto_register,
+            transactional=options.transactional_id is not None,
         )
         self.client_id = str(self._config["client.id"])
         #: Routes whose rights on the cluster are checked at their first send: a
@@ -166,10 +180,15 @@ class ProducerBase:
         )
         self._watch_skew(options.skew)
         self._state = ProducerState()
+        self._state.transactional = options.transactional_id is not None
         self._client = _kafka.ProducerClient(
             self._config,
             **self._hooks.client_callbacks(client_id=self.client_id, role="producer"),
         )
+        #: The transactions of a transactional producer (``None`` without transactional_id).
+        self.transactions: Transactions | None = None
+        if options.transactional_id is not None:
+            self._start_transactions(options.transaction_init_timeout_s)
         self._produce: _kafka.Produce = self._client.produce
         self._when_full: WhenFull = self._block_until_room
         if handover is not None:
@@ -187,6 +206,75 @@ class ProducerBase:
         )
         self._thread.start()
         self._finalizer = weakref.finalize(self, stop_background, self._state, self._thread)
+
+    def _check_transactional_id(self, catalog: Catalog, transactional_id: str | None) -> None:
+        """A service with a ``[services]`` table uses only the transactional ids it declares:
+        those are the ones the contracts grant ACLs for."""
+        declared = catalog.service(self.service)
+        if transactional_id is None or declared is None:
+            return
+        if declared.allows_transactional_id(transactional_id):
+            return
+        listed = ", ".join(declared.transactional_ids) or "none"
+        msg = (
+            f"transactional_id {transactional_id!r} is not declared for service "
+            f"{self.service!r} (its transactional_ids: {listed}); add it, or a prefix of it "
+            f"ending in '*', to [services.{self.service}].transactional_ids so that the "
+            "contracts grant its ACLs"
+        )
+        raise GovernanceViolation(
+            msg,
+            rule="producer.transactional-id",
+            field="transactional_ids",
+            value=transactional_id,
+        )
+
+    def _start_transactions(self, timeout_s: float) -> None:
+        """Register the transactional id (fencing older producers); release all on failure."""
+        declared = self.catalog.service(self.service)
+        self._client.principal = declared.principal if declared is not None else None
+        self.transactions = Transactions(
+            self._client,
+            self._hooks,
+            client_id=self.client_id,
+            timeout_s=int(str(self._config["transaction.timeout.ms"])) / 1000,
+            failures=self._state.transaction_failures,
+        )
+        try:
+            self.transactions.init(timeout_s)
+        except BaseException:
+            self._client.close()
+            raise
+
+    @property
+    def transactional_id(self) -> str | None:
+        """The producer's transactional id, ``None`` for a producer without transactions."""
+        return None if self.transactions is None else self.transactions.transactional_id
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """``with producer.transaction():`` begin a transaction; commit it when the block
+        ends; abort it when an exception leaves the block, then re-raise the exception.
+
+        Every record sent in the block is committed with the others or not at all
+        (``read_committed`` readers never see an aborted one). A commit that fails
+        without being fatal aborts and raises
+        :class:`~governed_kafka.errors.TransactionError` with ``aborted`` set; a fenced
+        producer raises :class:`~governed_kafka.errors.ProducerFenced` and is unusable.
+        Raises :class:`~governed_kafka.errors.ConfigError` on a producer made without
+        ``transactional_id``.
+        """
+        return self._transactional().scope()
+
+    def _transactional(self) -> Transactions:
+        if self._closed:
+            raise ClosedError(f"producer for service {self.service!r} is closed")
+        if self.transactions is None:
+            msg = (
+                f"producer for service {self.service!r} has no transactional_id: pass "
+                "transactional_id= to its constructor to run transactions"
+            )
+            raise ConfigError(msg, key="transactional.id")
+        return self.transactions
 
     def _watch_skew(self, skew: SkewPolicy | None) -> None:
         tracker = None
@@ -221,7 +309,7 @@ class ProducerBase:
 
     # ------------------------------------------------------------------ sending
 
-    def send(
+    def send(  # noqa: PLR0912 - the send path stays one function: its checks in order
         self,
         topic: str,
         value: object,
@@ -232,14 +320,19 @@ class ProducerBase:
     ) -> DeliveryFuture:
         """Queue one record for ``topic``; return a future of its delivery.
 
-        Refused before anything is queued, with :class:`GovernanceViolation`, when the
-        topic has no contract, this service is not one of its producers, a required key
+        Refused before anything is queued, with :class:`GovernanceViolation`, when a
+        transactional producer has no transaction open (``transaction.required``), the
+        topic has no contract, this service is not one of its producers (or the topic is
+        ``exactly_once`` and this producer is not transactional), a required key
         is missing, a key is given on a ``forbidden`` topic, or ``value`` is ``None``
         (a tombstone) on a topic that is not compacted. A value or key of the wrong type
         raises :class:`SerializationError`. After a fatal error of the producer every
         record is refused with :class:`DeliveryError` naming that error. ``partition``
         sends to that partition instead of the one the key's hash picks.
         """
+        transactions = self.transactions
+        if transactions is not None and not transactions.open:
+            raise self._refusal(topic) if self._closed else transactions.refusal(topic)
         route = self._routes.get(topic)
         if route is None:
             route = self._route_now(topic)
@@ -293,6 +386,8 @@ class ProducerBase:
             if refusal is None:
                 raise
             raise refusal from failed
+        if transactions is not None:
+            transactions.records += 1
         return delivery
 
     def _tick(self, sends: int, topic: str, delivery: Delivery) -> None:
@@ -344,6 +439,7 @@ class ProducerBase:
                 client_id=self.client_id,
                 event_type=event_type,
                 tombstone=value is None,
+                transactional_id=self.transactional_id,
             )
             observers = hooks.send(details)
         if observers or hooks.delivery is not None:
@@ -455,6 +551,8 @@ class ProducerBase:
                 return
             self._closed = True
             self._routes = {}
+            if self.transactions is not None:
+                self.transactions.close()  # never committed: abort it
             remaining = self.flush(timeout)
             if remaining:
                 _log.warning(

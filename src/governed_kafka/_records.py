@@ -11,10 +11,11 @@ of any of the three formats (:class:`Decoding`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import BytesIO
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._wire import SchemaReader, WriterSchemas
-from .avro import EVENT_TYPE_HEADER, AvroReader, AvroSchema
+from .avro import EVENT_TYPE_HEADER, HEADER_SIZE, AvroReader, AvroSchema
 from .schemas import load_schema, reader, subjects
 
 if TYPE_CHECKING:
@@ -173,6 +174,10 @@ class SchemaValue:
         return key, value, event_type
 
 
+#: What the fast path of :class:`AvroValue` answers for a value it could not read.
+_UNREAD: Any = object()
+
+
 class AvroValue:
     """Decode an Avro topic's value and name its event type.
 
@@ -182,13 +187,17 @@ class AvroValue:
     value, tells which one a value is.
     """
 
-    __slots__ = ("event_type", "reader")
+    __slots__ = ("_fast_header", "_fast_read", "event_type", "reader")
 
     def __init__(self, reader: AvroReader, reader_schema: AvroSchema, *, several: bool) -> None:
         self.reader = reader
         types = reader_schema.event_types
         single = len(types) == 1 and not reader_schema.is_union and not several
         self.event_type = types[0] if single else None
+        #: The fast path (one event type): the 5-byte header of the last value decoded
+        #: and the fastavro reader of its schema id (``AvroReader.fast_reader``).
+        self._fast_header = b"\xff"  # matches no wire-format value (magic byte 0)
+        self._fast_read: Callable[[BytesIO], Any] | None = None
 
     def __call__(
         self,
@@ -200,9 +209,21 @@ class AvroValue:
     ) -> tuple[Any, Any, str | None]:
         if data is None:
             return key, None, None  # a tombstone
-        if self.event_type is not None:
+        event_type = self.event_type
+        if event_type is not None:
+            if data.startswith(self._fast_header):
+                buffer = BytesIO(data)
+                buffer.seek(HEADER_SIZE)
+                try:
+                    value = self._fast_read(buffer)  # type: ignore[misc]
+                except Exception:  # decode() below says what is wrong
+                    value = _UNREAD
+                if value is not _UNREAD and buffer.tell() == len(data):
+                    return key, value, event_type
             value = self.reader.decode(data, partition=partition, offset=offset)
-            return key, value, self.event_type
+            self._fast_read = self.reader.fast_reader(data)
+            self._fast_header = data[:HEADER_SIZE] if self._fast_read is not None else b"\xff"
+            return key, value, event_type
         event_type = None
         if headers:
             for name, raw in headers:

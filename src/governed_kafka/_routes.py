@@ -59,13 +59,17 @@ def build_routes(
     *,
     registry: SchemaRegistry | None,
     auto_register: bool = False,
+    transactional: bool = False,
 ) -> dict[str, Route]:
     """A route per topic ``service`` may write, schemas resolved and checked now.
 
     ``registry`` is where schema ids come from; ``None`` when no topic has a schema.
+    A producer that is not ``transactional`` gets no route to an ``exactly_once`` topic.
     """
     routes: dict[str, Route] = {}
     for contract in catalog.produced_by(service):
+        if contract.exactly_once and not transactional:
+            continue
         codec = None
         if registry is not None:
             codec = codec_for(
@@ -80,11 +84,21 @@ def build_routes(
 
 
 def not_routed(catalog: Catalog, service: str, topic: str) -> GovernanceViolation:
-    """The refusal of a send to a topic without route: no contract, or not a producer.
+    """The refusal of a send to a topic without route: no contract, not a producer, or
+    an ``exactly_once`` topic and a producer that is not transactional.
 
     A topic without contract raises ``contract.missing`` from the catalog itself.
     """
     contract = catalog.topic(topic)
+    if contract.exactly_once and service in contract.producers:
+        msg = (
+            f"send to {topic!r} refused: its contract sets exactly_once = true, so its "
+            f"producers must be transactional; make the producer of service {service!r} "
+            "with transactional_id= and send inside a transaction"
+        )
+        return GovernanceViolation(
+            msg, rule="producer.not-transactional", topic=topic, field="exactly_once", value=True
+        )
     listed = ", ".join(contract.producers) or "nobody"
     msg = f"service {service!r} is not a producer of topic {topic!r} (contract producers: {listed})"
     return GovernanceViolation(

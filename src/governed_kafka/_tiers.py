@@ -33,9 +33,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
-from . import _kafka
+from . import _config, _kafka
 from ._dead_letters import DeadLetters
-from ._records import Record
+from ._records import Record, Topic
 from ._routes import HeaderList, sendable_header_name
 from .acls import REDRIVE_GROUP_PREFIX
 from .contracts import Catalog, TopicContract
@@ -181,6 +181,38 @@ class Tiers:
                 if error is not None:
                     self._failed = error
                     raise error
+
+    @classmethod
+    def of(
+        cls,
+        catalog: Catalog,
+        sources: Sequence[TopicContract],
+        *,
+        dead_letters: DeadLetters,
+        config: Mapping[str, Any],
+        transactional: bool,
+        pause: Callable[[list[Key]], None],
+        resume: Callable[[list[Key]], None],
+    ) -> Tiers | None:
+        """The tiers of a consumer reading ``sources`` (``None`` when none has tiers or key
+        order); refused with ``CommitStrategy.transactional()``, which does not offer them."""
+        if not sources:
+            return None
+        if transactional:
+            msg = (
+                f"topic {sources[0].name!r} has retry_topics or ordering = 'key', which "
+                "CommitStrategy.transactional() does not offer yet: use another strategy"
+            )
+            raise ConfigError(msg, key="commit", value="transactional")
+        return cls(
+            catalog,
+            sources,
+            dead_letters=dead_letters,
+            group_id=str(config["group.id"]),
+            connection=_config.shared_connection(config),
+            pause=pause,
+            resume=resume,
+        )
 
     @property
     def topics(self) -> list[str]:
@@ -522,9 +554,29 @@ class KeyParked(Exception):
         )
 
 
-def keep_lanes(config: MutableMapping[str, Any], overrides: Mapping[str, object]) -> None:
-    """Make the group assign each partition number of a topic and of its tiers to one
-    member (the ``range`` assignor), which key order needs; refuse another assignor."""
+def read_tiers(
+    topics: dict[str, Topic], contract_for: Callable[[str], TopicContract]
+) -> list[TopicContract]:
+    """Add the tiers of the topics a consumer reads to ``topics`` (their values decoded
+    as their source's); return the contracts of the topics with tiers or key order."""
+    sources = [t.contract for t in topics.values()]
+    sources = [c for c in sources if c.retry_topics or c.ordering == "key"]
+    for contract in sources:
+        for tier in contract.retry_topics:
+            topics[tier] = Topic(contract_for(tier), None)
+            topics[tier].decode = topics[contract.name].decode
+    return sources
+
+
+def keep_lanes(
+    sources: Sequence[TopicContract],
+    config: MutableMapping[str, Any],
+    overrides: Mapping[str, object],
+) -> None:
+    """With key order, make the group assign each partition number of a topic and of its
+    tiers to one member (the ``range`` assignor); refuse another assignor."""
+    if not any(c.ordering == "key" for c in sources):
+        return
     classic = config.get("group.protocol", "classic") == "classic"
     key = "partition.assignment.strategy" if classic else "group.remote.assignor"
     chosen = overrides.get(key)

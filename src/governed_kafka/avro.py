@@ -510,6 +510,26 @@ class AvroReader(_wire.SchemaReader):
             event_type = decoder.event_type_of(value)
         return value, event_type
 
+    def fast_reader(self, data: bytes) -> Callable[[BytesIO], Any] | None:
+        """For bytes :meth:`decode` just read: the decode function of their schema id, if
+        its values need no bounds check before fastavro reads them (``None`` otherwise).
+
+        A consumer keeps it with the 5-byte header of ``data`` and, for later values
+        with the same header, calls it directly: the same fastavro reader :meth:`decode`
+        calls, without the lookups in between. A value it fails on, or that leaves
+        bytes over, is decoded again by :meth:`decode`, which says why.
+        """
+        decoder = self._decoders.get(_WIRE_HEADER.unpack_from(data)[1])
+        if decoder is None or decoder.guard is not None or _read_data is None:
+            return None
+        read_data = _read_data
+        writer, named, reader = decoder.writer, decoder.named, decoder.reader
+
+        def read(buffer: BytesIO) -> Any:
+            return read_data(buffer, writer, named, reader, _READ_OPTIONS)
+
+        return read
+
     def _read(self, data: bytes, partition: int | None, offset: int | None) -> tuple[Any, _Decoder]:
         try:
             magic, schema_id = _WIRE_HEADER.unpack_from(data)

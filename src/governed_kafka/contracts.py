@@ -123,6 +123,9 @@ class TopicContract:
     #: The folder Protobuf imports are resolved in and confined to: the contracts
     #: file's folder (``None`` for a contract built in code: each file's own folder).
     schema_root: Path | None = attrs.field(default=None, eq=False)
+    #: Whether every write to the topic must be transactional (its producers declare
+    #: ``transactional_ids``; a producer without ``transactional_id`` is refused).
+    exactly_once: bool = False
 
     @property
     def is_compacted(self) -> bool:
@@ -170,6 +173,16 @@ class ServiceContract:
     #: Produce and fetch quotas in bytes per second (applied with Kafka's own tooling).
     producer_byte_rate: int | None = None
     consumer_byte_rate: int | None = None
+
+    def allows_transactional_id(self, transactional_id: str) -> bool:
+        """Whether ``transactional_id`` is one of :attr:`transactional_ids` (a name, or
+        under a prefix written with a trailing ``*``)."""
+        return any(
+            transactional_id.startswith(name[:-1])
+            if name.endswith("*")
+            else transactional_id == name
+            for name in self.transactional_ids
+        )
 
     @property
     def user(self) -> str | None:
@@ -472,6 +485,7 @@ _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
     "timestamp_field": _str,
     "configs": _configs,
     "subject_strategy": _choice(*SUBJECT_STRATEGIES),
+    "exactly_once": _bool,
 }
 
 

@@ -15,7 +15,12 @@
     │                                   consumed bytes cannot be decoded: topic, partition,
     │                                   offset, raw bytes
     ├── DeliveryError                   an accepted record was not delivered: topic, partition,
-    │                                   key, broker error code
+    │   │                               key, broker error code
+    │   └── TransactionError            a transaction could not be begun, committed or aborted
+    │       │                           (or was aborted): transactional id, operation, code,
+    │       │                           whether it was aborted
+    │       └── ProducerFenced          another producer took over the transactional id (or its
+    │                                   epoch is no longer valid): this one can do nothing more
     ├── BackpressureTimeout (TimeoutError)
     │                                   the local queue stayed full past the deadline
     ├── BrokerError                     the cluster refused or failed an operation (admin,
@@ -61,9 +66,11 @@ __all__ = [
     "DeserializationError",
     "GovernanceViolation",
     "GovernedKafkaError",
+    "ProducerFenced",
     "RegistryError",
     "RetriesExhausted",
     "SerializationError",
+    "TransactionError",
 ]
 
 
@@ -259,6 +266,50 @@ class DeliveryError(GovernedKafkaError):
         self.retriable = retriable
         self.fatal = fatal
         self.failures = tuple(failures)
+
+
+class TransactionError(DeliveryError):
+    """A transaction of a transactional producer failed.
+
+    ``transactional_id`` names the producer, ``operation`` what failed
+    (``"init_transactions"``, ``"commit_transaction"`` ...) and ``code`` the error. When
+    ``aborted`` is true the transaction was aborted: none of its records (nor the
+    consumer offsets sent to it) will ever be visible to ``read_committed`` readers, and
+    the producer can begin a new one. ``fatal`` errors leave the producer unusable
+    (:class:`ProducerFenced` is the usual one); ``retriable`` ones may succeed when
+    called again. ``failures`` holds the transaction's first records that were not
+    delivered (often why its commit failed).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transactional_id: str,
+        operation: str,
+        code: str | None = None,
+        retriable: bool = False,
+        fatal: bool = False,
+        aborted: bool = False,
+        abortable: bool = False,
+        failures: Sequence[DeliveryError] = (),
+    ) -> None:
+        super().__init__(
+            message, topic=None, code=code, retriable=retriable, fatal=fatal, failures=failures
+        )
+        self.transactional_id = transactional_id
+        self.operation = operation
+        self.aborted = aborted
+        #: Whether the transaction must be aborted before the producer can go on.
+        self.abortable = abortable
+
+
+class ProducerFenced(TransactionError):
+    """Another producer with the same transactional id took over (``PRODUCER_FENCED``,
+    ``INVALID_PRODUCER_EPOCH``): this producer is a zombie and can send, commit or abort
+    nothing more. Always ``fatal``; close it. A consumer whose transactional strategy
+    uses it stops with this error.
+    """
 
 
 class BackpressureTimeout(GovernedKafkaError, TimeoutError):

@@ -1,4 +1,5 @@
-"""Hooks: see every send, delivery, record, commit, rebalance, pause, retry and dead letter.
+"""Hooks: see every send, delivery, record, commit, rebalance, pause, retry, dead letter
+and transaction.
 
 A hook is any object with some of the ``on_*`` methods of :class:`Hook`; subclass
 :class:`Hook` to inherit no-op defaults for the rest. Each method takes one frozen
@@ -57,6 +58,9 @@ __all__ = [
     "SlowHandlerDetails",
     "StatisticsDetails",
     "ThrottleDetails",
+    "TransactionAbortDetails",
+    "TransactionBeginDetails",
+    "TransactionCommitDetails",
 ]
 
 _log = logging.getLogger("governed_kafka.hooks")
@@ -80,6 +84,8 @@ class SendDetails:
     event_type: str | None = None
     #: Whether the value is ``None`` (a tombstone on a compacted topic).
     tombstone: bool = False
+    #: The producer's transactional id when it sends inside a transaction, else ``None``.
+    transactional_id: str | None = None
 
 
 @attrs.frozen
@@ -257,6 +263,59 @@ class StatisticsDetails:
     group_id: str | None = None
 
 
+@attrs.frozen
+class TransactionBeginDetails:
+    """A transactional producer began a transaction."""
+
+    transactional_id: str
+    client_id: str
+    #: Which transaction of this producer it is: 1 for its first, then 2, 3 ...
+    sequence: int
+
+
+@attrs.frozen
+class TransactionCommitDetails:
+    """A transaction was committed: its records and offsets are visible together."""
+
+    transactional_id: str
+    client_id: str
+    sequence: int
+    #: Records sent in the transaction.
+    records: int
+    #: The consumer group whose offsets were committed in it (``None``: no offsets).
+    group_id: str | None
+    #: ``(topic, partition, offset)`` committed for ``group_id``: the next records to read.
+    offsets: tuple[tuple[str, int, int], ...]
+    #: ``"user"`` (a ``with producer.transaction()`` block), or a consumer's commit
+    #: reason: ``"routine"``, ``"manual"``, ``"revoke"``, ``"close"``.
+    reason: str
+    #: Seconds from the transaction's begin to the coordinator's answer to the commit.
+    duration_s: float
+    #: Seconds the commit itself took: offsets sent, records delivered, commit answered.
+    commit_s: float
+
+
+@attrs.frozen
+class TransactionAbortDetails:
+    """A transaction was aborted: none of its records or offsets will ever be visible to
+    ``read_committed`` readers."""
+
+    transactional_id: str
+    client_id: str
+    sequence: int
+    #: Records sent in the transaction (all of them discarded).
+    records: int
+    #: The consumer group whose offsets the transaction would have committed.
+    group_id: str | None
+    #: Why: ``"user"`` (an exception left a ``with producer.transaction()`` block),
+    #: ``"handler-error"``, ``"commit-failed"``, ``"lost"`` (partitions lost), ``"close"``.
+    reason: str
+    #: Seconds from the transaction's begin to the end of the abort.
+    duration_s: float
+    #: What made it abort (``None`` when nothing failed, e.g. a close).
+    error: BaseException | None
+
+
 DeliveryObserver = Callable[[DeliveryDetails], object]
 
 #: The delivery observers the ``on_send`` hooks returned for one record, each with the
@@ -290,6 +349,9 @@ class HookProtocol(Protocol):
     def on_skew(self, details: SkewDetails) -> None: ...
     def on_slow_handler(self, details: SlowHandlerDetails) -> None: ...
     def on_statistics(self, details: StatisticsDetails) -> None: ...
+    def on_transaction_begin(self, details: TransactionBeginDetails) -> None: ...
+    def on_transaction_commit(self, details: TransactionCommitDetails) -> None: ...
+    def on_transaction_abort(self, details: TransactionAbortDetails) -> None: ...
 
 
 class Hook:
@@ -350,6 +412,15 @@ class Hook:
     def on_statistics(self, details: StatisticsDetails) -> None:
         """librdkafka emitted statistics."""
 
+    def on_transaction_begin(self, details: TransactionBeginDetails) -> None:
+        """A transactional producer began a transaction."""
+
+    def on_transaction_commit(self, details: TransactionCommitDetails) -> None:
+        """A transaction was committed."""
+
+    def on_transaction_abort(self, details: TransactionAbortDetails) -> None:
+        """A transaction was aborted."""
+
 
 _EVENTS = (
     "on_send",
@@ -366,6 +437,9 @@ _EVENTS = (
     "on_skew",
     "on_slow_handler",
     "on_statistics",
+    "on_transaction_begin",
+    "on_transaction_commit",
+    "on_transaction_abort",
 )
 
 D = TypeVar("D")
@@ -410,6 +484,9 @@ class HookChain:
     skew: Emit[SkewDetails] | None
     slow_handler: Emit[SlowHandlerDetails] | None
     statistics: Emit[StatisticsDetails] | None
+    transaction_begin: Emit[TransactionBeginDetails] | None
+    transaction_commit: Emit[TransactionCommitDetails] | None
+    transaction_abort: Emit[TransactionAbortDetails] | None
     #: Asked every few sends when every ``on_send`` hook can say it has nothing to do.
     send_gate: Callable[[], bool] | None
 
@@ -443,6 +520,9 @@ class HookChain:
         self.skew = self._emitter("on_skew")
         self.slow_handler = self._emitter("on_slow_handler")
         self.statistics = self._emitter("on_statistics")
+        self.transaction_begin = self._emitter("on_transaction_begin")
+        self.transaction_commit = self._emitter("on_transaction_commit")
+        self.transaction_abort = self._emitter("on_transaction_abort")
         self.send_gate = self._send_gate()
 
     def _emitter(self, event: str) -> Emit[Any] | None:

@@ -46,6 +46,7 @@ __all__ = [
     "check_dead_letters",
     "check_duplicates",
     "check_durability",
+    "check_exactly_once",
     "check_min_insync_replicas",
     "check_min_insync_vs_replication",
     "check_name",
@@ -157,6 +158,10 @@ RULES: Final[Mapping[str, str]] = {
     ),
     "service.group-pattern": "a service's group_ids entry does not match the group_id_pattern",
     "service.unused": "a [services] entry produces, consumes and transacts nothing (warning)",
+    "topic.exactly-once-producer": (
+        "the topic sets exactly_once = true and one of its producers has no [services.NAME] "
+        "table declaring transactional_ids, so nothing says it writes in transactions"
+    ),
 }
 
 
@@ -487,6 +492,30 @@ def _tier_problems(
     return found
 
 
+def check_exactly_once(catalog: Catalog) -> list[Violation]:
+    """Every producer of an ``exactly_once`` topic declares the transactional ids it
+    writes with (``[services.NAME].transactional_ids``), which also grant their ACLs."""
+    found = []
+    for contract in catalog.topics:
+        if not contract.exactly_once:
+            continue
+        for name in contract.producers:
+            service = catalog.service(name)
+            if service is not None and service.transactional_ids:
+                continue
+            where = (
+                f"its [services.{name}] table declares no transactional_ids"
+                if service is not None
+                else f"it has no [services.{name}] table declaring transactional_ids"
+            )
+            message = (
+                f"exactly_once = true, but producer {name!r} is not declared transactional: "
+                f"{where}; its producers are refused unless made with a transactional_id"
+            )
+            found.append(_violation("topic.exactly-once-producer", contract, "producers", message))
+    return found
+
+
 #: Rules run on every contract, in this order.
 TOPIC_RULES: tuple[TopicRule, ...] = (
     check_name,
@@ -512,6 +541,7 @@ CATALOG_RULES: tuple[CatalogRule, ...] = (
     check_dead_letters,
     check_retry_topics,
     check_services,
+    check_exactly_once,
 )
 
 

@@ -22,6 +22,13 @@ conventions where they define one, and are named ``governed_kafka.*`` where not:
 - ``governed_kafka.producer.queue.messages`` (gauge): records in the producer's local
   queue (from librdkafka's statistics);
 - ``governed_kafka.producer.skew.alarms`` (counter): skew alarms per topic and partition;
+- ``governed_kafka.producer.transactions`` (counter): transactions ended, with
+  ``governed_kafka.transaction.outcome`` (``commit``/``abort``) and, for aborts, why
+  (``governed_kafka.transaction.reason``: ``handler-error``, ``commit-failed`` ...);
+- ``governed_kafka.producer.transaction.duration`` (histogram, s): from a transaction's
+  begin to its commit or abort, by outcome;
+- ``governed_kafka.producer.transaction.commit.duration`` (histogram, s): the commit
+  itself (offsets sent, records delivered, the coordinator's answer): its latency;
 - ``governed_kafka.consumer.health`` (gauge): the health status of each partition and of
   the consumer, as its rank (0 idle ... 5 stopped, ``status`` attribute), for consumers
   passed to :meth:`OpenTelemetryMetrics.watch_health`.
@@ -69,6 +76,8 @@ from .hooks import (
     SkewDetails,
     StatisticsDetails,
     ThrottleDetails,
+    TransactionAbortDetails,
+    TransactionCommitDetails,
 )
 from .tracing import (
     ERROR_TYPE,
@@ -81,6 +90,9 @@ from .tracing import (
     MESSAGING_SYSTEM,
     SCHEMA_URL,
 )
+from .tracing import GOVERNED_KAFKA_TRANSACTION_OUTCOME as TRANSACTION_OUTCOME
+from .tracing import GOVERNED_KAFKA_TRANSACTION_REASON as TRANSACTION_REASON
+from .tracing import GOVERNED_KAFKA_TRANSACTIONAL_ID as TRANSACTIONAL_ID
 
 __all__ = ["DEFAULT_DURATION_SAMPLE_EVERY", "DURATION_BUCKETS_S", "OpenTelemetryMetrics"]
 
@@ -364,6 +376,23 @@ class OpenTelemetryMetrics(Hook):
             unit="{alarm}",
             description="Windows in which one partition took more than its share of sends.",
         )
+        self._transactions = meter.create_counter(
+            "governed_kafka.producer.transactions",
+            unit="{transaction}",
+            description="Transactions committed or aborted.",
+        )
+        self._transaction_duration = meter.create_histogram(
+            "governed_kafka.producer.transaction.duration",
+            unit="s",
+            description="Time from a transaction's begin to its commit or abort.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
+        )
+        self._commit_duration = meter.create_histogram(
+            "governed_kafka.producer.transaction.commit.duration",
+            unit="s",
+            description="Time a transaction's commit took: offsets, deliveries, answer.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
+        )
         self._lag = _LagBook()
         meter.create_observable_gauge(
             "governed_kafka.consumer.lag",
@@ -436,6 +465,29 @@ class OpenTelemetryMetrics(Hook):
                 MESSAGING_DESTINATION_PARTITION_ID: str(details.partition),
             },
         )
+
+    def on_transaction_commit(self, details: TransactionCommitDetails) -> None:
+        """Count the commit; time the transaction and its commit."""
+        attributes: _Attributes = {
+            MESSAGING_SYSTEM: "kafka",
+            MESSAGING_CLIENT_ID: details.client_id,
+            TRANSACTIONAL_ID: details.transactional_id,
+            TRANSACTION_OUTCOME: "commit",
+        }
+        self._transactions.add(1, attributes)
+        self._transaction_duration.record(details.duration_s, attributes)
+        self._commit_duration.record(details.commit_s, attributes)
+
+    def on_transaction_abort(self, details: TransactionAbortDetails) -> None:
+        """Count the abort, by why; time the transaction."""
+        attributes: _Attributes = {
+            MESSAGING_SYSTEM: "kafka",
+            MESSAGING_CLIENT_ID: details.client_id,
+            TRANSACTIONAL_ID: details.transactional_id,
+            TRANSACTION_OUTCOME: "abort",
+        }
+        self._transaction_duration.record(details.duration_s, attributes)
+        self._transactions.add(1, {**attributes, TRANSACTION_REASON: details.reason})
 
     # ------------------------------------------------------------------ consumer
 

@@ -15,6 +15,11 @@ fatal error of the producer (an idempotent producer that can no longer keep its
 guarantees) refuses every later send with a
 :class:`~governed_kafka.errors.DeliveryError` naming it.
 
+With ``transactional_id=`` the producer is transactional: ``with
+producer.transaction():`` commits what the block sent together, or aborts it; a fenced
+producer (another instance took over its id) raises
+:class:`~governed_kafka.errors.ProducerFenced` from then on.
+
 The producer is :class:`~governed_kafka._producer_base.ProducerBase` with this
 module's constructor; its send-time checks live in ``governed_kafka._routes``, its
 delivery futures in ``governed_kafka._delivery``.
@@ -27,7 +32,12 @@ from collections.abc import Sequence
 from . import profiles
 from ._config import Overrides
 from ._delivery import DeliveryFuture, RecordMetadata
-from ._options import DEFAULT_MAX_BLOCK_S, DEFAULT_SKEW_POLICY, ProducerOptions
+from ._options import (
+    DEFAULT_MAX_BLOCK_S,
+    DEFAULT_SKEW_POLICY,
+    DEFAULT_TRANSACTION_INIT_TIMEOUT_S,
+    ProducerOptions,
+)
 from ._producer_base import ProducerBase
 from ._routes import Headers
 from .contracts import Catalog
@@ -37,6 +47,7 @@ from .skew import SkewPolicy
 __all__ = [
     "DEFAULT_MAX_BLOCK_S",
     "DEFAULT_SKEW_POLICY",
+    "DEFAULT_TRANSACTION_INIT_TIMEOUT_S",
     "DeliveryFuture",
     "GovernedProducer",
     "Headers",
@@ -76,6 +87,18 @@ class GovernedProducer(ProducerBase):
         environment, unless the policy says otherwise.
     :param skew: how to watch for partition skew and hot keys
         (:class:`~governed_kafka.skew.SkewPolicy`); ``None`` turns the watch off.
+    :param transactional_id: makes the producer transactional (exactly-once
+        processing, ``docs/exactly-once.md``): the id is registered with the cluster at
+        construction (``init_transactions``, which fences an older producer with the same
+        id and aborts what it left open), and every send must happen inside a
+        transaction: ``with producer.transaction():``, or the handler of a consumer with
+        ``CommitStrategy.transactional(producer)``; a send outside one is refused
+        (``GovernanceViolation``, rule ``transaction.required``). A service with a
+        ``[services.NAME]`` table must declare the id (or a prefix of it) in its
+        ``transactional_ids``. ``transaction.timeout.ms`` may then be overridden within
+        1 s .. 15 min (default 60 s).
+    :param transaction_init_timeout_s: how long construction waits for
+        ``init_transactions``; then :class:`~governed_kafka.errors.TransactionError`.
     """
 
     def __init__(
@@ -92,6 +115,8 @@ class GovernedProducer(ProducerBase):
         auto_register: bool = False,
         verify_topics: bool | None = None,
         skew: SkewPolicy | None = DEFAULT_SKEW_POLICY,
+        transactional_id: str | None = None,
+        transaction_init_timeout_s: float = DEFAULT_TRANSACTION_INIT_TIMEOUT_S,
     ) -> None:
         options = ProducerOptions(
             service=service,
@@ -104,6 +129,8 @@ class GovernedProducer(ProducerBase):
             auto_register=auto_register,
             verify_topics=verify_topics,
             skew=skew,
+            transactional_id=transactional_id,
+            transaction_init_timeout_s=transaction_init_timeout_s,
         )
         super().__init__(catalog, options)
 

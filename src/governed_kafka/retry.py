@@ -8,7 +8,7 @@ from typing import Any, Final, TypeVar
 import attrs
 import tenacity as _t
 
-from .errors import RetriesExhausted
+from .errors import ConfigError, RetriesExhausted
 
 __all__ = ["RetriesExhausted", "RetryPolicy"]
 
@@ -77,6 +77,30 @@ class RetryPolicy:
             total += min(self.initial_backoff_s * 2**attempt, self.max_backoff_s) + self.jitter_s
         return total
 
+    def check_fits(self, max_poll_interval_s: float) -> None:
+        """Refuse (``ConfigError``) a policy whose worst wait on one record is not well under
+        ``max.poll.interval.ms``: the group would evict the consumer mid-retry."""
+        worst = self.worst_case_wait_s()
+        if worst >= max_poll_interval_s / 2:
+            msg = (
+                f"retry policy may wait {worst:.1f} s on one record, which is not well under "
+                f"max.poll.interval.ms ({max_poll_interval_s:.0f} s): the group would "
+                "evict this consumer mid-retry; lower the backoff or attempts, or raise "
+                "max.poll.interval.ms"
+            )
+            raise ConfigError(msg, key="max.poll.interval.ms", value=max_poll_interval_s)
+
+    def backoff_s(self, attempt: int) -> float:
+        """The wait after failed attempt ``attempt`` (1 for the first), as :meth:`call`
+        waits it: the same tenacity strategy, jitter included.
+
+        For retries that cannot run inside one call, such as a transactional consumer's,
+        which aborts, rewinds and meets the record again in a later batch.
+        """
+        state = _t.RetryCallState(retry_object=_t.Retrying(), fn=None, args=(), kwargs={})
+        state.attempt_number = attempt
+        return float(self._wait()(state))
+
     def call(
         self,
         fn: Callable[[], T],
@@ -128,6 +152,12 @@ class RetryPolicy:
             raise RetriesExhausted(error, attempts) from error
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
+    def _wait(self) -> _t.wait.wait_base:
+        """Exponential backoff from ``initial_backoff_s`` up to ``max_backoff_s``, plus jitter."""
+        return _t.wait_exponential(
+            multiplier=self.initial_backoff_s, max=self.max_backoff_s
+        ) + _t.wait_random(0, self.jitter_s)
+
     def _tenacity(
         self, on_retry: Callable[[int, BaseException, float], object] | None
     ) -> dict[str, Any]:
@@ -142,8 +172,7 @@ class RetryPolicy:
 
         return {
             "stop": _t.stop_after_attempt(self.attempts),
-            "wait": _t.wait_exponential(multiplier=self.initial_backoff_s, max=self.max_backoff_s)
-            + _t.wait_random(0, self.jitter_s),
+            "wait": self._wait(),
             "retry": _t.retry_if_exception(self.retryable),
             "before_sleep": before_sleep,
             "reraise": True,

@@ -17,11 +17,18 @@ conventions):
   a child of the send that produced the record, across the broker. A batch handler
   gets one span with a link to every record's context instead. Empty polls make no
   span.
+- **transaction**: an ``INTERNAL`` span ``transaction <transactional id>`` per
+  transaction of a transactional producer, from its begin to its commit or abort, with a
+  link to the send span of each record sent in it (the first
+  :data:`MAX_TRANSACTION_LINKS`); an aborted one has an error status. Its attributes
+  say how many records it held and which consumer offsets it committed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -34,9 +41,18 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ._routes import HeaderList
-from .hooks import BatchDetails, DeliveryDetails, Hook, ProcessDetails, SendDetails
+from .hooks import (
+    BatchDetails,
+    DeliveryDetails,
+    Hook,
+    ProcessDetails,
+    SendDetails,
+    TransactionAbortDetails,
+    TransactionBeginDetails,
+    TransactionCommitDetails,
+)
 
-__all__ = ["SCHEMA_URL", "OpenTelemetryHook"]
+__all__ = ["MAX_TRANSACTION_LINKS", "SCHEMA_URL", "OpenTelemetryHook"]
 
 #: The semantic-conventions version the spans follow.
 SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.44.0"
@@ -62,6 +78,17 @@ MESSAGING_KAFKA_MESSAGE_TOMBSTONE: Final = "messaging.kafka.message.tombstone"
 ERROR_TYPE: Final = "error.type"
 #: Not a convention: which attempt of the handler a process span covers (1, 2, ...).
 GOVERNED_KAFKA_ATTEMPT: Final = "governed_kafka.attempt"
+#: Not conventions: a transaction span's producer, number, records and offsets.
+GOVERNED_KAFKA_TRANSACTIONAL_ID: Final = "governed_kafka.transactional_id"
+GOVERNED_KAFKA_TRANSACTION_SEQUENCE: Final = "governed_kafka.transaction.sequence"
+GOVERNED_KAFKA_TRANSACTION_RECORDS: Final = "governed_kafka.transaction.records"
+GOVERNED_KAFKA_TRANSACTION_OFFSETS: Final = "governed_kafka.transaction.offsets"
+GOVERNED_KAFKA_TRANSACTION_OUTCOME: Final = "governed_kafka.transaction.outcome"
+GOVERNED_KAFKA_TRANSACTION_REASON: Final = "governed_kafka.transaction.reason"
+
+#: Links a transaction span keeps to the send spans of its records, at most: the SDK's
+#: default span limit, and a bound on what an open transaction holds in memory.
+MAX_TRANSACTION_LINKS: Final = 128
 
 
 class _HeaderSetter(Setter[HeaderList]):
@@ -163,6 +190,17 @@ class _ProcessSpan(contextlib.AbstractContextManager[Span]):
         return False
 
 
+class _OpenTransaction:
+    """A transaction between its begin and its end: when it began, its records' spans."""
+
+    __slots__ = ("began_ns", "links", "sequence")
+
+    def __init__(self, sequence: int) -> None:
+        self.sequence = sequence
+        self.began_ns = time.time_ns()
+        self.links: list[Link] = []
+
+
 class OpenTelemetryHook(Hook):
     """Producer and consumer spans on the OpenTelemetry API, linked through record headers.
 
@@ -189,6 +227,9 @@ class OpenTelemetryHook(Hook):
         self._provider = tracer_provider
         self._live = _live(tracer_provider if tracer_provider is not None else _global_provider())
         self._until_recheck = _RECHECK_EVERY
+        #: Open transactions by transactional id.
+        self._transactions: dict[str, _OpenTransaction] = {}
+        self._transactions_lock = threading.Lock()
 
     # ------------------------------------------------------------------ producer side
 
@@ -222,7 +263,77 @@ class OpenTelemetryHook(Hook):
             f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
         )
         _propagate.inject(details.headers, context=_trace.set_span_in_context(span), setter=_SETTER)
+        if details.transactional_id is not None:
+            self._in_transaction(details.transactional_id, span, topic)
         return _SendSpan(span) if span.is_recording() else None
+
+    def _in_transaction(self, transactional_id: str, span: Span, topic: str) -> None:
+        """Link the open transaction of ``transactional_id`` to a send span of its own."""
+        open_transaction = self._transactions.get(transactional_id)
+        context = span.get_span_context()
+        if open_transaction is None or not context.is_valid:
+            return
+        links = open_transaction.links
+        if len(links) < MAX_TRANSACTION_LINKS:
+            links.append(Link(context, attributes={MESSAGING_DESTINATION_NAME: topic}))
+
+    # ------------------------------------------------------------------ transactions
+
+    def on_transaction_begin(self, details: TransactionBeginDetails) -> None:
+        """Remember the transaction, to span it when it ends."""
+        with self._transactions_lock:
+            self._transactions[details.transactional_id] = _OpenTransaction(details.sequence)
+
+    def on_transaction_commit(self, details: TransactionCommitDetails) -> None:
+        """One span for the committed transaction, linked to its records' send spans."""
+        span = self._transaction_span(details.transactional_id, details.client_id, details)
+        if span is None:
+            return
+        span.set_attribute(GOVERNED_KAFKA_TRANSACTION_OFFSETS, len(details.offsets))
+        if details.group_id is not None:
+            span.set_attribute(MESSAGING_CONSUMER_GROUP_NAME, details.group_id)
+        span.end()
+
+    def on_transaction_abort(self, details: TransactionAbortDetails) -> None:
+        """One span for the aborted transaction, with an error status saying why."""
+        span = self._transaction_span(details.transactional_id, details.client_id, details)
+        if span is None:
+            return
+        error = details.error
+        why = details.reason if error is None else f"{type(error).__name__}: {error}"
+        if error is not None:
+            span.set_attribute(ERROR_TYPE, f"{type(error).__module__}.{type(error).__qualname__}")
+        span.set_status(Status(StatusCode.ERROR, f"aborted: {why}"))
+        span.end()
+
+    def _transaction_span(
+        self,
+        transactional_id: str,
+        client_id: str,
+        details: TransactionCommitDetails | TransactionAbortDetails,
+    ) -> Span | None:
+        """The span of a transaction that just ended, from its begin, not yet ended."""
+        with self._transactions_lock:
+            ended = self._transactions.pop(transactional_id, None)
+        if ended is None or ended.sequence != details.sequence:
+            return None  # began before the hook listened
+        outcome = "commit" if isinstance(details, TransactionCommitDetails) else "abort"
+        attributes: dict[str, AttributeValue] = {
+            MESSAGING_SYSTEM: "kafka",
+            MESSAGING_CLIENT_ID: client_id,
+            GOVERNED_KAFKA_TRANSACTIONAL_ID: transactional_id,
+            GOVERNED_KAFKA_TRANSACTION_SEQUENCE: details.sequence,
+            GOVERNED_KAFKA_TRANSACTION_RECORDS: details.records,
+            GOVERNED_KAFKA_TRANSACTION_OUTCOME: outcome,
+            GOVERNED_KAFKA_TRANSACTION_REASON: details.reason,
+        }
+        return self._tracer.start_span(
+            f"transaction {transactional_id}",
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            links=ended.links,
+            start_time=ended.began_ns,
+        )
 
     # ------------------------------------------------------------------ consumer side
 

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from conftest import Broker
+from governed_kafka import Catalog
 from governed_kafka.avro import parse_schema as parse_avro
 from governed_kafka.cli import main
 from governed_kafka.registry import ConfluentSchemaRegistry
-from kafka_helpers import unique_topic, write_catalog
+from kafka_helpers import unique_topic, wait_visible_everywhere, write_catalog
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 EXAMPLE_SCHEMAS = Path(__file__).parent.parent.parent / "examples" / "schemas"
@@ -129,6 +130,9 @@ def test_plan_lists_every_version_and_level_then_apply_registers_them(
     # The imported file is a reference, registered under its own name.
     assert registry.subject_versions("schemas/common/money.proto")
 
+    # apply waited until the broker it asked listed the new topics; the next plan may ask
+    # another broker of the cluster, which can learn of them later on a loaded machine.
+    wait_visible_everywhere(kafka_broker.bootstrap_servers, [t.name for t in Catalog.load(path)])
     code, again = invoke("plan", path, kafka_broker, url)
     assert code == 0, again
     assert again["schemas"]["changes"] == []

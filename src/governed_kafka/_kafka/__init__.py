@@ -8,11 +8,14 @@ typed clients:
 
 - :class:`ProducerClient` (:mod:`._producer`): ``produce`` is librdkafka's own, called
   directly on the send path; a fatal error is kept and named by every later refusal;
+  the transactional calls (init, begin, send offsets, commit, abort), their errors as
+  ``TransactionError``/``ProducerFenced``;
   delivery reports stay opaque (:class:`Report`) and are read through
   :func:`delivered`, :func:`reported` and :func:`failed`;
 - :class:`ConsumerClient` (:mod:`._consumer`): records built from librdkafka's messages
   (:meth:`ConsumerClient.read`, the consume path), commits, committed offsets,
-  watermarks, pause and resume, rebalances as lists of ``(topic, partition)``;
+  watermarks, pause and resume, seek, the group metadata transactions need,
+  rebalances as lists of ``(topic, partition)``;
 - :class:`Admin` (:mod:`._admin`): topics, configs, partitions, group offsets, and
   ACLs and the rights of this client's principal (:mod:`._acls`);
 - :class:`LogReader` (:mod:`._reader`): bounded reads of partitions without a group, and
@@ -32,7 +35,16 @@ from __future__ import annotations
 from ._acls import AUTHORIZATION_ERRORS, AclSpec
 from ._admin import Admin, TopicSpec, recent_keys
 from ._clients import LIBRDKAFKA_LOGGER, client_versions
-from ._consumer import CommitAnswer, ConsumerClient, Key, Lane, Lanes, Offsets, Rejected
+from ._consumer import (
+    CommitAnswer,
+    ConsumerClient,
+    GroupMetadata,
+    Key,
+    Lane,
+    Lanes,
+    Offsets,
+    Rejected,
+)
 from ._errors import UNREACHABLE, UNSUPPORTED, Failure, translated, unreachable
 from ._producer import (
     DeliveryCallback,
@@ -60,6 +72,7 @@ __all__ = [
     "DeliveryCallback",
     "DuplicateAcks",
     "Failure",
+    "GroupMetadata",
     "Key",
     "Lane",
     "Lanes",

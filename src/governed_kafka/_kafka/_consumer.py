@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -22,7 +22,7 @@ from ._acls import AUTHORIZATION_ERRORS
 from ._clients import OnStats, OnThrottle, construct, with_callbacks
 from ._errors import Failure, broker_error, failure, translated
 
-__all__ = ["CommitAnswer", "ConsumerClient", "Key", "Lane", "Offsets"]
+__all__ = ["CommitAnswer", "ConsumerClient", "GroupMetadata", "Key", "Lane", "Offsets"]
 
 _log = logging.getLogger("governed_kafka.consumer")
 
@@ -31,6 +31,13 @@ Key = tuple[str, int]
 
 #: Offsets to commit, or committed: ``(topic, partition, offset)``.
 Offsets = tuple[tuple[str, int, int], ...]
+
+
+class GroupMetadata(Protocol):
+    """A consumer's group metadata (group, generation, member id), opaque above the border:
+    what a transactional producer sends with the offsets so the group coordinator can
+    fence a zombie member (KIP-447)."""
+
 
 #: How :meth:`ConsumerClient.read` handles one partition's records: the tracker to tell
 #: of each delivered offset (``None``: nothing to track) and the decoder of its keys and
@@ -194,10 +201,20 @@ class ConsumerClient:
         ``rejected``.
         A fatal consume error raises :class:`~governed_kafka.errors.BrokerError`; others
         are logged and skipped.
+
+        Takes what is already queued without waiting for more: librdkafka's batch
+        consume waits until the batch is full or ``timeout`` runs out, which at a low
+        rate holds every record for the whole timeout. So: what is queued now; if
+        nothing, wait up to ``timeout`` for one record, then take what came with it.
         """
-        messages = self._client.consume(max_records, timeout)
+        consume = self._client.consume
+        messages = consume(max_records, 0)
         if not messages:
-            return []
+            messages = consume(1, timeout)
+            if not messages:
+                return []
+            if max_records > 1:
+                messages += consume(max_records - 1, 0)
         records: list[Record] = []
         append = records.append
         last_topic: str | None = None
@@ -310,6 +327,21 @@ class ConsumerClient:
             else None
             for tp in found
         }
+
+    def group_metadata(self) -> GroupMetadata:
+        """This member's group metadata as of now (it changes with each rebalance)."""
+        with translated(f"group metadata of {self.group_id!r}"):
+            metadata: GroupMetadata = self._client.consumer_group_metadata()
+        return metadata
+
+    def seek(self, positions: Offsets) -> None:
+        """Read each partition again from its offset: ``(topic, partition, offset)``.
+
+        Records fetched beyond it and not yet returned are dropped by librdkafka.
+        """
+        for topic, partition, offset in positions:
+            with translated(f"seek {topic}[{partition}] to {offset} ({self.group_id})"):
+                self._client.seek(TopicPartition(topic, partition, offset))
 
     def high_watermark(self, key: Key, *, timeout: float) -> int | None:
         """The partition's high watermark: as of the last fetch, else asked of the broker."""

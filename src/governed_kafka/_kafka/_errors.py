@@ -17,7 +17,14 @@ from typing import Any, Final
 import attrs
 from confluent_kafka import KafkaError, KafkaException
 
-from ..errors import BrokerError, DeliveryError
+from ..errors import (
+    AccessDenied,
+    BrokerError,
+    ConfigError,
+    DeliveryError,
+    ProducerFenced,
+    TransactionError,
+)
 
 #: Error names meaning the cluster could not be reached at all.
 UNREACHABLE: Final = frozenset({"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "_RESOLVE"})
@@ -30,6 +37,9 @@ PURGED: Final = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 
 #: The code produce() answers with once the producer had a fatal error.
 FATAL: Final = KafkaError._FATAL
+
+#: Error names meaning another producer with the same transactional id took over.
+FENCED: Final = frozenset({"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"})
 
 
 @attrs.frozen
@@ -116,7 +126,10 @@ def delivery_error(
         partition = None
     code = err.name()
     if err.code() in PURGED:
-        reason = "not delivered before the producer closed (purged from its queue)"
+        reason = (
+            "purged from the producer's queue before delivery (the producer closed, or its "
+            "transaction was aborted)"
+        )
     else:
         reason = err.str()
     where = topic if partition is None else f"{topic}[{partition}]"
@@ -139,3 +152,87 @@ def wait_for(future: Any, timeout: float, operation: str) -> Any:
     except (concurrent.futures.TimeoutError, TimeoutError):
         msg = f"{operation} failed: _TIMED_OUT: no answer within {timeout:.0f} s"
         raise BrokerError(msg, operation=operation, code="_TIMED_OUT", retriable=True) from None
+
+
+def fenced(transactional_id: str, operation: str, failure: Failure) -> ProducerFenced:
+    """The producer ``transactional_id`` was fenced (``failure`` says how)."""
+    message = (
+        f"transactional producer {transactional_id!r} was fenced during {operation}: "
+        f"{failure.code}: {failure.reason}; another producer with the same transactional "
+        "id took over (a newer instance, or a restart of this one), so this one can send, "
+        "commit or abort nothing more: close it"
+    )
+    return ProducerFenced(
+        message,
+        transactional_id=transactional_id,
+        operation=operation,
+        code=failure.code,
+        fatal=True,
+    )
+
+
+def transaction_error(
+    exc: BaseException, operation: str, *, transactional_id: str, principal: str | None = None
+) -> Exception:
+    """Translate what a transactional call of librdkafka raised.
+
+    Fencing becomes :class:`ProducerFenced`; a missing right on the transactional id
+    :class:`AccessDenied`; a timeout the brokers refuse :class:`ConfigError`; anything
+    else :class:`TransactionError`, saying whether it may be retried, must be aborted,
+    or is fatal (librdkafka's words: what is neither retriable nor abortable is fatal).
+    """
+    err = _error_of(exc)
+    if err is None:
+        message = f"{operation} of transactional producer {transactional_id!r} failed: {exc}"
+        return TransactionError(message, transactional_id=transactional_id, operation=operation)
+    code = err.name()
+    if code in FENCED:
+        return fenced(transactional_id, operation, failure(err))
+    if code == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED":
+        message = (
+            f"the cluster refused {principal or 'this producer'} on transactional id "
+            f"{transactional_id!r} ({operation}): {code}; the service needs WRITE and "
+            "DESCRIBE on it (declare it in [services.NAME].transactional_ids and apply)"
+        )
+        return AccessDenied(
+            message,
+            principal=principal,
+            resource_type="transactional_id",
+            resource=transactional_id,
+            operation="write",
+        )
+    if code == "INVALID_TRANSACTION_TIMEOUT":
+        message = (
+            f"the cluster refused the transaction timeout of {transactional_id!r}: {code}: "
+            f"{err.str()}; lower transaction.timeout.ms to at most the brokers' "
+            "transaction.max.timeout.ms"
+        )
+        return ConfigError(message, key="transaction.timeout.ms")
+    abortable = err.txn_requires_abort()
+    retriable = err.retriable()
+    fatal = err.fatal() or not (abortable or retriable)
+    if code == UNSUPPORTED:
+        why = "the cluster does not support transactions (Kafka 0.11 or later is needed)"
+    elif code == "_TIMED_OUT":
+        why = "no answer from the transaction coordinator in time"
+    else:
+        why = err.str()
+    then = (
+        "the transaction must be aborted"
+        if abortable
+        else "it may be called again"
+        if retriable
+        else "the producer can do nothing more: close it"
+    )
+    message = (
+        f"{operation} of transactional producer {transactional_id!r} failed: {code}: {why}; {then}"
+    )
+    return TransactionError(
+        message,
+        transactional_id=transactional_id,
+        operation=operation,
+        code=code,
+        retriable=retriable,
+        fatal=fatal,
+        abortable=abortable,
+    )

@@ -14,14 +14,25 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ..errors import DeliveryError
+from ..errors import DeliveryError, TransactionError
 from ._clients import OnStats, OnThrottle, construct, with_callbacks
-from ._errors import FATAL, Failure, broker_error, delivery_error, failure
+from ._consumer import GroupMetadata, Offsets
+from ._errors import (
+    FATAL,
+    FENCED,
+    Failure,
+    broker_error,
+    delivery_error,
+    failure,
+    fenced,
+    transaction_error,
+)
 
 _log = logging.getLogger("governed_kafka")
 
@@ -87,6 +98,11 @@ class ProducerClient:
         on_stats: OnStats | None = None,
     ) -> None:
         self._fatal: Failure | None = None
+        tid = config.get("transactional.id")
+        #: The producer's transactional id; ``None`` for a producer without transactions.
+        self.transactional_id: str | None = None if tid is None else str(tid)
+        #: The principal named when the cluster refuses the transactional id.
+        self.principal: str | None = None
         full = with_callbacks(
             config,
             "producer",
@@ -142,6 +158,8 @@ class ProducerClient:
             if self._fatal is None:
                 self.poll(0)  # the poll that reports the fatal error may not have come yet
             fatal = self._fatal
+            if fatal is not None and self.transactional_id is not None:
+                return self._fatal_transaction_error(f"send to {topic!r}", fatal)
             if fatal is not None:
                 message = (
                     f"record for {topic!r} not queued: the producer had a fatal error "
@@ -158,6 +176,77 @@ class ProducerClient:
             retriable=err.retriable(),
             fatal=err.fatal(),
         )
+
+    # ------------------------------------------------------------------ transactions
+
+    def _fatal_transaction_error(self, operation: str, fatal: Failure) -> TransactionError:
+        """The error of a transactional producer that had the fatal error ``fatal``."""
+        assert self.transactional_id is not None
+        if fatal.code in FENCED:
+            return fenced(self.transactional_id, operation, fatal)
+        message = (
+            f"transactional producer {self.transactional_id!r} had a fatal error "
+            f"({fatal.code}: {fatal.reason}) and can do nothing more ({operation} refused); "
+            "close it and create a new one"
+        )
+        return TransactionError(
+            message,
+            transactional_id=self.transactional_id,
+            operation=operation,
+            code=fatal.code,
+            fatal=True,
+        )
+
+    def fatal_transaction_error(self, operation: str) -> TransactionError | None:
+        """The error every transactional call now raises, if the producer had a fatal one."""
+        if self._fatal is None:
+            return None
+        return self._fatal_transaction_error(operation, self._fatal)
+
+    def _transactional(self, operation: str, call: Callable[[], object]) -> None:
+        """Run one transactional call of librdkafka; its errors translated (a fatal one kept)."""
+        assert self.transactional_id is not None
+        try:
+            call()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.fatal():
+                self._on_fatal(failure(err))
+            error = transaction_error(
+                exc, operation, transactional_id=self.transactional_id, principal=self.principal
+            )
+            if isinstance(error, TransactionError) and error.fatal:
+                self._on_fatal(Failure(code=error.code or "_FATAL", reason=str(error), fatal=True))
+            raise error from exc
+
+    def init_transactions(self, timeout: float) -> None:
+        """Register the transactional id with its coordinator (fencing older producers that
+        used it, aborting their open transaction); wait at most ``timeout`` seconds."""
+        self._transactional("init_transactions", lambda: self._client.init_transactions(timeout))
+
+    def begin_transaction(self) -> None:
+        """Start a transaction: the records produced from now on belong to it."""
+        self._transactional("begin_transaction", self._client.begin_transaction)
+
+    def send_offsets_to_transaction(
+        self, offsets: Offsets, group: GroupMetadata, timeout: float
+    ) -> None:
+        """Make committing ``offsets`` for the consumer group of ``group`` part of the open
+        transaction: they are committed with it, or not at all."""
+        partitions = [TopicPartition(t, p, o) for t, p, o in offsets]
+        self._transactional(
+            "send_offsets_to_transaction",
+            lambda: self._client.send_offsets_to_transaction(partitions, group, timeout),
+        )
+
+    def commit_transaction(self, timeout: float) -> None:
+        """Deliver what the transaction holds and commit it; wait at most ``timeout`` s."""
+        self._transactional("commit_transaction", lambda: self._client.commit_transaction(timeout))
+
+    def abort_transaction(self, timeout: float) -> None:
+        """Abort the open transaction: its records are never visible to ``read_committed``
+        readers; records still queued are purged. Wait at most ``timeout`` seconds."""
+        self._transactional("abort_transaction", lambda: self._client.abort_transaction(timeout))
 
     def queued(self) -> int:
         """Records in the local queue, not yet delivered or failed."""
@@ -180,8 +269,19 @@ class ProducerClient:
         self._client.purge(in_queue=True, in_flight=True, blocking=False)
 
     def close(self) -> None:
-        """Release librdkafka's producer."""
-        self._client.close()
+        """Release librdkafka's producer.
+
+        A transactional producer's open transaction was aborted before this, or cannot
+        be (after a fatal error, or an ``init_transactions`` that never finished), and
+        that was raised or logged then: the abort confluent-kafka tries on close would
+        only fail again, and its warning is not repeated.
+        """
+        if self.transactional_id is None:
+            self._client.close()
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._client.close()
 
 
 def _key(raw: object) -> bytes | None:

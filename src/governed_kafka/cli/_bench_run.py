@@ -337,6 +337,17 @@ class _Governed:
         )
 
 
+def _take_queued(consumer: _kafka.RawConsumer, most: int, timeout: float) -> list[Any]:
+    """What is queued, else wait up to ``timeout`` for one message and take what came with
+    it: the governed consumer's loop, so the raw row waits no longer for a batch to fill."""
+    batch = list(consumer.consume(most, 0))
+    if not batch:
+        batch = list(consumer.consume(1, timeout))
+        if batch:
+            batch += consumer.consume(most - 1, 0)
+    return batch
+
+
 class _RawReader:
     def __init__(self, consumer: _kafka.RawConsumer, decode: Callable[[bytes], Any] | None) -> None:
         self.consumer = consumer
@@ -351,7 +362,7 @@ class _RawReader:
         while rate.seen < want and time.monotonic() < deadline:
             if stop is not None and stop.is_set():
                 break
-            batch = self.consumer.consume(500, 0.2)
+            batch = _take_queued(self.consumer, 500, 0.2)
             for msg in batch:
                 if msg.error() is not None:
                     continue
