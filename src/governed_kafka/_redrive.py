@@ -9,16 +9,19 @@ by a governed producer of the redriving service. One that no longer fits stays i
 dead-letter topic and is reported; so does every later dead letter of its key, so the
 key's order holds.
 
+Each dead letter is sent in a transaction of its own (transactional id
+``governed-kafka-redrive.<topic>`` unless given) that also commits the progress past it,
+so a crash can never leave one sent without its progress: the next run's producer aborts
+what was left open.
+
 Progress is committed under a group of its own, ``governed-kafka-redrive.<topic>``: for
 each dead-letter partition, the offset before which every dead letter was redriven; and
 for each partition of an original topic, the offset that partition had when this
-redrive first wrote to it (committed before that write), from which a later run reads
-it back for the ``redrive.from`` headers of dead letters already sent beyond the
-progress. Those are dead letters redriven past one that stayed (not chosen by
-``--where``, or not fitting), and the one a crash interrupted between its send and its
-progress commit: a rerun finds both and skips them, so no dead letter is ever redriven
-twice. When a run leaves nothing behind, the read-back offsets move to the partitions'
-ends.
+redrive first wrote to it (committed before that write). A dead letter sent beyond one
+that stayed (not chosen by ``--where``, or not fitting) commits without progress; a
+later run reads those partitions back from there for the ``redrive.from`` headers of
+dead letters already sent, and skips them. When a run leaves nothing behind, the
+read-back offsets move to the partitions' ends. So no dead letter is redriven twice.
 """
 
 from __future__ import annotations
@@ -389,6 +392,7 @@ class _Sender(_Checks):
         bootstrap: str,
         connection: Mapping[str, object],
         registry: SchemaRegistry | None,
+        transactional_id: str,
     ) -> None:
         super().__init__(catalog, sources, registry, service=service)
         self.producer = GovernedProducer(
@@ -398,7 +402,11 @@ class _Sender(_Checks):
             overrides=dict(connection),  # type: ignore[arg-type]
             registry=self.registry,
             verify_topics=False,
+            transactional_id=transactional_id,
         )
+        assert self.producer.transactions is not None
+        #: Each redrive's send and its progress commit are one transaction.
+        self.transactions = self.producer.transactions
 
     def target(self, letter: DeadLetter, key: bytes | None) -> int:
         """The original partition while the topic has it, else the key's partition."""
@@ -426,6 +434,7 @@ def redrive(
     dry_run: bool = False,
     registry: SchemaRegistry | None = None,
     timeout: float = 30.0,
+    transactional_id: str | None = None,
 ) -> RedriveReport:
     """Send the chosen dead letters of ``topic`` back to their original topics, once.
 
@@ -446,6 +455,7 @@ def redrive(
             bootstrap=bootstrap,
             connection=connection,
             registry=registry,
+            transactional_id=transactional_id or REDRIVE_GROUP_PREFIX + dlq,
         )
     )
     check = sender if sender is not None else _Checks(catalog, sources, registry, service=service)
@@ -514,11 +524,13 @@ class _Run:
         #: Dead letters found already sent (by a run that left some behind, or crashed).
         self.skipped = 0
 
-    def _passed(self, offset: int) -> None:
-        """The dead letter at ``offset`` is redriven: progress moves unless one stays before."""
+    def _passed(self, offset: int, *, committed: bool = False) -> None:
+        """The dead letter at ``offset`` is redriven: progress moves unless one stays before
+        (``committed``: its transaction committed the progress already)."""
         if not self.gap:
             self.progress = offset + 1
-            self.reader.commit(self.key, self.progress)
+            if not committed:
+                self.reader.commit(self.key, self.progress)
 
     def partition(  # noqa: PLR0917 - the run's choices, and where its outcomes go
         self,
@@ -583,5 +595,23 @@ class _Run:
             self.reader.commit(target, end)
             self.starts[target] = end
         key, value = record
-        sender.producer.send_and_wait(topic, value, key=key, headers=headers, partition=target[1])
-        self._passed(entry.offset)
+        # The send and the progress past it commit together, or neither does: a crash
+        # leaves an open transaction that the next run's producer (same transactional id)
+        # aborts. Sent beyond a dead letter that stays, the record commits alone and the
+        # next run finds it by its redrive.from header.
+        owner = self.reader.group_id
+        progress = () if self.gap else ((self.key[0], self.key[1], entry.offset + 1),)
+        sender.transactions.begin(owner)
+        try:
+            sender.producer.send(topic, value, key=key, headers=headers, partition=target[1])
+        except BaseException as refused:
+            sender.transactions.abort(owner, reason="refused", error=refused)
+            raise
+        sender.transactions.commit(
+            owner,
+            reason="redrive",
+            offsets=progress,
+            group=self.reader.group_metadata() if progress else None,
+            group_id=owner,
+        )
+        self._passed(entry.offset, committed=True)

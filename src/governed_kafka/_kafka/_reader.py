@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from ..errors import BrokerError
 from ._clients import LIBRDKAFKA_LOGGER, construct
+from ._consumer import GroupMetadata
 from ._errors import broker_error, translated
 
 __all__ = ["LogEntry", "LogReader"]
@@ -156,6 +157,13 @@ class LogReader:
         for answered in result:
             if answered.error is not None:
                 raise broker_error(answered.error, operation)
+
+    def group_metadata(self) -> GroupMetadata:
+        """The group's metadata as a non-member sees it, for offsets sent to a transaction
+        (accepted while the group has no members)."""
+        with translated(f"group metadata of {self.group_id!r}"):
+            metadata: GroupMetadata = self._client.consumer_group_metadata()
+        return metadata
 
     def close(self) -> None:
         """Release the consumer (it never joined a group, so nothing waits)."""

@@ -153,6 +153,10 @@ def show(  # noqa: PLR0917 - one parameter per option
 @_common
 @click.option("--service", required=True, help="The service that sends them back (a producer).")
 @click.option("--dry-run", is_flag=True, help="Validate and report; send and commit nothing.")
+@click.option(
+    "--transactional-id",
+    help="Transactional id of the sends (default: governed-kafka-redrive.<dead-letter topic>).",
+)
 @clean_errors
 def redrive(  # noqa: PLR0917 - one parameter per option
     topic: str,
@@ -168,6 +172,7 @@ def redrive(  # noqa: PLR0917 - one parameter per option
     config_file: str | None,
     service: str,
     dry_run: bool,
+    transactional_id: str | None,
 ) -> None:
     """Send TOPIC's dead letters back to their original topics, re-validated, each once."""
     catalog, servers, settings, chosen = _setup(
@@ -184,6 +189,7 @@ def redrive(  # noqa: PLR0917 - one parameter per option
         start=start,
         end=end,
         dry_run=dry_run,
+        transactional_id=transactional_id,
     )
     staying = report.count("does-not-fit") + report.count("held")
     if as_json:
