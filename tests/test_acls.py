@@ -189,3 +189,31 @@ def test_quotas_come_with_the_command_that_sets_them() -> None:
         "'producer_byte_rate=1048576' --entity-type users --entity-name checkout"
     )
     assert "'producer_byte_rate=100,consumer_byte_rate=5000000'" in advice["billing"].command
+
+
+def test_consumers_get_their_retry_topics_and_key_order_reads_the_dead_letters() -> None:
+    """A consumer of a topic with tiers may write and read each tier; with key order it may
+    also read the dead-letter topic and the redrive group's progress."""
+    catalog = Catalog.from_dict(
+        {
+            "services": {"billing": {"principal": "User:billing"}},
+            "topics": [
+                {
+                    "name": ORDERS,
+                    "partitions": 3,
+                    "replication_factor": 3,
+                    "key": "required",
+                    "ordering": "key",
+                    "consumers": ["billing"],
+                    "retry_topics": [f"{ORDERS}.retry"],
+                    "retry_delays": ["1m"],
+                    "dead_letter_topic": DLQ,
+                },
+            ],
+        }
+    )
+    implied = set(implied_acls(catalog))
+    for operation in ("write", "read", "describe", "describe_configs"):
+        assert _acl("User:billing", "topic", f"{ORDERS}.retry", operation) in implied
+    assert _acl("User:billing", "topic", DLQ, "read") in implied
+    assert _acl("User:billing", "group", f"governed-kafka-redrive.{DLQ}", "describe") in implied

@@ -161,6 +161,10 @@ def test_unknown_topic_key_names_file_topic_and_key(tmp_path: Path) -> None:
         ("owner = 3", "owner", "non-empty string"),
         ('configs = { "max.message.bytes" = [1] }', "configs", "max.message.bytes"),
         ('configs = { "retention.ms" = 5 }', "configs", "retention_ms"),
+        ('retry_delays = ["30 seconds"]', "retry_delays", "duration such as"),
+        ('retry_delays = ["8d"]', "retry_delays", "at most 7 days"),
+        ('retry_topics = ["a.b.c.v1.retry"]', "retry_delays", "one delay per entry"),
+        ('ordering = "partition"', "ordering", "'none', 'key'"),
     ],
 )
 def test_malformed_values_are_refused_with_topic_and_key(
@@ -557,3 +561,15 @@ def test_malformed_services_are_refused_naming_file_service_and_key(
     assert (refused.value.service, refused.value.key) == ("checkout", key)
     assert str(path) in str(refused.value)
     assert "service 'checkout'" in str(refused.value)
+
+
+def test_retry_tiers_load_with_their_delays_in_milliseconds(tmp_path: Path) -> None:
+    """retry_topics and retry_delays load as (topic, delay in ms) tiers, with key order."""
+    body = (
+        '[[topics]]\nname = "a.b.c.v1"\npartitions = 1\nreplication_factor = 1\n'
+        'retry_topics = ["a.b.c.v1.retry-30s", "a.b.c.v1.retry-10m"]\n'
+        'retry_delays = ["30s", "10m"]\nordering = "key"\n'
+    )
+    contract = Catalog.load(write_catalog(tmp_path, body)).topic("a.b.c.v1")
+    assert contract.retry_tiers == (("a.b.c.v1.retry-30s", 30_000), ("a.b.c.v1.retry-10m", 600_000))
+    assert contract.ordering == "key"

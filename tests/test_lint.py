@@ -102,6 +102,36 @@ def with_dlq(**dlq_changes: Any) -> Catalog:
     return catalog(source, dlq)
 
 
+TIER = "payments.order.created.v1.retry"
+
+#: A retry topic that keeps every rule for GOOD's consumers.
+GOOD_TIER: dict[str, Any] = {
+    **GOOD_DLQ,
+    "name": TIER,
+    "partitions": 6,
+    "retention_ms": 86_400_000,
+    "producers": ["billing", "analytics"],
+    "consumers": ["billing", "analytics"],
+}
+
+
+def with_tiers(*, tier: dict[str, Any] | None = None, **source: Any) -> Catalog:
+    """GOOD with one retry tier (GOOD_TIER updated with ``tier``) and GOOD_DLQ after it
+    (six partitions, like GOOD); ``source`` updates GOOD (``None`` removes a key)."""
+    table = {
+        **GOOD,
+        "retry_topics": [TIER],
+        "retry_delays": ["30s"],
+        "dead_letter_topic": DLQ,
+    }
+    for key, value in source.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    return catalog(table, {**GOOD_TIER, **(tier or {})}, {**GOOD_DLQ, "partitions": 6})
+
+
 def duplicated(loaded: Catalog) -> Catalog:
     """``loaded`` with its first topic declared twice: loading refuses that, so build it."""
     first = loaded.topics[0]
@@ -432,6 +462,70 @@ CASES = [
         DLQ,
         "producers",
         "missing: analytics",
+    ),
+    Case(
+        "retry.missing",
+        lambda: with_tiers(retry_topics=["payments.order.created.v1.later"]),
+        with_tiers,
+        SRC,
+        "retry_topics",
+        "'payments.order.created.v1.later' has no contract",
+    ),
+    Case(
+        "retry.self",
+        lambda: with_tiers(retry_topics=[SRC]),
+        with_tiers,
+        SRC,
+        "retry_topics",
+        "is the topic itself",
+    ),
+    Case(
+        "retry.dead-letter",
+        lambda: with_tiers(dead_letter_topic=None),
+        with_tiers,
+        SRC,
+        "dead_letter_topic",
+        "need a dead_letter_topic",
+    ),
+    Case(
+        "retry.shape",
+        lambda: with_tiers(tier={"cleanup_policy": "compact", "key": "required"}),
+        with_tiers,
+        TIER,
+        "value_schema",
+        "is compacted",
+    ),
+    Case(
+        "retry.rights",
+        lambda: with_tiers(tier={"consumers": ["billing"]}),
+        with_tiers,
+        TIER,
+        "producers",
+        "missing: analytics",
+    ),
+    Case(
+        "retry.retention",
+        lambda: with_tiers(tier={"retention_ms": 20_000}),
+        with_tiers,
+        TIER,
+        "retention_ms",
+        "deleted before they are due",
+    ),
+    Case(
+        "ordering.key-required",
+        lambda: with_tiers(ordering="key", key="optional"),
+        lambda: with_tiers(ordering="key"),
+        SRC,
+        "ordering",
+        "needs key = 'required'",
+    ),
+    Case(
+        "ordering.partitions",
+        lambda: with_tiers(ordering="key", tier={"partitions": 3}),
+        lambda: with_tiers(ordering="key"),
+        SRC,
+        "partitions",
+        f"{TIER!r} has 3 partitions",
     ),
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import acls, avro, compatibility, errors, hooks, profiles, registry
+from . import acls, avro, compatibility, errors, health, hooks, profiles, registry
 from .commit import CommitStrategy
 from .consumer import GovernedConsumer, Record, RunSummary
 from .contracts import Catalog, ServiceContract, TopicContract
@@ -30,6 +30,7 @@ from .errors import (
     SerializationError,
     TransactionError,
 )
+from .health import HealthReport, PartitionHealth
 from .lag import LagReport, PartitionLag
 from .policy import Policy, Violation
 from .producer import DeliveryFuture, GovernedProducer, RecordMetadata
@@ -58,8 +59,10 @@ __all__ = [
     "GovernedConsumer",
     "GovernedKafkaError",
     "GovernedProducer",
+    "HealthReport",
     "LagReport",
     "LocalSchemaRegistry",
+    "PartitionHealth",
     "PartitionLag",
     "Policy",
     "ProducerFenced",
@@ -80,6 +83,7 @@ __all__ = [
     "avro",
     "compatibility",
     "errors",
+    "health",
     "hooks",
     "profiles",
     "registry",

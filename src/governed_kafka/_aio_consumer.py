@@ -27,11 +27,13 @@ from ._aio_worker import Worker
 from ._config import GROUP_PROTOCOL, GroupProtocol, Overrides
 from ._consumer_base import ConsumerBase, ConsumerParts
 from ._handling import Handling, RunSummary
+from ._health import HealthWatch
 from ._options import DEFAULT_BATCH, DEFAULT_MAX_IN_FLIGHT, ConsumerOptions
 from ._records import Record
 from .commit import CommitStrategy
 from .contracts import Catalog
 from .errors import ClosedError, ConfigError, ProducerFenced, RetriesExhausted
+from .health import DEFAULT_STALLED_AFTER_S, DEFAULT_WINDOW_S, HealthReport
 from .lag import LagReport
 from .registry import SchemaRegistry
 from .retry import RetryPolicy
@@ -542,9 +544,20 @@ class AsyncGovernedConsumer:
         consumer, worker = self._running()
         handling = self._handling()
         stats = run.stats
+        tiers = handling.tiers
+        if tiers is not None and (target := tiers.route(record)) is not None:
+            await worker.call(functools.partial(tiers.park, record, target))
+            stats.parked += 1  # written behind its key's oldest waiting record, not handled
+            self._processed.append(record)
+            run.handled()
+            return
         attempts = 1
+        watch = self._watch()  # told which record this handler is on, for health
+        watch.started(record)
         try:
             await self._attempt(run.handler, record, attempts)
+            if tiers is not None:
+                tiers.succeeded(record)
         except Exception as first:
 
             def again() -> Awaitable[None]:
@@ -561,15 +574,17 @@ class AsyncGovernedConsumer:
                     ),
                 )
             except RetriesExhausted as exhausted:
-                await worker.call(
-                    functools.partial(
-                        handling.dead_letter,
-                        record,
-                        exhausted.error,
-                        attempts=exhausted.attempts,
-                    )
+                error, attempts = exhausted.error, exhausted.attempts
+                tiered = await worker.call(
+                    lambda: handling.dead_letter(record, error, attempts=attempts)
                 )
-                stats.dead_lettered += 1
+                stats.tiered += tiered
+                stats.dead_lettered += not tiered
+            else:
+                if tiers is not None:
+                    tiers.succeeded(record)
+        finally:
+            watch.finished(record)
         self._processed.append(record)
         run.handled()
 
@@ -577,6 +592,22 @@ class AsyncGovernedConsumer:
         parts = self._parts
         assert parts is not None
         return parts.handling
+
+    def _watch(self) -> HealthWatch:
+        self._running()  # refuses a consumer not started, or closed
+        return self._parts.watch  # type: ignore[union-attr]  # started: it has parts
+
+    def health(
+        self,
+        *,
+        window_s: float = DEFAULT_WINDOW_S,
+        stalled_after_s: float = DEFAULT_STALLED_AFTER_S,
+        stopped_after_s: float | None = None,
+    ) -> HealthReport:
+        """:meth:`GovernedConsumer.health`: no request, so any thread, not awaited."""
+        return self._watch().report(
+            window_s=window_s, stalled_after_s=stalled_after_s, stopped_after_s=stopped_after_s
+        )
 
     async def _attempt(self, handler: Handler, record: Record, attempt: int) -> None:
         handling = self._handling()

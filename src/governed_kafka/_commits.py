@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from . import _kafka
@@ -61,6 +61,9 @@ class Commits:
         self.group_id = group_id
         self.client_id = client_id
         self._client: _kafka.ConsumerClient | None = None
+        #: Called before every commit: writes the committed records depend on (retry
+        #: tiers) must be acknowledged first; it raises when one failed.
+        self.before_commit: Callable[[], None] | None = None
         #: Asynchronous commits whose answer was not served yet: offsets -> (reason, start).
         self._awaited: dict[_kafka.Offsets, tuple[str, float]] = {}
 
@@ -95,6 +98,8 @@ class Commits:
         succeeds), or raised as :class:`~governed_kafka.errors.BrokerError` with
         ``raise_errors``.
         """
+        if self.before_commit is not None:
+            self.before_commit()
         if self.batches is not None:
             self._commit_transaction(reason, going=only or (), raise_errors=raise_errors)
             return

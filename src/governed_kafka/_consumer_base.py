@@ -6,36 +6,33 @@ librdkafka's consumer (``governed_kafka._kafka.ConsumerClient``, which builds ea
 :class:`~governed_kafka._records.Record`), keeps their offsets in its offset book
 (:mod:`governed_kafka._offsets`), commits per its strategy (:mod:`governed_kafka._commits`),
 and hands failing records to its handling (:mod:`governed_kafka._handling`): retries,
-then the dead-letter topic (:mod:`governed_kafka._dead_letters`). ``GovernedConsumer``
-is this class with the public, keyword-typed constructor.
+retry tiers (:mod:`governed_kafka._tiers`), the dead letters. Its watch
+(:mod:`governed_kafka._health`) reports slow handlers and judges its health.
 
-One named extension point: a :class:`ConsumerExtension`, given at construction, is
-handed the consumer's :class:`ConsumerParts` and told of each rebalance before the
-consumer applies it. The asyncio consumer uses it to let the event loop finish (or
-cancel) the handlers of partitions that go, and to handle records on the loop.
+One extension point: a :class:`ConsumerExtension` is handed the :class:`ConsumerParts`
+and told of each rebalance first (the asyncio consumer's side of it).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, Literal, Protocol
-
-import attrs
+from typing import Any, Final, Literal
 
 from . import _config, _gate, _kafka
 from ._batch_transactions import BatchTransactions, Rewind
 from ._commits import Commits
+from ._consumer_parts import ConsumerExtension, ConsumerParts
 from ._dead_letters import DeadLetters
 from ._handling import Handling, RunStats, RunSummary
+from ._health import HealthWatch
 from ._offsets import OffsetBook, PartitionOffsets
 from ._options import DEFAULT_BATCH, ConsumerOptions
 from ._records import Record, Topic
-from ._watchdog import watch_slow_handlers
+from ._tiers import Tiers, keep_lanes, read_tiers
 from .contracts import Catalog, TopicContract
 from .errors import (
     BrokerError,
@@ -74,38 +71,6 @@ _CLOCK_MASK: Final = 63
 Key = tuple[str, int]
 
 
-@attrs.frozen
-class ConsumerParts:
-    """What a :class:`ConsumerBase` hands its extension: how records are handled and
-    committed, the same objects the consumer itself uses."""
-
-    handling: Handling
-    commits: Commits
-    #: The batches' transactions of a transactional consumer, else ``None``.
-    batches: BatchTransactions | None = None
-
-
-class ConsumerExtension(Protocol):
-    """What extends a consumer (the asyncio consumer's side of it).
-
-    :meth:`attached` is called once, at the end of construction; the ``before_*``
-    calls come inside the rebalance callbacks, on the consumer's thread, before the
-    consumer commits (revoke) and forgets the partitions.
-    """
-
-    def attached(self, parts: ConsumerParts) -> None:
-        """The consumer is built: these are its parts."""
-        ...
-
-    def before_revoke(self, partitions: list[Key]) -> None:
-        """``partitions`` are revoked: finish their work, they are committed next."""
-        ...
-
-    def before_lost(self, partitions: list[Key]) -> None:
-        """``partitions`` were lost (the session expired): drop their work."""
-        ...
-
-
 class ConsumerBase:
     """A governed consumer: explicit, processed-only commits (see ``GovernedConsumer``).
 
@@ -137,6 +102,7 @@ class ConsumerBase:
         self._hooks = HookChain(options.hooks)
         self._check_group_id()
         self._topics = self._resolve_topics(options)
+        sources = read_tiers(self._topics, self._contract_for)
         self._dead_letters = DeadLetters(
             catalog,
             {name: topic.contract for name, topic in self._topics.items()},
@@ -156,18 +122,11 @@ class ConsumerBase:
             group_protocol=options.group_protocol,
             client_rack=options.client_rack,
         )
+        keep_lanes(sources, self._config, dict(options.overrides or {}))
         self._max_poll_interval_s = (
             int(str(self._config.get("max.poll.interval.ms", _DEFAULT_MAX_POLL_INTERVAL_MS))) / 1000
         )
-        worst = self.retry.worst_case_wait_s()
-        if worst >= self._max_poll_interval_s / 2:
-            msg = (
-                f"retry policy may wait {worst:.1f} s on one record, which is not well under "
-                f"max.poll.interval.ms ({self._max_poll_interval_s:.0f} s): the group would "
-                "evict this consumer mid-retry; lower the backoff or attempts, or raise "
-                "max.poll.interval.ms"
-            )
-            raise ConfigError(msg, key="max.poll.interval.ms", value=self._max_poll_interval_s)
+        self.retry.check_fits(self._max_poll_interval_s)
 
         self._verify_live_topics(options.verify_topics)
 
@@ -183,12 +142,22 @@ class ConsumerBase:
         self._assignment: tuple[Key, ...] = ()
         self.client_id = str(self._config["client.id"])
         self._batches = self._transactional_batches()
+        self._tiers = Tiers.of(
+            catalog,
+            sources,
+            dead_letters=self._dead_letters,
+            config=self._config,
+            transactional=self._batches is not None,
+            pause=lambda keys: self._consumer.pause(keys),  # noqa: PLW0108 - made below
+            resume=lambda keys: None if self._paused else self._consumer.resume(keys),
+        )
         self._handling = Handling(
             hooks=self._hooks,
             retry=self.retry,
             dead_letters=self._dead_letters,
             group_id=group_id,
             client_id=self.client_id,
+            tiers=self._tiers,
             batches=self._batches,
         )
         self._commits = Commits(
@@ -210,29 +179,24 @@ class ConsumerBase:
             ),
         )
         self._commits.bind(self._consumer)
+        if self._tiers is not None:
+            self._commits.before_commit = self._tiers.flush
         self._consumer.subscribe(
-            options.topics,
+            list(self._topics),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        self._watchdog = threading.Thread(
-            target=watch_slow_handlers,
-            kwargs={
-                "group_id": group_id,
-                "max_poll_interval_s": self._max_poll_interval_s,
-                "hooks": self._hooks,
-                "last_poll": lambda: self._last_poll,
-                "current": lambda: self._current,
-                "closed": lambda: self._closed,
-            },
-            name=f"governed-kafka-watchdog[{group_id}]",
-            daemon=True,
-        )
-        self._watchdog.start()
+        self._watch = HealthWatch.of(self)
+        self._watch.start()
         if extension is not None:
             extension.attached(
-                ConsumerParts(handling=self._handling, commits=self._commits, batches=self._batches)
+                ConsumerParts(
+                    handling=self._handling,
+                    commits=self._commits,
+                    watch=self._watch,
+                    batches=self._batches,
+                )
             )
 
     # ------------------------------------------------------------ construction
@@ -282,7 +246,10 @@ class ConsumerBase:
         _gate.verify_topics(self.catalog, self._config, **self._gate_scope())
 
     def _gate_scope(self) -> dict[str, Any]:
-        dead_letters = [t.contract.dead_letter_topic for t in self._topics.values()]
+        contracts = [t.contract for t in self._topics.values()]  # tiers: written to too
+        dead_letters = [c.dead_letter_topic for c in contracts] + [
+            t for c in contracts for t in c.retry_topics
+        ]
         return {
             "service": self.service,
             "group": self.group_id,
@@ -323,6 +290,8 @@ class ConsumerBase:
         self._book.assign(partitions)
         if self._paused and partitions:
             self._consumer.pause(partitions)
+        if self._tiers is not None:
+            self._tiers.assigned(partitions, held=self._book.keys())
         self._rebalanced("assign", partitions)
 
     def _on_revoke(self, partitions: list[Key]) -> None:
@@ -349,6 +318,8 @@ class ConsumerBase:
     def _drop(self, keys: list[Key]) -> None:
         gone = set(keys)
         self._book.drop(gone)
+        if self._tiers is not None:
+            self._tiers.dropped(gone)
         if self._buffer:  # in place: the buffer is shared (a rewind clears it)
             kept = [r for r in self._buffer if (r.topic, r.partition) not in gone]
             self._buffer.clear()
@@ -384,6 +355,9 @@ class ConsumerBase:
         if self._buffer:
             records = [self._buffer.popleft() for _ in range(min(max_records, len(self._buffer)))]
         else:
+            if self._tiers is not None:  # the poll waits no longer than the first due head
+                due = self._tiers.due_in()
+                timeout = timeout if due is None else min(timeout, due)
             records = self._fetch(max_records, timeout, in_order=in_order)
             if not self._paused and self._book.held() > self.max_in_flight:
                 self._pause()
@@ -406,6 +380,9 @@ class ConsumerBase:
         if batches is not None:
             records = batches.read_settled(records, rejected)
         self._last_poll = time.monotonic()
+        if self._tiers is not None:  # tier records not due are held, their partition paused
+            records = self._tiers.release() + self._tiers.sift(records)
+            self._tiers.crowding()
         if rejected:
             book.taken(len(records) + len(rejected))
             if batches is not None:  # dead letters go into the open transaction
@@ -694,6 +671,9 @@ class ConsumerBase:
 
     def _resume(self) -> None:
         assigned = self._book.keys()
+        if self._tiers is not None:  # tiers whose head is not due stay paused
+            held = self._tiers.held()
+            assigned = [key for key in assigned if key not in held]
         self._consumer.resume(assigned)
         self._paused = False
         self._backpressure("resume", assigned)

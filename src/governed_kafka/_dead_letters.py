@@ -15,7 +15,7 @@ visible exactly when the offset it stands for is committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from . import _config
@@ -114,17 +114,28 @@ class DeadLetters:
             )
 
     def publish(
-        self, record: Record, error: BaseException, *, attempts: int, undecodable: bool = False
+        self,
+        record: Record,
+        error: BaseException,
+        *,
+        attempts: int,
+        undecodable: bool = False,
+        origin: tuple[str, int, int] | None = None,
+        partition: int | None = None,
+        extra: Sequence[tuple[str, str | bytes | None]] = (),
     ) -> None:
         """Publish ``record`` (its key and value as they were read) to its dead-letter topic.
 
         ``attempts`` is how many times a handler was tried; an ``undecodable`` record
         (its bytes did not decode) reaches no handler, and the hooks see no record. Raises
         :class:`~governed_kafka.errors.GovernanceViolation` (``dead-letter.missing``)
-        when the topic declares no dead-letter topic.
+        when the topic declares no dead-letter topic. A record read from a retry topic
+        names its ``origin`` (topic, partition, offset), whose dead-letter topic it goes
+        to; ``partition`` picks the dead-letter topic's partition (key order keeps a
+        partition's keys in the same partition), ``extra`` adds headers.
         """
-        topic, partition, offset = record.topic, record.partition, record.offset
-        where = f"{topic}[{partition}]@{offset}"
+        topic, at, offset = origin or (record.topic, record.partition, record.offset)
+        where = f"{topic}[{at}]@{offset}"
         dlq = self._contracts[topic].dead_letter_topic
         if dlq is None:
             msg = (
@@ -140,7 +151,8 @@ class DeadLetters:
             dlq,
             record.raw_value if record.raw_value is not None else b"",
             key=None if dlq_contract.key == "forbidden" else record.raw_key,
-            headers=self._headers(record, error, attempts, where),
+            headers=self._headers(record, error, attempts, (topic, at, offset)) + list(extra),
+            partition=partition,
         )
         if not self._transactional:  # else the transaction's commit delivers it, or aborts
             sent.result()
@@ -151,7 +163,7 @@ class DeadLetters:
                     group_id=self.group_id,
                     record=None if undecodable else record,
                     topic=topic,
-                    partition=partition,
+                    partition=at,
                     offset=offset,
                     dead_letter_topic=dlq,
                     error=error,
@@ -160,12 +172,16 @@ class DeadLetters:
             )
 
     def _headers(
-        self, record: Record, error: BaseException, attempts: int, where: str
+        self, record: Record, error: BaseException, attempts: int, origin: tuple[str, int, int]
     ) -> HeaderList:
         """The record's own headers (those a producer may send) and the dead-letter ones."""
         headers = record.headers
+        topic, partition, offset = origin
+        where = f"{topic}[{partition}]@{offset}"
         letter: HeaderList = [
-            (k, v) for k, v in headers if not k.startswith("dlq.") and sendable_header_name(k)
+            (k, v)
+            for k, v in headers
+            if not k.startswith(("dlq.", "retry.")) and sendable_header_name(k)
         ]
         dropped = sum(1 for k, _ in headers if not sendable_header_name(k))
         if dropped:  # another client wrote names no governed producer sends (an empty one)
@@ -176,9 +192,9 @@ class DeadLetters:
         letter += [
             ("dlq.error.type", f"{type(error).__module__}.{type(error).__qualname__}"),
             ("dlq.error.message", str(error)[:_MAX_ERROR_MESSAGE]),
-            ("dlq.original.topic", record.topic),
-            ("dlq.original.partition", str(record.partition)),
-            ("dlq.original.offset", str(record.offset)),
+            ("dlq.original.topic", topic),
+            ("dlq.original.partition", str(partition)),
+            ("dlq.original.offset", str(offset)),
             ("dlq.original.timestamp", "" if timestamp is None else str(timestamp)),
             ("dlq.attempts", str(attempts)),
             ("dlq.consumer.group", self.group_id),
@@ -206,6 +222,10 @@ class DeadLetters:
                 )
         self._producer = producer
         self._transactional = True
+
+    def sender(self) -> ProducerBase:
+        """The producer dead letters (and retry tiers' records) go through."""
+        return self._sender()
 
     def _sender(self) -> ProducerBase:
         if self._producer is None:

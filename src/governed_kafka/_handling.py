@@ -4,14 +4,16 @@
 consumer's: an attempt runs inside the ``on_process`` hooks' context managers; a
 failing one is retried by the :class:`~governed_kafka.retry.RetryPolicy`, each retry
 logged and told to the ``on_retry`` hooks; a record whose attempts are exhausted goes
-to its dead-letter topic (:mod:`governed_kafka._dead_letters`). Retry tiers (retry
-topics, parked keys) would come in here, between the retries and the dead letter.
+to its topic's next retry tier when it has tiers (:mod:`governed_kafka._tiers`), else
+to its dead-letter topic (:mod:`governed_kafka._dead_letters`). With key order, a
+record whose key is parked goes behind its key's oldest record without being handled.
 
 A transactional consumer retries differently: a failed attempt dooms the batch's
 transaction (its sends would otherwise commit) and raises
 :class:`~governed_kafka._batch_transactions.Rewind` to the run loop, which aborts and
 reads the batch again; the record's attempts are counted across rewinds, and once they
-are exhausted it is dead-lettered instead of handled.
+are exhausted it is dead-lettered instead of handled. (Retry tiers are not offered with
+transactions yet: such a consumer is refused at construction.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import attrs
 from ._batch_transactions import BatchTransactions
 from ._dead_letters import DeadLetters
 from ._records import Record
+from ._tiers import Tiers
 from .errors import RetriesExhausted
 from .hooks import BatchDetails, HookChain, ProcessDetails, RetryDetails
 from .retry import RetryPolicy
@@ -43,17 +46,23 @@ class RunSummary:
     dead_lettered: int
     retries: int
     elapsed_s: float
+    #: Records written to a retry topic after their in-place attempts failed.
+    tiered: int = 0
+    #: Records written behind an earlier record of their key, not handled (key order).
+    parked: int = 0
 
 
 class RunStats:
     """The counts of one ``run()``, and the attempt the record at hand is at."""
 
-    __slots__ = ("attempt", "dead_lettered", "records", "retries")
+    __slots__ = ("attempt", "dead_lettered", "parked", "records", "retries", "tiered")
 
     def __init__(self) -> None:
         self.records = 0
         self.dead_lettered = 0
         self.retries = 0
+        self.tiered = 0
+        self.parked = 0
         self.attempt = 1
 
     def next_attempt(self) -> int:
@@ -72,6 +81,8 @@ class RunStats:
             dead_lettered=self.dead_lettered,
             retries=self.retries,
             elapsed_s=elapsed,
+            tiered=self.tiered,
+            parked=self.parked,
         )
 
 
@@ -86,10 +97,13 @@ class Handling:
         dead_letters: DeadLetters,
         group_id: str,
         client_id: str,
+        tiers: Tiers | None = None,
         batches: BatchTransactions | None = None,
     ) -> None:
         self.retry = retry
         self.dead_letters = dead_letters
+        #: The retry tiers and parked keys, when a topic read has tiers or key order.
+        self.tiers = tiers
         self.group_id = group_id
         self.client_id = client_id
         self._hooks = hooks
@@ -103,8 +117,9 @@ class Handling:
 
     @property
     def guarded(self) -> bool:
-        """Whether every record must go through :meth:`process` (hooks, or transactions)."""
-        return self._hooks.process is not None or self.batches is not None
+        """Whether every record must go through :meth:`process` (hooks, transactions, or
+        retry tiers, which decide first)."""
+        return self._hooks.process is not None or self.batches is not None or self.tiers is not None
 
     def scope(self, record: Record, attempt: int) -> contextlib.ExitStack:
         """What the ``on_process`` hooks wrap around one attempt at handling ``record``."""
@@ -130,10 +145,27 @@ class Handling:
         if self.batches is not None:
             self.in_transaction(handler, record, stats)
             return
+        tiers = self.tiers
+        if tiers is not None and self.parks(record, stats):
+            return
         try:
             self.attempt(handler, record, 1)
         except Exception as first:
             self.recover(handler, record, first, stats)
+            return
+        if tiers is not None:
+            tiers.succeeded(record)
+
+    def parks(self, record: Record, stats: RunStats) -> bool:
+        """Whether ``record``'s key is parked: then it was written behind its key's
+        oldest waiting record, and is done here."""
+        assert self.tiers is not None
+        target = self.tiers.route(record)
+        if target is None:
+            return False
+        self.tiers.park(record, target)
+        stats.parked += 1
+        return True
 
     def in_transaction(
         self, handler: Callable[[Record], object], record: Record, stats: RunStats
@@ -181,8 +213,13 @@ class Handling:
                 on_retry=lambda n, error, wait: self.retrying(record, n, error, wait, stats),
             )
         except RetriesExhausted as exhausted:
-            self.dead_letter(record, exhausted.error, attempts=exhausted.attempts)
-            stats.dead_lettered += 1
+            if self.dead_letter(record, exhausted.error, attempts=exhausted.attempts):
+                stats.tiered += 1
+            else:
+                stats.dead_lettered += 1
+        else:
+            if self.tiers is not None:
+                self.tiers.succeeded(record)
         finally:
             stats.reset_attempts()
 
@@ -212,12 +249,19 @@ class Handling:
                 )
             )
 
-    def dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> None:
-        """``record`` still failed after ``attempts`` attempts: publish it as a dead letter
-        (in the open transaction, for a transactional consumer)."""
+    def dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> bool:
+        """``record`` still failed after ``attempts`` attempts here: write it to its
+        topic's next retry tier (return ``True``), else publish it as a dead letter (in
+        the open transaction, for a transactional consumer)."""
+        tiers = self.tiers
+        if tiers is not None and tiers.covers(record):
+            tiered = tiers.next_is_tier(record)
+            tiers.forward(record, error, attempts=attempts)
+            return tiered
         self.dead_letters.publish(record, error, attempts=attempts)
         if self.batches is not None:
             self.batches.dead_letters += 1
+        return False
 
     def batch(
         self,
@@ -228,9 +272,9 @@ class Handling:
         mark: Callable[[Record], None],
         current: Callable[[Record | None], None],
     ) -> None:
-        """Run a batch handler: retried whole per the policy; if it still fails, its
-        records one at a time (only those that fail alone are dead-lettered). Each record
-        is ``mark``-ed processed; ``current`` is told of the record at hand."""
+        """Run a batch handler; a batch that still fails after its retries is handled
+        record by record, so only the records that fail alone go on (tier or dead
+        letter). Each record is ``mark``-ed processed; ``current`` names the one at hand."""
 
         def attempt() -> None:
             if self._hooks.process_batch is not None:

@@ -15,6 +15,7 @@ blocking the sending thread until there is room.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -315,6 +316,7 @@ class ProducerBase:
         *,
         key: object = None,
         headers: Headers | None = None,
+        partition: int | None = None,
     ) -> DeliveryFuture:
         """Queue one record for ``topic``; return a future of its delivery.
 
@@ -325,7 +327,8 @@ class ProducerBase:
         is missing, a key is given on a ``forbidden`` topic, or ``value`` is ``None``
         (a tombstone) on a topic that is not compacted. A value or key of the wrong type
         raises :class:`SerializationError`. After a fatal error of the producer every
-        record is refused with :class:`DeliveryError` naming that error.
+        record is refused with :class:`DeliveryError` naming that error. ``partition``
+        sends to that partition instead of the one the key's hash picks.
         """
         transactions = self.transactions
         if transactions is not None and not transactions.open:
@@ -358,10 +361,25 @@ class ProducerBase:
             self._tick(sends, topic, delivery)
         try:
             try:
-                self._produce(topic, value, key, -1, delivery, None, timestamp, header_list)
+                self._produce(
+                    topic,
+                    value,
+                    key,
+                    -1 if partition is None else partition,
+                    delivery,
+                    None,
+                    timestamp,
+                    header_list,
+                )
             except BufferError:
                 self._queue_full(topic)
-                self._when_full(topic, value, key, delivery, header_list, timestamp)
+                # A record for a chosen partition waits here (retry tiers, redrive).
+                when_full = (
+                    self._when_full
+                    if partition is None
+                    else functools.partial(self._block_until_room, partition=partition)
+                )
+                when_full(topic, value, key, delivery, header_list, timestamp)
         except Exception as failed:
             refusal = self._client.refusal(failed, topic, key)
             not_queued(delivery, topic, key, failed if refusal is None else refusal)
@@ -436,9 +454,12 @@ class ProducerBase:
         key: object = None,
         headers: Headers | None = None,
         timeout: float | None = None,
+        partition: int | None = None,
     ) -> RecordMetadata:
         """Send one record and wait for its delivery; raise :class:`DeliveryError` if it failed."""
-        return self.send(topic, value, key=key, headers=headers).result(timeout)
+        return self.send(topic, value, key=key, headers=headers, partition=partition).result(
+            timeout
+        )
 
     def _route_now(self, topic: str) -> Route:
         """The route of a topic :meth:`send` did not find: refused, or, at the first send
@@ -466,6 +487,7 @@ class ProducerBase:
         delivery: Delivery,
         headers: HeaderList | None,
         timestamp: int,
+        partition: int = -1,
     ) -> None:
         """The local queue is full: serve delivery reports until there is room, or time out."""
         started = time.monotonic()
@@ -479,7 +501,9 @@ class ProducerBase:
         try:
             for attempt in retrying:
                 with attempt:
-                    self._client.produce(topic, value, key, -1, delivery, None, timestamp, headers)
+                    self._client.produce(
+                        topic, value, key, partition, delivery, None, timestamp, headers
+                    )
         except _t.RetryError:
             raise backpressure_timeout(
                 topic,

@@ -38,10 +38,11 @@ from .errors import BrokerError
 from .policy import SERVICE_PLACEHOLDER, Policy, Severity, Violation
 
 if TYPE_CHECKING:
-    from .contracts import Catalog, ServiceContract
+    from .contracts import Catalog, ServiceContract, TopicContract
 
 __all__ = [
     "CLUSTER_RESOURCE",
+    "REDRIVE_GROUP_PREFIX",
     "Acl",
     "AclComparison",
     "AclResult",
@@ -82,6 +83,13 @@ AclOutcome = Literal["applied", "failed"]
 _PRODUCE: Final[tuple[Operation, ...]] = ("write", "describe", "describe_configs")
 _CONSUME: Final[tuple[Operation, ...]] = ("read", "describe", "describe_configs")
 _TRANSACT: Final[tuple[Operation, ...]] = ("write", "describe")
+#: What a consumer needs on its topics' retry topics: it writes failed records there
+#: and reads them back when due.
+_TIER: Final[tuple[Operation, ...]] = ("write", "read", "describe", "describe_configs")
+
+#: The group under which ``governed-kafka dlq redrive`` records its progress through a
+#: dead-letter topic is this prefix and the topic's name.
+REDRIVE_GROUP_PREFIX: Final = "governed-kafka-redrive."
 
 #: The one resource name of the cluster resource type.
 CLUSTER_RESOURCE: Final = "kafka-cluster"
@@ -204,8 +212,9 @@ def implied_acls(catalog: Catalog) -> tuple[Acl, ...]:
     """Every ACL the catalog implies, once each, sorted."""
     found: dict[Acl, Acl] = {}
 
-    def add(acl: Acl) -> None:
-        found.setdefault(acl, acl)
+    def add(*acls: Acl) -> None:
+        for acl in acls:
+            found.setdefault(acl, acl)
 
     policy = catalog.policy
     for topic in catalog.topics:
@@ -236,12 +245,32 @@ def implied_acls(catalog: Catalog) -> tuple[Acl, ...]:
                 add(_acl(service, "topic", topic.name, "literal", operation, reason=why))
             for group, pattern in group_resources(service, policy):
                 add(_acl(service, "group", group, pattern, "read", reason=f"{name} consumes in it"))
+            add(*_tier_acls(service, topic))
     for service in catalog.services:
         for tid, pattern in _named(service.transactional_ids):
             why = f"{service.name} produces in transactions under it"
             for operation in _TRANSACT:
                 add(_acl(service, "transactional_id", tid, pattern, operation, reason=why))
     return tuple(sorted(found.values()))
+
+
+def _tier_acls(service: ServiceContract, topic: TopicContract) -> list[Acl]:
+    """What a consumer of ``topic`` needs for its retry topics and, with key order, to
+    rebuild its parked keys from the dead-letter topic (read it, and the redrive
+    group's progress)."""
+    acls = []
+    for tier in topic.retry_topics:
+        why = f"{service.name} consumes {topic.name}, whose retry topic this is"
+        for operation in _TIER:
+            acls.append(_acl(service, "topic", tier, "literal", operation, reason=why))
+    dlq = topic.dead_letter_topic
+    if topic.ordering == "key" and dlq is not None:
+        why = f"{service.name} rebuilds the parked keys of {topic.name} (ordering = 'key')"
+        for operation in _CONSUME:
+            acls.append(_acl(service, "topic", dlq, "literal", operation, reason=why))
+        group = REDRIVE_GROUP_PREFIX + dlq
+        acls.append(_acl(service, "group", group, "literal", "describe", reason=why))
+    return acls
 
 
 def _acl(

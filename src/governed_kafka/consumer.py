@@ -32,6 +32,7 @@ from ._options import DEFAULT_BATCH, DEFAULT_MAX_IN_FLIGHT, ConsumerOptions
 from ._records import Record
 from .commit import CommitStrategy
 from .contracts import Catalog
+from .health import DEFAULT_STALLED_AFTER_S, DEFAULT_WINDOW_S, HealthReport
 from .registry import SchemaRegistry
 from .retry import RetryPolicy
 
@@ -128,6 +129,22 @@ class GovernedConsumer(ConsumerBase):
             client_rack=client_rack,
         )
         super().__init__(catalog, options)
+
+    def health(
+        self,
+        *,
+        window_s: float = DEFAULT_WINDOW_S,
+        stalled_after_s: float = DEFAULT_STALLED_AFTER_S,
+        stopped_after_s: float | None = None,
+    ) -> HealthReport:
+        """This consumer's health per partition and overall (:mod:`governed_kafka.health`).
+
+        Judged from what the consumer itself saw over the last ``window_s`` seconds; no
+        request is made, so it is cheap enough for every probe and safe from any thread.
+        """
+        return self._watch.report(
+            window_s=window_s, stalled_after_s=stalled_after_s, stopped_after_s=stopped_after_s
+        )
 
     def __enter__(self) -> GovernedConsumer:
         return self

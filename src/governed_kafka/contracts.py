@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from ._durations import duration_ms
 from ._text import NotUtf8, decode_utf8
 from .errors import ContractError, ContractProblem, GovernanceViolation
 from .lint import lint as _lint
@@ -45,15 +46,24 @@ __all__ = [
     "KEY_RULES",
     "LOCAL_ENVIRONMENT",
     "MAX_TOPIC_NAME_LENGTH",
+    "ORDERINGS",
     "SUBJECT_STRATEGIES",
     "Catalog",
     "KeyRule",
+    "Ordering",
     "ServiceContract",
     "SubjectStrategy",
     "TopicContract",
 ]
 
 KeyRule = Literal["required", "optional", "forbidden"]
+
+#: ``"key"``: no record of a key overtakes an earlier one of the same key that waits in a
+#: retry topic or the dead-letter topic; ``"none"``: a failed record leaves its place.
+Ordering = Literal["none", "key"]
+
+#: Allowed values of a contract's ``ordering``.
+ORDERINGS: tuple[Ordering, ...] = ("none", "key")
 
 #: Allowed values of a contract's ``key``.
 KEY_RULES: tuple[KeyRule, ...] = ("required", "optional", "forbidden")
@@ -100,6 +110,11 @@ class TopicContract:
     producers: tuple[str, ...] = ()
     consumers: tuple[str, ...] = ()
     dead_letter_topic: str | None = None
+    #: Retry topics (tiers), in the order a failing record passes through them.
+    retry_topics: tuple[str, ...] = ()
+    #: How long a record waits in each retry topic before it is handled again, in ms.
+    retry_delays_ms: tuple[int, ...] = ()
+    ordering: Ordering = "none"
     timestamp_field: str | None = None
     #: Further Kafka topic configs the contract pins (``max.message.bytes`` ...).
     configs: tuple[tuple[str, str], ...] = ()
@@ -116,6 +131,11 @@ class TopicContract:
     def is_compacted(self) -> bool:
         """Whether the log is compacted (records with the same key replace each other)."""
         return "compact" in self.cleanup_policy.split(",")
+
+    @property
+    def retry_tiers(self) -> tuple[tuple[str, int], ...]:
+        """``(retry topic, delay in ms)`` of each tier, first tier first."""
+        return tuple(zip(self.retry_topics, self.retry_delays_ms, strict=False))
 
     @property
     def current_value_schema(self) -> Path | None:
@@ -429,6 +449,17 @@ _POLICY_FIELDS: dict[str, Callable[[object], object]] = {
     "idempotent_write_acls": _bool,
 }
 
+
+def _delays(value: object) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        msg = f'expected a list of durations such as ["30s", "10m"], got {value!r}'
+        raise _Bad(msg)
+    try:
+        return tuple(duration_ms(v) for v in value)
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
+
+
 _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
     "name": _topic_name,
     "owner": _str,
@@ -448,6 +479,9 @@ _TOPIC_FIELDS: dict[str, Callable[[object], object]] = {
     "producers": _str_list,
     "consumers": _str_list,
     "dead_letter_topic": _topic_name,
+    "retry_topics": lambda v: tuple(_topic_name(t) for t in _str_list(v)),
+    "retry_delays": _delays,
+    "ordering": _choice(*ORDERINGS),
     "timestamp_field": _str,
     "configs": _configs,
     "subject_strategy": _choice(*SUBJECT_STRATEGIES),
@@ -684,6 +718,14 @@ class _Loader:
                 self.problem(
                     f"set {config!r} with the topic's own key {key!r}", topic=label, key="configs"
                 )
+        if "retry_delays" in values:
+            values["retry_delays_ms"] = values.pop("retry_delays")
+        if len(values.get("retry_topics", ())) != len(values.get("retry_delays_ms", ())):
+            self.problem(
+                "retry_delays must give one delay per entry of retry_topics",
+                topic=label,
+                key="retry_delays",
+            )
         if "key_schema" in values:
             values["key_schema"] = self.resolve(values["key_schema"], topic=label, key="key_schema")
         if "value_schema" in values:

@@ -55,6 +55,7 @@ __all__ = [
     "check_producers",
     "check_replication_factor",
     "check_retention",
+    "check_retry_topics",
     "check_schema_declared",
     "check_tenant",
     "lint",
@@ -104,6 +105,26 @@ RULES: Final[Mapping[str, str]] = {
     ),
     "dead-letter.producers": (
         "the dead-letter topic does not list every consumer of its source topic as a producer"
+    ),
+    "retry.missing": "a retry topic has no contract in the catalog",
+    "retry.self": (
+        "a retry topic is the topic itself, its dead-letter topic, or a retry topic of "
+        "another topic"
+    ),
+    "retry.dead-letter": "a topic with retry topics declares no dead_letter_topic after them",
+    "retry.shape": (
+        "a retry topic declares a value_schema or key_schema (it carries the original "
+        "bytes) or is compacted"
+    ),
+    "retry.rights": (
+        "a retry topic does not list every consumer of its source topic as a producer and "
+        "a consumer"
+    ),
+    "retry.retention": "a retry topic keeps records for less time than its delay",
+    "ordering.key-required": "ordering = 'key' on a topic whose key is not 'required'",
+    "ordering.partitions": (
+        "ordering = 'key' and a retry topic or the dead-letter topic has another partition "
+        "count than the topic"
     ),
     "schema.parse": (
         "a value_schema or key_schema file cannot be read, or is not valid in its format "
@@ -394,6 +415,83 @@ def check_dead_letters(catalog: Catalog) -> list[Violation]:
     return found
 
 
+def check_retry_topics(catalog: Catalog) -> list[Violation]:
+    """Each retry tier is a governed topic the source's consumers may use, followed by a
+    dead-letter topic; key order needs a required key and equal partition counts."""
+    found: list[Violation] = []
+    owners: dict[str, str] = {}
+    for source in catalog.topics:
+        for tier in source.retry_topics:
+            owners.setdefault(tier, source.name)
+    for source in catalog.topics:
+        if source.ordering == "key" and source.key != "required":
+            message = (
+                f"ordering = 'key' needs key = 'required' (the key is what keeps order), "
+                f"got key = {source.key!r}"
+            )
+            found.append(_violation("ordering.key-required", source, "ordering", message))
+        if source.retry_topics and source.dead_letter_topic is None:
+            message = "retry_topics need a dead_letter_topic: where a record goes after the last"
+            found.append(_violation("retry.dead-letter", source, "dead_letter_topic", message))
+        lane = [*source.retry_topics, *filter(None, [source.dead_letter_topic])]
+        for name, delay in source.retry_tiers:
+            found.extend(_tier_problems(catalog, source, name, delay, owners))
+        if source.ordering == "key":
+            for name in lane:
+                if name in catalog and catalog.topic(name).partitions != source.partitions:
+                    message = (
+                        f"ordering = 'key' keeps each partition's keys in the same partition "
+                        f"of its retry and dead-letter topics: {name!r} has "
+                        f"{catalog.topic(name).partitions} partitions, {source.name!r} has "
+                        f"{source.partitions}"
+                    )
+                    found.append(_violation("ordering.partitions", source, "partitions", message))
+    return found
+
+
+def _tier_problems(
+    catalog: Catalog, source: TopicContract, name: str, delay: int, owners: Mapping[str, str]
+) -> list[Violation]:
+    field = "retry_topics"
+    if name in {source.name, source.dead_letter_topic} or owners.get(name) != source.name:
+        what = "the topic itself" if name == source.name else "not its own"
+        if name == source.dead_letter_topic:
+            what = "its dead-letter topic"
+        elif owners.get(name) != source.name:
+            what = f"a retry topic of {owners.get(name)!r} too"
+        message = f"retry topic {name!r} is {what}: each tier belongs to one topic"
+        return [_violation("retry.self", source, field, message)]
+    if name not in catalog:
+        message = f"retry topic {name!r} has no contract in this catalog; declare it"
+        return [_violation("retry.missing", source, field, message)]
+    found = []
+    tier = catalog.topic(name)
+    if tier.value_schema or tier.key_schema is not None or tier.is_compacted:
+        why = "is compacted"
+        if tier.value_schema or tier.key_schema is not None:
+            why = "declares a value_schema" if tier.value_schema else "declares a key_schema"
+        message = (
+            f"retry topic of {source.name!r} {why}: it carries the original records' bytes "
+            "until they are due; use no value_schema and cleanup_policy 'delete'"
+        )
+        found.append(_violation("retry.shape", tier, "value_schema", message))
+    missing = [c for c in source.consumers if c not in tier.producers or c not in tier.consumers]
+    if missing:
+        message = (
+            f"retry topic of {source.name!r} must list the source's consumers among its "
+            f"producers and consumers (they write failed records and read them back); "
+            f"missing: {', '.join(missing)}"
+        )
+        found.append(_violation("retry.rights", tier, "producers", message))
+    if tier.retention_ms is not None and 0 <= tier.retention_ms <= delay:
+        message = (
+            f"retry topic of {source.name!r} keeps records {tier.retention_ms} ms, not longer "
+            f"than its delay of {delay} ms: records would be deleted before they are due"
+        )
+        found.append(_violation("retry.retention", tier, "retention_ms", message))
+    return found
+
+
 def check_exactly_once(catalog: Catalog) -> list[Violation]:
     """Every producer of an ``exactly_once`` topic declares the transactional ids it
     writes with (``[services.NAME].transactional_ids``), which also grant their ACLs."""
@@ -441,6 +539,7 @@ TOPIC_RULES: tuple[TopicRule, ...] = (
 CATALOG_RULES: tuple[CatalogRule, ...] = (
     check_duplicates,
     check_dead_letters,
+    check_retry_topics,
     check_services,
     check_exactly_once,
 )

@@ -28,7 +28,10 @@ conventions where they define one, and are named ``governed_kafka.*`` where not:
 - ``governed_kafka.producer.transaction.duration`` (histogram, s): from a transaction's
   begin to its commit or abort, by outcome;
 - ``governed_kafka.producer.transaction.commit.duration`` (histogram, s): the commit
-  itself (offsets sent, records delivered, the coordinator's answer): its latency.
+  itself (offsets sent, records delivered, the coordinator's answer): its latency;
+- ``governed_kafka.consumer.health`` (gauge): the health status of each partition and of
+  the consumer, as its rank (0 idle ... 5 stopped, ``status`` attribute), for consumers
+  passed to :meth:`OpenTelemetryMetrics.watch_health`.
 
 The lag gauge is fed by the consumer's own events (the high watermark of each fetch,
 the offsets of each commit) and, when ``statistics.interval.ms`` is set on the
@@ -57,6 +60,8 @@ from opentelemetry import metrics as _metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.util.types import AttributeValue
 
+from .errors import ClosedError
+from .health import SEVERITY, HealthReport
 from .hooks import (
     BackpressureDetails,
     BatchDetails,
@@ -280,6 +285,14 @@ class _QueueBook:
             yield Observation(depth, {MESSAGING_SYSTEM: "kafka", MESSAGING_CLIENT_ID: client_id})
 
 
+def _health_of(health: Callable[[], HealthReport]) -> HealthReport | None:
+    """The report, or ``None`` from an asyncio consumer not started or closed."""
+    try:
+        return health()
+    except ClosedError:
+        return None
+
+
 class OpenTelemetryMetrics(Hook):
     """Kafka client metrics on the OpenTelemetry metrics API (see the module docs).
 
@@ -394,6 +407,39 @@ class OpenTelemetryMetrics(Hook):
             unit="{message}",
             description="Records in the producer's local queue (librdkafka statistics).",
         )
+
+        self._health: list[Callable[[], HealthReport]] = []
+        meter.create_observable_gauge(
+            "governed_kafka.consumer.health",
+            callbacks=[self._observe_health],
+            unit="1",
+            description=(
+                "Health of each partition and overall (no partition attribute): the status's "
+                "rank, 0 idle, 1 ok, 2 lagging, 3 rewound, 4 stalled, 5 stopped"
+            ),
+        )
+
+    def watch_health(self, health: Callable[[], HealthReport]) -> None:
+        """Report ``health`` (a consumer's ``health`` method) in the health gauge."""
+        self._health.append(health)
+
+    def _observe_health(self, options: CallbackOptions) -> Iterable[Observation]:
+        for health in list(self._health):
+            report = _health_of(health)
+            if report is None:
+                continue
+            group = {MESSAGING_CONSUMER_GROUP_NAME: report.group_id, MESSAGING_SYSTEM: "kafka"}
+            yield Observation(SEVERITY[report.status], {**group, "status": report.status})
+            for partition in report.partitions:
+                yield Observation(
+                    SEVERITY[partition.status],
+                    {
+                        **group,
+                        MESSAGING_DESTINATION_NAME: partition.topic,
+                        MESSAGING_DESTINATION_PARTITION_ID: str(partition.partition),
+                        "status": partition.status,
+                    },
+                )
 
     # ------------------------------------------------------------------ producer
 

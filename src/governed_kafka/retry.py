@@ -8,7 +8,7 @@ from typing import Any, Final, TypeVar
 import attrs
 import tenacity as _t
 
-from .errors import RetriesExhausted
+from .errors import ConfigError, RetriesExhausted
 
 __all__ = ["RetriesExhausted", "RetryPolicy"]
 
@@ -76,6 +76,19 @@ class RetryPolicy:
         for attempt in range(self.attempts - 1):
             total += min(self.initial_backoff_s * 2**attempt, self.max_backoff_s) + self.jitter_s
         return total
+
+    def check_fits(self, max_poll_interval_s: float) -> None:
+        """Refuse (``ConfigError``) a policy whose worst wait on one record is not well under
+        ``max.poll.interval.ms``: the group would evict the consumer mid-retry."""
+        worst = self.worst_case_wait_s()
+        if worst >= max_poll_interval_s / 2:
+            msg = (
+                f"retry policy may wait {worst:.1f} s on one record, which is not well under "
+                f"max.poll.interval.ms ({max_poll_interval_s:.0f} s): the group would "
+                "evict this consumer mid-retry; lower the backoff or attempts, or raise "
+                "max.poll.interval.ms"
+            )
+            raise ConfigError(msg, key="max.poll.interval.ms", value=max_poll_interval_s)
 
     def backoff_s(self, attempt: int) -> float:
         """The wait after failed attempt ``attempt`` (1 for the first), as :meth:`call`

@@ -18,6 +18,9 @@ typed clients:
   rebalances as lists of ``(topic, partition)``;
 - :class:`Admin` (:mod:`._admin`): topics, configs, partitions, group offsets, and
   ACLs and the rights of this client's principal (:mod:`._acls`);
+- :class:`LogReader` (:mod:`._reader`): bounded reads of partitions without a group, and
+  a group's offsets fetched and committed without joining it (retry tiers' parked keys,
+  ``governed-kafka dlq``);
 - :class:`RegistryClient` (:mod:`._registry`): confluent-kafka's schema-registry client,
   schemas of every format in and out as plain values (:class:`Registered`,
   :class:`Reference`);
@@ -54,6 +57,7 @@ from ._producer import (
     reported,
 )
 from ._raw import RawConsumer, RawMessage, RawProducer, raw_consumer, raw_producer
+from ._reader import LogEntry, LogReader
 from ._registry import Reference, Registered, RegistryClient
 
 __all__ = [
@@ -72,6 +76,8 @@ __all__ = [
     "Key",
     "Lane",
     "Lanes",
+    "LogEntry",
+    "LogReader",
     "Offsets",
     "Produce",
     "ProducerClient",

@@ -358,4 +358,6 @@ class ConsumerClient:
             _, high = self._client.get_watermark_offsets(TopicPartition(*key), cached=True)
         except KafkaException:  # pragma: no cover - cached offsets need no broker
             return None
+        except RuntimeError:  # closed meanwhile (the watchdog samples from its thread)
+            return None
         return high if high is not None and high >= 0 else None

@@ -7,7 +7,7 @@ Human output uses tables and progress bars (rich); ``--json`` gives machine outp
 from __future__ import annotations
 
 # Importing a command module registers its commands on ``main``.
-from . import _bench, _demo, _governance, _lag  # noqa: F401
+from . import _bench, _demo, _dlq, _governance, _lag  # noqa: F401
 from ._common import main
 
 __all__ = ["main"]
