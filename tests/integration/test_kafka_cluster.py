@@ -60,7 +60,8 @@ def test_start_never_waits_past_the_startup_timeout() -> None:
 
     cluster._properties = two_voters  # type: ignore[method-assign]
     started = time.monotonic()
-    with pytest.raises(BrokerStartError, match="not ready within 30 s"):
+    # On a loaded machine the timeout may already run out while the storage is formatted.
+    with pytest.raises(BrokerStartError, match=r"within (the startup timeout \()?30 s"):
         cluster.start()
     assert time.monotonic() - started < 30 + 10
 

@@ -242,7 +242,8 @@ def test_sigkill_mid_redrive_then_rerun_redrives_each_dead_letter_exactly_once(
         child.wait()
     before = _redriven(bootstrap, topic_name)
     assert 50 <= sum(before.values()) < total
-    assert subprocess.run(command, check=False, capture_output=True, timeout=300).returncode == 0
+    rerun = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
     after = _redriven(bootstrap, topic_name)
     assert set(after) == {f"{topic_name}.dlq/0/{o}".encode() for o in range(total)}
     assert set(after.values()) == {1}
