@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_consumer import FAST, _committed
+from test_consumer import FAST, _committed, fast
 
 from conftest import Broker, CatalogFactory
 from governed_kafka import (
@@ -311,6 +311,60 @@ def test_parked_keys_are_rebuilt_from_the_tiers_after_a_restart(
             parked += consumer.run(handler, timeout=0.5).parked
     assert seen == ["x", "1", "2", "3"]
     assert parked == 1  # 3 found its key parked: rebuilt from what the tier held
+
+
+def test_two_members_each_hold_whole_lanes_and_keep_key_order(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str, group_protocol: str
+) -> None:
+    """Two members of a key-ordered group (classic, and KIP-848's protocol on Apache
+    Kafka): each holds a partition of the topic together with the same partition of its
+    tier, and every key's records reach the handler in the order they were produced."""
+    catalog = provisioned(tier_contracts(topic_name, partitions=2, delays=("1s",), ordering="key"))
+    bootstrap = kafka_broker.bootstrap_servers
+    group = f"g-{topic_name}"
+    values = [(f"k{i % 20}", str(i)) for i in range(400)]
+    failing = {str(i) for i in range(0, 400, 37)}
+    seen: dict[str, list[int]] = defaultdict(list)
+    failed: set[str] = set()
+
+    def handler(record: Record) -> None:
+        value = record.value.decode()
+        if value in failing and value not in failed:
+            failed.add(value)
+            raise ValueError(f"{value} fails once")
+        seen[record.key.decode()].append(int(value))
+
+    def member() -> GovernedConsumer:
+        return tiered_consumer(
+            catalog,
+            bootstrap,
+            topic_name,
+            group,
+            overrides=fast(group_protocol),
+            group_protocol=group_protocol,
+        )
+
+    with member() as first, member() as second:
+        deadline = time.monotonic() + 60  # both hold their lanes before anything is sent
+        while not (first.assignment and second.assignment) and time.monotonic() < deadline:
+            first.run(handler, timeout=0.3)
+            second.run(handler, timeout=0.3)
+        produce(catalog, bootstrap, topic_name, values)
+        deadline = time.monotonic() + 90
+        while sum(map(len, seen.values())) < len(values) and time.monotonic() < deadline:
+            first.run(handler, timeout=0.3)
+            second.run(handler, timeout=0.3)
+        lanes = [sorted(first.assignment), sorted(second.assignment)]
+    tier = f"{topic_name}.retry-1"
+    assert sorted(lanes) == [
+        [(topic_name, 0), (tier, 0)],
+        [(topic_name, 1), (tier, 1)],
+    ]
+    produced: dict[str, list[int]] = defaultdict(list)
+    for key, value in values:
+        produced[key].append(int(value))
+    assert dict(seen) == dict(produced)
+    assert failed == failing
 
 
 CRASH_CHILD = Path(__file__).with_name("crash_tier_consumer.py")
