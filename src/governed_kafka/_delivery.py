@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import attrs
 
@@ -35,6 +35,7 @@ __all__ = [
     "ProducerState",
     "RecordMetadata",
     "Watch",
+    "deliveries_of",
     "not_queued",
     "serve_in_background",
     "stop_background",
@@ -83,14 +84,19 @@ _FUTURE_LOCK = threading.Lock()
 _PENDING, _DELIVERED, _FAILED = 0, 1, 2
 
 
-class _Waiters:
-    """Who waits on a future: created only when someone does."""
+class _Then:
+    """What waits for a future besides its caller: made only when something does.
 
-    __slots__ = ("callbacks", "event")
+    Done-callbacks and an event for :meth:`DeliveryFuture.result` (who waits), and the
+    record's :class:`Watch` (what else the report is for).
+    """
+
+    __slots__ = ("callbacks", "event", "watch")
 
     def __init__(self) -> None:
         self.callbacks: list[Callable[[DeliveryFuture], object]] = []
         self.event: threading.Event | None = None
+        self.watch: Watch | None = None
 
     def fire(self, future: DeliveryFuture) -> None:
         event = self.event
@@ -126,20 +132,21 @@ class DeliveryFuture:
         "_message",
         "_observed",
         "_offset_unknown",
-        "_state",
         "_status",
+        "_then",
         "_ticket",
-        "_waiters",
     )
 
+    #: The producer's state: a class attribute of each producer's own
+    #: :func:`deliveries_of` class, so that making a future stores two fields only.
+    _state: ClassVar[ProducerState]
     _error: DeliveryError
     _message: _kafka.Report
     _observed: bool
     _offset_unknown: bool
-    _state: ProducerState
     _status: int
+    _then: _Then | None
     _ticket: int
-    _waiters: _Waiters | None
 
     def _offset(self) -> int | None:
         """The delivered record's offset, ``None`` where the broker did not give it."""
@@ -152,12 +159,12 @@ class DeliveryFuture:
         if self._status == _FAILED and not getattr(self, "_observed", False):
             self._state.note_observed(self)
 
-    def _register(self) -> _Waiters:
+    def _register(self) -> _Then:
         with _FUTURE_LOCK:
-            waiters = self._waiters
-            if waiters is None:
-                waiters = self._waiters = _Waiters()
-            return waiters
+            then = self._then
+            if then is None:
+                then = self._then = _Then()
+            return then
 
     def done(self) -> bool:
         """Whether the delivery report arrived (delivered or failed)."""
@@ -178,11 +185,11 @@ class DeliveryFuture:
     def _wait(self, timeout: float | None) -> None:
         if self._status != _PENDING:
             return
-        waiters = self._register()
+        then = self._register()
         with _FUTURE_LOCK:
-            if waiters.event is None:
-                waiters.event = threading.Event()
-            event = waiters.event
+            if then.event is None:
+                then.event = threading.Event()
+            event = then.event
         if self._status != _PENDING:
             return
         self._state.wake()
@@ -216,10 +223,10 @@ class DeliveryFuture:
 
     def add_done_callback(self, fn: Callable[[DeliveryFuture], object]) -> None:
         """Call ``fn(future)`` once the delivery report arrives (at once if it has)."""
-        waiters = self._register()
-        waiters.callbacks.append(fn)
+        then = self._register()
+        then.callbacks.append(fn)
         if self._status != _PENDING:
-            waiters.fire(self)  # the report may have come first; fire() runs each once
+            then.fire(self)  # the report may have come first; fire() runs each once
 
     def __repr__(self) -> str:
         status = {_PENDING: "pending", _DELIVERED: "delivered", _FAILED: "failed"}[self._status]
@@ -230,43 +237,59 @@ class Delivery(DeliveryFuture):
     """The one delivery callback librdkafka gets per record: the record's future itself.
 
     librdkafka calls it with the delivery report; it resolves the future, wakes who
-    waits, then tells the record's :class:`Watch`, if it has one.
+    waits, then tells the record's :class:`Watch`, if it has one. A producer makes its
+    deliveries from its own subclass (:func:`deliveries_of`), which holds its state.
     """
 
-    __slots__ = ("_watch",)
+    __slots__ = ()
 
-    def __init__(self, state: ProducerState) -> None:
-        self._state = state
+    def __init__(self) -> None:
         self._status = _PENDING
-        self._waiters = None
-        #: What else waits for the report; ``None`` for most records.
-        self._watch: Watch | None = None
+        #: Who waits and what else the report is for; ``None`` for most records.
+        self._then = None
 
     def __call__(self, err: object, report: _kafka.Report) -> None:
         """librdkafka's delivery report for this record (runs on the thread that polled)."""
         if err is None:
             self._message = report
-            state = self._state
-            if state.duplicate_acks.active or report.offset() is None:
-                self._offset_unknown = state.duplicate_acks.offset_unknown(report)
+            acks = self._state.duplicate_acks
+            if acks.active or report.offset() is None:
+                self._offset_unknown = acks.offset_unknown(report)
             self._status = _DELIVERED
         else:
             self._error = _kafka.failed(err, report)
             self._state.note_failure(self)  # before the status: an observer may come at once
             self._status = _FAILED
-        waiters = self._waiters
-        if waiters is not None:
-            waiters.fire(self)
-        watch = self._watch
-        if watch is not None:
-            watch.reported(self, err, report)
+        then = self._then
+        if then is not None:
+            then.fire(self)
+            watch = then.watch
+            if watch is not None:
+                watch.reported(self, err, report)
 
     def watched(self, watching: Watching) -> Watch:
-        """The record's watch, made on first use."""
-        watch = self._watch
+        """The record's watch, made on first use (before librdkafka has the record)."""
+        then = self._register()
+        watch = then.watch
         if watch is None:
-            watch = self._watch = Watch(watching)
+            watch = then.watch = Watch(watching)
         return watch
+
+    @property
+    def watch(self) -> Watch | None:
+        """The record's watch, if it has one."""
+        then = self._then
+        return None if then is None else then.watch
+
+
+def deliveries_of(state: ProducerState) -> type[Delivery]:
+    """The class of one producer's deliveries: :class:`Delivery` with its state."""
+
+    class _ProducerDelivery(Delivery):
+        __slots__ = ()
+        _state = state
+
+    return _ProducerDelivery
 
 
 class Watching:
@@ -348,7 +371,7 @@ def not_queued(delivery: Delivery, topic: str, key: bytes | None, error: Excepti
     No delivery report will come, so a skew sample counts as failed, and the send
     hooks' observers (a send span) hear of the failure now.
     """
-    watch = delivery._watch
+    watch = delivery.watch
     if watch is None:
         return
     watching = watch.watching

@@ -33,6 +33,7 @@ from ._delivery import (
     ProducerState,
     RecordMetadata,
     Watching,
+    deliveries_of,
     not_queued,
     serve_in_background,
     stop_background,
@@ -181,6 +182,7 @@ class ProducerBase:
         self._watch_skew(options.skew)
         self._state = ProducerState()
         self._state.transactional = options.transactional_id is not None
+        self._delivery = deliveries_of(self._state)
         self._client = _kafka.ProducerClient(
             self._config,
             **self._hooks.client_callbacks(client_id=self.client_id, role="producer"),
@@ -351,7 +353,7 @@ class ProducerBase:
             )
         if route.max_bytes is not None:
             route.check_size(key, value, header_list)
-        delivery = Delivery(self._state)
+        delivery = self._delivery()
         if self._observing:
             header_list = self._observe(
                 topic, key, value, header_list, delivery, event_type=event_type
