@@ -18,7 +18,7 @@ from test_consumer import FAST, _committed
 from test_retry_tiers import produce, run_until, tier_contracts, tiered_consumer
 
 from conftest import Broker, CatalogFactory
-from governed_kafka import Catalog, GovernedConsumer, Record, RetryPolicy
+from governed_kafka import Catalog, GovernedConsumer, Record, RetryPolicy, _kafka
 from governed_kafka.cli import main
 from kafka_helpers import read_all, write_catalog
 
@@ -363,3 +363,24 @@ def test_redrive_decodes_by_the_writer_schema_and_sends_by_the_current_one(
         run_until(consumer, lambda: bool(values), handler, 30)
     created = datetime.datetime.fromtimestamp(1_700_000_000, tz=datetime.timezone.utc)
     assert values == [{**order, "created_at": created, "items": [], "channel": None}]
+
+
+def test_a_read_does_not_count_the_time_its_caller_spends_on_each_record(
+    kafka_broker: Broker, provisioned: CatalogFactory, topic_name: str
+) -> None:
+    """The read behind redrive and the parked-key rebuild times its own waiting only: a
+    caller that spends longer on the records than the read's timeout (a redrive commits
+    a transaction for each) still reads the whole range."""
+    catalog = provisioned(_contracts(topic_name))
+    bootstrap = kafka_broker.bootstrap_servers
+    total = 1200  # more than one fetch of the reader: it waits again after the first
+    produce(catalog, bootstrap, topic_name, [(f"k{i}", str(i)) for i in range(total)])
+    seen = []
+    with _kafka.LogReader({"bootstrap.servers": bootstrap}) as reader:
+        started = time.monotonic()
+        for entry in reader.read({(topic_name, 0): (0, total)}, timeout=3):
+            seen.append(int(entry.value))
+            if len(seen) == 1:
+                time.sleep(4)
+    assert seen == list(range(total))
+    assert time.monotonic() - started > 4  # longer than the timeout, in the caller
