@@ -235,24 +235,19 @@ _MISSING: Final = object()
 
 
 @attrs.frozen(repr=False)
-class _Transactional(CommitStrategy):
+class _Transactional(_Batched):
+    """Batched by the same bounds, each batch committed in a transaction of ``producer``."""
+
     kind: ClassVar[str] = "transactional"
-    producer: ProducerBase = attrs.field(eq=False)
-    max_records: int
-    max_interval_s: float
+    producer: ProducerBase = attrs.field(eq=False, kw_only=True)
+
+    @property
+    def synchronous(self) -> bool:
+        return True
 
     @property
     def commits_in_transactions(self) -> bool:
         return True
-
-    def due(self, processed_since: int, seconds_since: float) -> bool:
-        if processed_since <= 0:
-            return False
-        return processed_since >= self.max_records or seconds_since >= self.max_interval_s
-
-    @property
-    def settle_every(self) -> int:
-        return self.max_records
 
     def __repr__(self) -> str:
         return (
