@@ -2,12 +2,13 @@
 
 ``kafka_broker`` is parametrized over both brokers: every test that takes it runs on
 the embedded Tansu broker (the default tier) and on the session's three-node Apache
-Kafka cluster (the ``apache_kafka`` tier, ``python -m pytest -m apache_kafka``). Tests
+Kafka cluster (the ``apache_kafka`` tier, ``python -m pytest -m apache_kafka -n 1``). Tests
 that need what only one of them has take ``tansu_broker`` or ``kafka_cluster``.
 """
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +26,12 @@ CatalogFactory = Callable[..., Catalog]
 #: Either broker; both offer ``bootstrap_servers`` and ``create_topic()``.
 Broker = LocalBroker | KafkaCluster
 
-#: xdist group of every Apache Kafka test: they share one cluster, in one worker.
-APACHE_KAFKA_GROUP = "apache-kafka"
+#: Why the Apache Kafka tier refuses to run on several pytest-xdist workers.
+ONE_WORKER = (
+    "the Apache Kafka tier shares one three-node cluster per session; on {workers} "
+    "pytest-xdist workers each would start its own (three JVMs each, on this machine): "
+    "run it on one worker, python -m pytest -m apache_kafka -n 1"
+)
 
 
 @pytest.fixture(scope="session")
@@ -81,15 +86,25 @@ def _impossible(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop pairings no broker can run; send every Apache Kafka test to one xdist worker,
-    since they share one cluster per session."""
+    """Drop pairings no broker can run."""
     impossible = [item for item in items if _impossible(item)]
     if impossible:
         config.hook.pytest_deselected(items=impossible)
         items[:] = [item for item in items if not _impossible(item)]
-    for item in items:
-        if item.get_closest_marker("apache_kafka") is not None:
-            item.add_marker(pytest.mark.xdist_group(APACHE_KAFKA_GROUP))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail an Apache Kafka test run on several xdist workers before any cluster starts.
+
+    Each worker is a pytest session of its own, with its own session-scoped cluster:
+    four workers would start twelve JVMs on two cores, and nodes then miss their startup
+    deadline. (Grouping the tier onto one worker with ``xdist_group`` and ``--dist
+    loadgroup`` silently stopped grouping on pytest 9.2: pytest-xdist#1386.)
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and item.get_closest_marker("apache_kafka") is not None:
+        pytest.fail(ONE_WORKER.format(workers=workers), pytrace=False)
 
 
 @pytest.fixture

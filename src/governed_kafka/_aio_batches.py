@@ -161,7 +161,7 @@ class TransactionalRun:
             await self._attempt(self._handler, record, attempt)
         except Exception as error:
             rewind = batches.failed(record, error)
-            if not rewind.failed.exhausted:
+            if rewind.failed is not None and not rewind.failed.exhausted:
                 handling.retrying(record, attempt, error, rewind.wait_s, stats)
             raise rewind from error
 
@@ -169,15 +169,14 @@ class TransactionalRun:
         """(worker) The batch is done: mark it processed; the strategy commits when due
         (a commit the producer had to abort rewinds)."""
         self.stats.records += len(records)
-        for record in records:
-            self._consumer.mark_processed(record)
+        self._consumer._mark_batch(records)
         self._undo()
 
     def _rewound(self, rewind: Rewind) -> None:
         """(worker) Abort the doomed transaction and rewind."""
         batches = self._batches
         if batches.doomed is not None:
-            batches.abort("handler-error", rewind.error)
+            batches.abort_doomed()
         self._undo()
 
     def _undo(self) -> None:

@@ -59,13 +59,17 @@ class Failed:
 
 class Rewind(Exception):
     """A handler failed: the batch's transaction is doomed, and the consumer reads again
-    from the last committed offsets after ``wait_s``.
+    from the last committed offsets after ``wait_s``. ``failed`` is ``None`` when the
+    record is not to blame: its send was refused because the transaction had already
+    lost another record.
 
     Raised by the consumer's handling and caught by its run loop; it never reaches the
     application.
     """
 
-    def __init__(self, record: Record, error: BaseException, failed: Failed, wait_s: float):
+    def __init__(
+        self, record: Record, error: BaseException, failed: Failed | None, wait_s: float
+    ) -> None:
         super().__init__(f"{record.topic}[{record.partition}]@{record.offset} failed: {error}")
         self.record = record
         self.error = error
@@ -109,6 +113,9 @@ class BatchTransactions:
         #: Records and dead letters undone by rewinds, until the run loop takes them.
         self.undone = (0, 0)
         self._aborted_commits = 0
+        #: Why the doomed transaction cannot commit when it lost a record (its sends
+        #: were refused): it is then aborted as a failed commit.
+        self._lost: TransactionError | None = None
 
     def bind(self, client: _kafka.ConsumerClient) -> None:
         """Rewind and read the group metadata through ``client``."""
@@ -203,6 +210,10 @@ class BatchTransactions:
             raise error
         if fatal is not None:
             raise fatal from error
+        lost = self.transactions.lost_a_record(error)
+        if lost is not None:  # not the record's failure: the transaction's
+            self.doomed = self._lost = lost
+            return Rewind(record, lost, None, 0.0)
         key = (record.topic, record.partition, record.offset)
         previous = self.failures.get(key)
         attempts = 1 if previous is None else previous.attempts + 1
@@ -228,11 +239,12 @@ class BatchTransactions:
         if self.transactions.fatal is not None:
             return None
         if self.doomed is not None:
-            self.abort("handler-error", self.doomed, going=going)
+            self.abort_doomed(going=going)
             return None
         if not self.open:
             return None
         assert self._client is not None
+        processed = self._book.processed_since_commit
         offsets = self._book.to_commit()
         try:
             self.transactions.commit(
@@ -247,6 +259,7 @@ class BatchTransactions:
         except TransactionError as failed:
             if failed.fatal or not failed.aborted:
                 raise
+            self._book.processed_since_commit = processed  # undone by the rewind
             self._rewind(going)
             self._aborted_commits += 1
             _log.warning(
@@ -275,6 +288,37 @@ class BatchTransactions:
             if position is not None and key[2] < position:
                 del self.failures[key]
 
+    def abort_doomed(self, *, going: Iterable[Key] = ()) -> None:
+        """Abort the doomed transaction: for its handler's error, or, when it lost a
+        record, as a failed commit (counted in the aborted commits in a row; the
+        ``TransactionError`` is raised at ``MAX_ABORTED_COMMITS``)."""
+        lost, self._lost = self._lost, None
+        if lost is None:
+            self.abort("handler-error", self.doomed, going=going)
+            return
+        self.abort("commit-failed", lost, going=going)
+        self._aborted_commits += 1
+        _log.warning(
+            "group %r: %s; the transaction was aborted and the batch is read again "
+            "(%d aborted commits in a row)",
+            self.group_id,
+            lost,
+            self._aborted_commits,
+        )
+        if self._aborted_commits >= MAX_ABORTED_COMMITS:
+            msg = (
+                f"{lost}; the transaction was aborted: none of its records, nor the offsets "
+                "sent with it, will be visible"
+            )
+            raise TransactionError(
+                msg,
+                transactional_id=lost.transactional_id,
+                operation="commit_transaction",
+                code=lost.code,
+                aborted=True,
+                failures=lost.failures,
+            ) from lost
+
     def abort(self, reason: str, error: BaseException | None, *, going: Iterable[Key] = ()) -> None:
         """Abort the open transaction and rewind every partition not ``going``."""
         if self.open:
@@ -287,7 +331,7 @@ class BatchTransactions:
         """Read every held partition again from its last committed offset (or, never
         committed here, from the first record read)."""
         assert self._client is not None
-        self.doomed = None
+        self.doomed = self._lost = None
         skip = set(going)
         positions = []
         for key in sorted(self._book.keys()):
@@ -335,7 +379,7 @@ class BatchTransactions:
         """After a handler failed (sync consumers): abort the doomed transaction if that
         did not happen yet, wait the backoff; return the records and dead letters undone."""
         if self.doomed is not None:
-            self.abort("handler-error", rewind.error)
+            self.abort_doomed()
         undone = self.take_undone()
         self.wait(rewind, stopping)
         return undone

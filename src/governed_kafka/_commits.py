@@ -78,7 +78,7 @@ class Commits:
         aborted at once)."""
         batches = self.batches
         if batches is not None and batches.doomed is not None:
-            batches.abort("handler-error", batches.doomed)
+            batches.abort_doomed()
             return
         book = self._book
         if self.strategy.due(book.processed_since_commit, time.monotonic() - book.last_commit):

@@ -133,6 +133,8 @@ class ConsumerBase:
         self._book = OffsetBook()
         self._decoders = {name: topic.decode for name, topic in self._topics.items()}
         self._buffer: deque[Record] = deque()
+        #: Rewinds so far (a transactional consumer's aborts): a batch stops at one.
+        self._rewinds = 0
         self._paused = False
         self._last_poll = time.monotonic()
         self._current: Record | None = None
@@ -428,6 +430,14 @@ class ConsumerBase:
         if self._book.mark((record.topic, record.partition), record.offset):
             self._progressed()
 
+    def _mark_batch(self, records: list[Record]) -> None:
+        """Mark a handled batch processed, then commit if due: once at the end, so that a
+        transaction commits with the offsets of every record whose sends it holds."""
+        book = self._book
+        counted = [book.mark((r.topic, r.partition), r.offset) for r in records]
+        if any(counted):
+            self._progressed()
+
     def run(
         self,
         handler: Callable[[Record], object],
@@ -503,6 +513,10 @@ class ConsumerBase:
                 stats.dead_lettered += self._undecodable
                 if records:
                     self._handle(handler, records, stats, batch=batch, deadline=deadline)
+                    if self._batches is not None:  # what rewinds undid is handled again
+                        records_undone, letters_undone = self._batches.take_undone()
+                        stats.records -= records_undone
+                        stats.dead_lettered -= letters_undone
         except ProducerFenced as exc:
             fenced = exc
             raise
@@ -545,6 +559,7 @@ class ConsumerBase:
         last_topic: str | None = None
         last_partition = -1
         offsets: PartitionOffsets | None = None
+        rewinds = self._rewinds
         try:
             for index, record in enumerate(records):
                 if self._stopping or (deadline is not None and time.monotonic() >= deadline):
@@ -558,6 +573,10 @@ class ConsumerBase:
                         handler(record)
                     except Exception as first:
                         handling.recover(handler, record, first, stats)
+                if self._rewinds != rewinds:  # its transaction was aborted meanwhile
+                    handled -= done  # unsettled, so not in what the rewind undid
+                    done = 0
+                    break  # the batch is read again
                 handled += 1
                 topic, partition, offset = record[0], record[1], record[2]
                 if partition != last_partition or topic != last_topic:
@@ -573,6 +592,8 @@ class ConsumerBase:
                 ):
                     self._settled(done)
                     done = 0
+                    if self._rewinds != rewinds:
+                        break  # the commit failed and was aborted: the rest is read again
         finally:
             self._current = None
             stats.records += handled
@@ -604,6 +625,7 @@ class ConsumerBase:
 
     def _read_again(self) -> None:
         """A rewind: records read and not handled are read again; intake resumes."""
+        self._rewinds += 1
         self._buffer.clear()
         if self._paused:
             self._resume()

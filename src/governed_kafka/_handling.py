@@ -191,7 +191,7 @@ class Handling:
                 self.attempt(handler, record, attempt)
         except Exception as error:
             rewind = batches.failed(record, error)
-            if not rewind.failed.exhausted:
+            if rewind.failed is not None and not rewind.failed.exhausted:
                 self.retrying(record, attempt, error, rewind.wait_s, stats)
             raise rewind from error
         except BaseException as interrupted:  # KeyboardInterrupt, SystemExit mid-record

@@ -41,6 +41,10 @@ __all__ = ["USER", "Transactions"]
 
 _log = logging.getLogger("governed_kafka.producer")
 
+#: Longest a send refused with ``_STATE`` waits for the report of the record its
+#: transaction lost (the refusal can come first).
+_LOSS_WAIT_S: Final = 5.0
+
 #: First and longest pause between calls librdkafka says may be repeated.
 _RETRY_FIRST_WAIT_S: Final = 0.05
 _RETRY_MAX_WAIT_S: Final = 1.0
@@ -93,6 +97,36 @@ class Transactions:
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ state
+
+    def lost_a_record(self, refusal: BaseException) -> TransactionError | None:
+        """Whether ``refusal``, what a send of the open transaction raised, means that the
+        transaction already lost a record: librdkafka then refuses every send with
+        ``_STATE`` until the transaction is aborted, whatever record it is.
+
+        Serves delivery reports for up to ``_LOSS_WAIT_S`` for the failed record to be
+        reported; returns the error naming it, or ``None`` if none failed.
+        """
+        if not (isinstance(refusal, DeliveryError) and refusal.code == "_STATE" and self.open):
+            return None
+        deadline = time.monotonic() + _LOSS_WAIT_S
+        while not self._failures and time.monotonic() < deadline:
+            self._client.poll(0.05)
+        if not self._failures:
+            return None
+        undelivered = tuple(self._failures)
+        msg = (
+            f"transaction {self.sequence} of {self.transactional_id!r} lost a record before "
+            f"its commit ({undelivered[0]}), and librdkafka refuses its sends until it is "
+            "aborted"
+        )
+        return TransactionError(
+            msg,
+            transactional_id=self.transactional_id,
+            operation="send",
+            code=undelivered[0].code,
+            abortable=True,
+            failures=undelivered,
+        )
 
     @property
     def fatal(self) -> TransactionError | None:

@@ -552,3 +552,91 @@ def test_on_revoke_the_open_transaction_commits_before_the_partitions_go(
     counts = _values(read_all(bootstrap, sink, timeout=60, config=READ_COMMITTED))
     assert {i: n for i, n in counts.items() if n != 1} == {}
     assert set(counts) == set(range(total))
+
+
+def _once_too_large(
+    kafka_cluster: KafkaCluster, tmp_path: Path, name: str, *, flush: bool
+) -> tuple[Catalog, str, str, list[int], _Transactions, Any]:
+    """40 inputs on one partition through a transactional consumer committing every 10;
+    the first output of input 3 is too large for the sink (refused by the broker once),
+    its later ones are not. ``flush`` waits for that refusal inside the handler, so that
+    the next send finds the transaction already failed."""
+    source, sink = unique_topic(name), unique_topic(f"{name}-out")
+    catalog = _provision(kafka_cluster, tmp_path, _contracts(source, sink, partitions=1))
+    bootstrap = kafka_cluster.bootstrap_servers
+    set_topic_configs(bootstrap, sink, {"max.message.bytes": "1000"})
+    _load(catalog, bootstrap, source, 40)
+    seen = _Transactions()
+    out = GovernedProducer(
+        catalog,
+        service="enricher",
+        bootstrap_servers=bootstrap,
+        transactional_id=f"t-{sink}",
+        hooks=[seen],
+    )
+    handled: list[int] = []
+
+    def handler(record: Record) -> None:
+        value = int(record.value)
+        first = value not in handled
+        handled.append(value)
+        if value == 3 and first:
+            out.send(sink, b"x" * 5000, key=record.key)
+            if flush:
+                out.flush(30)
+        else:
+            out.send(sink, record.value, key=record.key)
+
+    consumer = GovernedConsumer(
+        catalog,
+        service="enricher",
+        group_id=f"once-{source}",
+        topics=[source],
+        bootstrap_servers=bootstrap,
+        commit=CommitStrategy.transactional(out, max_records=10),
+        overrides={"session.timeout.ms": 6000},
+    )
+    try:
+        summary = consumer.run(handler, max_records=40, timeout=120)
+    finally:
+        consumer.close()
+        out.close()
+    return catalog, source, sink, handled, seen, summary
+
+
+def test_a_commit_aborted_mid_batch_ends_the_batch_and_every_output_commits_once(
+    kafka_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    """A commit that fails after 10 of a polled batch of 40 aborts and rewinds: the other
+    30 are not handled in a transaction of their own (that committed their outputs
+    without moving the offsets, and the re-read sent them again), but read again. Each
+    input's output is committed exactly once and the run counts each input once."""
+    _, _, sink, handled, seen, summary = _once_too_large(
+        kafka_cluster, tmp_path, "eos-midbatch", flush=False
+    )
+    bootstrap = kafka_cluster.bootstrap_servers
+    outputs = _values(read_all(bootstrap, sink, timeout=30, config=READ_COMMITTED))
+    assert outputs == Counter(range(40))
+    assert summary.records == 40
+    assert {a.reason for a in seen.aborts} == {"commit-failed"}
+    assert handled[:10] == list(range(10))  # the first transaction, aborted at its commit
+    assert handled[10:20] == list(range(10))  # read again at once, not 10 to 19
+
+
+def test_a_send_refused_because_the_transaction_lost_a_record_does_not_blame_its_record(
+    kafka_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    """Once the broker refused an output of input 3, librdkafka refuses every later send
+    of that transaction (``_STATE``), here input 4's. That is the transaction's failure,
+    not input 4's: it is aborted as a failed commit, input 4 gets no attempt counted and
+    is not dead-lettered, and every output is committed exactly once."""
+    _, source, sink, _, seen, summary = _once_too_large(
+        kafka_cluster, tmp_path, "eos-blame", flush=True
+    )
+    bootstrap = kafka_cluster.bootstrap_servers
+    outputs = _values(read_all(bootstrap, sink, timeout=30, config=READ_COMMITTED))
+    assert outputs == Counter(range(40))
+    assert read_all(bootstrap, f"{source}.dlq", timeout=5, config=READ_COMMITTED) == []
+    assert (summary.records, summary.retries, summary.dead_lettered) == (40, 0, 0)
+    assert [a.reason for a in seen.aborts][:1] == ["commit-failed"]
+    assert {a.reason for a in seen.aborts} == {"commit-failed"}
