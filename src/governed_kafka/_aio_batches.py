@@ -65,6 +65,7 @@ class TransactionalRun:
         assert parts.batches is not None
         self._consumer = consumer
         self._handling = parts.handling
+        self._mark_batch = parts.mark_batch
         self._batches: BatchTransactions = parts.batches
         self._worker = worker
         self._inbox = inbox
@@ -169,7 +170,7 @@ class TransactionalRun:
         """(worker) The batch is done: mark it processed; the strategy commits when due
         (a commit the producer had to abort rewinds)."""
         self.stats.records += len(records)
-        self._consumer._mark_batch(records)
+        self._mark_batch(records)
         self._undo()
 
     def _rewound(self, rewind: Rewind) -> None:
@@ -181,9 +182,7 @@ class TransactionalRun:
 
     def _undo(self) -> None:
         """The run's counts go down by what rewinds undid: it is handled again."""
-        records, dead_letters = self._batches.take_undone()
-        self.stats.records -= records
-        self.stats.dead_lettered -= dead_letters
+        self.stats.undo(self._batches.take_undone())
 
     async def _backoff(self, seconds: float) -> None:
         """Wait the retry policy's backoff before reading again, unless the run ends."""

@@ -197,6 +197,7 @@ class ConsumerBase:
                     handling=self._handling,
                     commits=self._commits,
                     watch=self._watch,
+                    mark_batch=self._mark_batch,
                     batches=self._batches,
                 )
             )
@@ -431,8 +432,7 @@ class ConsumerBase:
             self._progressed()
 
     def _mark_batch(self, records: list[Record]) -> None:
-        """Mark a handled batch processed, then commit if due: once at the end, so that a
-        transaction commits with the offsets of every record whose sends it holds."""
+        """Mark a batch processed, then commit if due (with every record's offset)."""
         book = self._book
         counted = [book.mark((r.topic, r.partition), r.offset) for r in records]
         if any(counted):
@@ -514,9 +514,7 @@ class ConsumerBase:
                 if records:
                     self._handle(handler, records, stats, batch=batch, deadline=deadline)
                     if self._batches is not None:  # what rewinds undid is handled again
-                        records_undone, letters_undone = self._batches.take_undone()
-                        stats.records -= records_undone
-                        stats.dead_lettered -= letters_undone
+                        stats.undo(self._batches.take_undone())
         except ProducerFenced as exc:
             fenced = exc
             raise
@@ -619,9 +617,7 @@ class ConsumerBase:
     def _rewound(self, rewind: Rewind, stats: RunStats) -> None:
         """A handler failed in a transaction: abort it, read again after the backoff."""
         assert self._batches is not None
-        records, dead_letters = self._batches.recover(rewind, lambda: self._stopping)
-        stats.records -= records
-        stats.dead_lettered -= dead_letters
+        stats.undo(self._batches.recover(rewind, lambda: self._stopping))
 
     def _read_again(self) -> None:
         """A rewind: records read and not handled are read again; intake resumes."""

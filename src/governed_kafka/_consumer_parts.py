@@ -9,6 +9,7 @@ handlers of partitions that go, and to handle records on the loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
@@ -17,6 +18,7 @@ from ._batch_transactions import BatchTransactions
 from ._commits import Commits
 from ._handling import Handling
 from ._health import HealthWatch
+from ._records import Record
 
 __all__ = ["ConsumerExtension", "ConsumerParts"]
 
@@ -32,6 +34,9 @@ class ConsumerParts:
     commits: Commits
     #: The health watch (the asyncio consumer tells it which record each handler is on).
     watch: HealthWatch
+    #: Marks a handled batch processed, then commits if due: once, so that a transaction
+    #: commits with the offsets of every record whose sends it holds.
+    mark_batch: Callable[[list[Record]], None]
     #: The batches' transactions of a transactional consumer, else ``None``.
     batches: BatchTransactions | None = None
 

@@ -70,6 +70,11 @@ class RunStats:
         self.attempt += 1
         return self.attempt
 
+    def undo(self, undone: tuple[int, int]) -> None:
+        """Records and dead letters a rewind undid (they are handled again)."""
+        self.records -= undone[0]
+        self.dead_lettered -= undone[1]
+
     def reset_attempts(self) -> None:
         """The record at hand is done with: the next one starts at attempt 1."""
         self.attempt = 1
