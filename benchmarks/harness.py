@@ -13,11 +13,16 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from governed_kafka.testing import LocalBroker
 
@@ -164,3 +169,37 @@ def report(
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
     return result
+
+
+def instructions(script: str, *args: str, label: str) -> dict[str, int]:
+    """Run ``python -c script *args`` under valgrind's callgrind; return the instructions
+    it executed, ``{"all": total, "main": the main thread's}``.
+
+    Raises ``SystemExit`` naming ``label`` when valgrind is missing or the child failed.
+    """
+    if shutil.which("valgrind") is None:
+        raise SystemExit(f"{label}: needs valgrind on PATH (apt install valgrind)")
+    with tempfile.TemporaryDirectory() as out:
+        done = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--separate-threads=yes",
+                f"--callgrind-out-file={out}/cg",
+                sys.executable,
+                "-c",
+                script,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"{label}: the child failed:\n{done.stderr[-2000:]}")
+        main = 0
+        for path in Path(out).glob("cg-01"):  # the first thread is the one that runs Python
+            totals = re.search(r"^(?:totals|summary): (\d+)", path.read_text(), re.MULTILINE)
+            main = int(totals.group(1)) if totals else 0
+    return {"all": int(found.group(1)), "main": main}

@@ -22,10 +22,6 @@ Needs valgrind (``apt install valgrind``); one run takes a few minutes.
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -83,36 +79,14 @@ _EXTRA = 40_000
 
 
 def _instructions(tree: Path, mode: str, bootstrap: str, topic: str, count: int) -> int:
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            CHILD,
-            str(tree),
-            mode,
-            bootstrap,
-            topic,
-            str(count),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"{mode}: the child failed:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    args = (str(tree), mode, bootstrap, topic, str(count))
+    return harness.instructions(CHILD, *args, label=f"send_instructions.py, {mode}")["all"]
 
 
 def main() -> None:
     parser = harness.arguments(__doc__.splitlines()[0], repeats=1, messages=5_000)
     parser.add_argument("--baseline-src", type=Path, help="src/ of a tree to compare with")
     args = parser.parse_args()
-    if shutil.which("valgrind") is None:
-        raise SystemExit("send_instructions.py needs valgrind on PATH (apt install valgrind)")
     here = Path(__file__).resolve().parent.parent / "src"
     variants = [("raw", here), ("raw+callback", here), ("raw+future", here), ("governed", here)]
     if args.baseline_src is not None:
