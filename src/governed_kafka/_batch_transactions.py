@@ -261,14 +261,7 @@ class BatchTransactions:
                 raise
             self._book.processed_since_commit = processed  # undone by the rewind
             self._rewind(going)
-            self._aborted_commits += 1
-            _log.warning(
-                "group %r: %s; the batch is read again (%d aborted commits in a row)",
-                self.group_id,
-                failed,
-                self._aborted_commits,
-            )
-            if self._aborted_commits >= MAX_ABORTED_COMMITS:
+            if self._count_aborted(failed):
                 raise
             return offsets, failed
         self._aborted_commits = 0
@@ -297,15 +290,7 @@ class BatchTransactions:
             self.abort("handler-error", self.doomed, going=going)
             return
         self.abort("commit-failed", lost, going=going)
-        self._aborted_commits += 1
-        _log.warning(
-            "group %r: %s; the transaction was aborted and the batch is read again "
-            "(%d aborted commits in a row)",
-            self.group_id,
-            lost,
-            self._aborted_commits,
-        )
-        if self._aborted_commits >= MAX_ABORTED_COMMITS:
+        if self._count_aborted(lost):
             msg = (
                 f"{lost}; the transaction was aborted: none of its records, nor the offsets "
                 "sent with it, will be visible"
@@ -318,6 +303,20 @@ class BatchTransactions:
                 aborted=True,
                 failures=lost.failures,
             ) from lost
+
+    def _count_aborted(self, failed: TransactionError) -> bool:
+        """A commit failed and its transaction was aborted (the batch is read again):
+        count it in the aborted commits in a row; return whether that is too many, so
+        the consumer must stop with ``failed``."""
+        self._aborted_commits += 1
+        _log.warning(
+            "group %r: %s; the transaction was aborted and the batch is read again "
+            "(%d aborted commits in a row)",
+            self.group_id,
+            failed,
+            self._aborted_commits,
+        )
+        return self._aborted_commits >= MAX_ABORTED_COMMITS
 
     def abort(self, reason: str, error: BaseException | None, *, going: Iterable[Key] = ()) -> None:
         """Abort the open transaction and rewind every partition not ``going``."""
