@@ -56,8 +56,8 @@ def pace(send: Callable[[], None], records: int, rate: int, wait: Callable[[floa
     """Call ``send`` ``records`` times at ``rate`` per second."""
     begin = time.perf_counter()
     for i in range(records):
-        ahead = begin + i / rate - time.perf_counter()
-        if ahead > 0:
+        # Until the record's time: a producer's poll() returns once it served a report.
+        while (ahead := begin + i / rate - time.perf_counter()) > 0:
             wait(ahead)
         send()
 
