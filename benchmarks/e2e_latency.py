@@ -62,8 +62,7 @@ def _pace(
     begin = time.perf_counter()
     for i in range(messages):
         # Until the record's time: a raw producer's poll() returns as soon as it served
-        # a delivery report, and sending then would give raw a schedule of its own
-        # (each record right after the last one's acknowledgement, on an idle link).
+        # a delivery report, and sending then would give raw a schedule of its own.
         while (wait := begin + i / rate - time.perf_counter()) > 0:
             serve(wait)
         send(STAMP.pack(time.monotonic_ns()) + PAD)

@@ -223,7 +223,8 @@ class _Clients(Protocol):
         """Wait until everything sent is delivered."""
 
     def serve(self, seconds: float) -> None:
-        """Wait ``seconds``, serving delivery reports if the client needs it."""
+        """Wait up to ``seconds``, serving delivery reports if the client needs it (it
+        may return sooner, once it served one; the caller waits again)."""
 
     def close_producer(self) -> None:
         """Deliver and release the producer."""
